@@ -1,0 +1,1 @@
+COPY _inflight FROM STDIN (FORMAT csv)

@@ -1,0 +1,9 @@
+-- Target table: the source's columns with the same names and types, plus metadata columns (_*).
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {table} (
+    {column_defs},
+    _synced_at  timestamptz NOT NULL DEFAULT now(),
+    _run_id     text,
+    _deleted_at timestamptz,
+    PRIMARY KEY ({primary_key})
+);

@@ -1,0 +1,26 @@
+-- Bookkeeping tables in the warehouse (idempotent).
+CREATE SCHEMA IF NOT EXISTS warehouse_sync;
+
+CREATE TABLE IF NOT EXISTS warehouse_sync.audit (
+    id            bigserial PRIMARY KEY,
+    pipeline      text        NOT NULL,
+    run_id        text        NOT NULL,
+    step          text        NOT NULL,   -- plan | extract | load | reconcile_window | reconcile_table
+    batch_index   integer,
+    window_start  timestamptz,
+    window_end    timestamptz NOT NULL,
+    rows          bigint      NOT NULL DEFAULT 0,
+    bytes         bigint      NOT NULL DEFAULT 0,
+    seconds       double precision NOT NULL DEFAULT 0,
+    status        text        NOT NULL,   -- ok | failed | drift
+    detail        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    recorded_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS audit_pipeline_window ON warehouse_sync.audit (pipeline, window_end);
+
+CREATE TABLE IF NOT EXISTS warehouse_sync.sync_state (
+    pipeline        text PRIMARY KEY,
+    late_horizon    timestamptz,          -- oldest source transaction still open when a window was read
+    high_watermark  timestamptz,          -- greatest window end loaded
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);

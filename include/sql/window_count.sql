@@ -1,0 +1,2 @@
+-- Rows in a window of the cursor.
+SELECT count(*) FROM {table} WHERE {window}

@@ -1,0 +1,158 @@
+"""The four steps of a sync run as plain functions: plan, extract, load, reconcile.
+
+Each takes open connections and JSON-friendly arguments, returns JSON-friendly results (what the
+DAG passes through XCom) and writes an audit row. The DAG's tasks only open the connections and
+call these, so every step runs the same under a unit test, ``dag.test()`` and a real scheduler.
+Each step is idempotent: running it twice for the same window leaves the same warehouse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+import psycopg
+
+from warehouse_sync import audit
+from warehouse_sync.catalog import describe_source
+from warehouse_sync.config import REPO_ROOT, Pipeline
+from warehouse_sync.extract import extract_batch
+from warehouse_sync.merge import load_files
+from warehouse_sync.planner import Batch, Window, plan_batches, wait_for_inflight
+from warehouse_sync.reconcile import raise_on_drift, reconcile
+
+log = logging.getLogger(__name__)
+STAGING_ENV = "WAREHOUSE_SYNC_STAGING_ROOT"
+
+
+def staging_root() -> Any:
+    """The staging root as an ``ObjectStoragePath``: ``$WAREHOUSE_SYNC_STAGING_ROOT`` or ``<repo>/.staging``.
+
+    Any fsspec URL works (``s3://bucket/prefix`` with the matching Airflow connection).
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(os.environ.get(STAGING_ENV) or f"file://{REPO_ROOT / '.staging'}")
+
+
+def effective_window(
+    pipeline: Pipeline, interval_start: datetime, interval_end: datetime, late_horizon: datetime | None,
+    full_snapshot: bool,
+) -> Window:
+    """The cursor window a run reads: its data interval, widened back by the lookback and by a
+    pending late horizon; unbounded below for a full snapshot."""
+    if full_snapshot:
+        return Window(None, interval_end)
+    start = interval_start - timedelta(minutes=pipeline.lookback_minutes)
+    if late_horizon is not None and late_horizon < start:
+        log.info("%s: re-reading from late horizon %s (a transaction was still open when it was read)",
+                 pipeline.name, late_horizon)
+        start = late_horizon
+    return Window(start, interval_end)
+
+
+def plan(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    interval_start: datetime, interval_end: datetime, run_id: str, full_snapshot: bool = False,
+) -> dict[str, Any]:
+    """Validates the source, settles late commits and splits the window into keyset batches.
+
+    Returns:
+        ``{"window": {...}, "batches": [{"batch": {...}}, ...], "own_horizon": iso str | None}``:
+        the ``batches`` list is what the extract task is expanded over.
+
+    Raises:
+        TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+    """
+    started = time.monotonic()
+    describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    audit.ensure_meta(warehouse)
+    state = audit.read_state(warehouse, pipeline.name)
+    window = effective_window(pipeline, interval_start, interval_end, state.late_horizon, full_snapshot)
+    own_horizon = wait_for_inflight(source, interval_end, pipeline.settle_timeout_seconds)
+    if own_horizon is not None:
+        audit.hold_late_horizon(warehouse, pipeline.name, own_horizon)
+    batches = plan_batches(source, pipeline, window)
+    audit.record(warehouse, pipeline.name, run_id, "plan", window, seconds=time.monotonic() - started,
+                 detail={"batches": len(batches), "late_horizon": own_horizon.isoformat() if own_horizon else None})
+    log.info("%s %s: %d batch(es) of <= %d rows", pipeline.source, window, len(batches), pipeline.batch_size)
+    return {
+        "window": window.to_dict(),
+        "batches": [{"batch": b.to_dict()} for b in batches],
+        "own_horizon": own_horizon.isoformat() if own_horizon else None,
+    }
+
+
+def extract(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], batch: dict[str, Any], run_id: str, root: Any = None,
+) -> dict[str, Any]:
+    """Writes one batch to its Parquet file; returns ``{"path", "rows", "bytes", "seconds", "batch_index"}``."""
+    win, bat = Window.from_dict(window), Batch.from_dict(batch)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root())
+    audit.record(warehouse, pipeline.name, run_id, "extract", win, rows=result.rows, bytes_=result.bytes,
+                 seconds=result.seconds, batch_index=bat.index, detail={"path": result.path})
+    return result.to_dict()
+
+
+def _as_path(path: str) -> Any:
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(path if "://" in path else f"file://{path}")
+
+
+def load(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], files: Iterable[dict[str, Any]], run_id: str, own_horizon: str | None = None,
+    open_path: Any = None,
+) -> dict[str, Any]:
+    """COPYs the window's files into staging and merges them into the target in one transaction.
+
+    Returns:
+        ``{"files", "staged", "merged", "unchanged", "seconds"}`` (rows and seconds).
+    """
+    win = Window.from_dict(window)
+    files = sorted(files, key=lambda f: f["batch_index"])
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    to_path = open_path or _as_path
+    try:
+        result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id)
+    except Exception as exc:
+        warehouse.rollback()
+        audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})
+        raise
+    audit.release_late_horizon(
+        warehouse, pipeline.name, win, datetime.fromisoformat(own_horizon) if own_horizon else None
+    )
+    summary = {"files": len(files), "staged": result.staged, "merged": result.merged,
+               "unchanged": result.unchanged, "seconds": round(result.seconds, 3)}
+    audit.record(warehouse, pipeline.name, run_id, "load", win, rows=result.merged,
+                 bytes_=sum(int(f["bytes"]) for f in files), seconds=result.seconds, detail=summary)
+    return summary
+
+
+def check(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], run_id: str,
+) -> list[dict[str, Any]]:
+    """Reconciles window and (if configured) whole table; audits each comparison.
+
+    Returns:
+        One dict per comparison (:meth:`Comparison.to_dict`).
+
+    Raises:
+        DriftDetected: Counts or checksums differ (names table, window, counts, checksums).
+    """
+    win = Window.from_dict(window)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    comparisons = reconcile(source, warehouse, pipeline, columns, win, pipeline.reconcile_full_table)
+    for c in comparisons:
+        status = "deferred" if c.deferred else ("ok" if c.matches else "drift")
+        audit.record(warehouse, pipeline.name, run_id, f"reconcile_{c.scope}", c.window, status=status,
+                     rows=c.source.rows, seconds=c.seconds, detail=c.to_dict())
+    raise_on_drift(pipeline, comparisons)
+    return [c.to_dict() for c in comparisons]

@@ -1,0 +1,93 @@
+"""DAG integrity: the DAG file imports cleanly (without touching a database), and every DAG has the
+two-hourly data-interval timetable, retries with backoff, tags, and a dynamically mapped extract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dag_file_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"sync_tpch_orders", "sync_tpch_lineitem"}
+
+
+def test_every_dag_runs_every_two_hours_on_data_intervals(dagbag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    for dag in dagbag.dags.values():
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), dag.dag_id
+        assert dag.timetable.expression == "0 */2 * * *"
+        assert str(dag.timetable.timezone) == "UTC"
+
+
+def test_every_task_retries_at_least_twice_with_exponential_backoff(dagbag):
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag.dag_id}.{task.task_id}"
+            assert task.retry_exponential_backoff, f"{dag.dag_id}.{task.task_id}"
+
+
+def test_every_dag_is_tagged_and_documented(dagbag):
+    for dag in dagbag.dags.values():
+        assert "warehouse-sync" in dag.tags and dag.doc_md
+
+
+def test_extract_is_dynamically_mapped_between_plan_and_load(dagbag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    for dag in dagbag.dags.values():
+        extract = dag.get_task("extract")
+        assert isinstance(extract, MappedOperator)
+        assert extract.upstream_task_ids == {"plan"}
+        assert dag.get_task("load").upstream_task_ids == {"plan", "extract"}
+        assert "load" in dag.get_task("reconcile").upstream_task_ids
+
+
+def test_full_snapshot_is_a_boolean_run_param_defaulting_to_false(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.params["full_snapshot"] is False
+
+
+def _parse_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "print('DAGS', sorted(bag.dag_ids))\n"
+        "print('ERRORS', list(bag.import_errors.values()))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_parsing_makes_no_database_call(tmp_path):
+    env = {**os.environ,
+           "AIRFLOW_CONN_SOURCE_POSTGRES": "postgresql://nobody@127.0.0.1:1/none",
+           "AIRFLOW_CONN_WAREHOUSE_POSTGRES": "postgresql://nobody@127.0.0.1:1/none"}
+    result = _parse_in_subprocess(env)
+    assert "DAGS ['sync_tpch_lineitem', 'sync_tpch_orders']" in result.stdout, result.stderr[-2000:]
+    assert "ERRORS []" in result.stdout
+
+
+def test_invalid_pipeline_entry_is_an_import_error_naming_file_table_and_field(tmp_path):
+    bad = tmp_path / "pipelines.yaml"
+    bad.write_text(yaml.safe_dump({"pipelines": [
+        {"name": "orders", "source": "tpch.orders", "primary_key": ["o_orderkey"], "cursor": "updated_at",
+         "target": "dw.orders", "batch_size": -5}]}))
+    result = _parse_in_subprocess({**os.environ, "WAREHOUSE_SYNC_CONFIG": str(bad)})
+    assert "DAGS []" in result.stdout, result.stderr[-2000:]
+    assert str(bad) in result.stdout and "'orders'" in result.stdout and "batch_size" in result.stdout

@@ -1,0 +1,72 @@
+"""Test helpers: a small source table with every interesting type, and one-call sync runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from warehouse_sync import steps
+from warehouse_sync.config import Pipeline, TableRef
+
+T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
+
+ITEMS_DDL = """
+CREATE TABLE t_src.items (
+    tenant      text          NOT NULL,
+    id          bigint        NOT NULL,
+    amount      numeric(18,4),
+    note        text,
+    flag        boolean,
+    born        date,
+    seen_at     timestamptz,
+    ratio       double precision,
+    updated_at  timestamptz   NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX ON t_src.items (updated_at, tenant, id);
+"""
+
+
+def items_pipeline(**overrides: Any) -> Pipeline:
+    """A pipeline over ``t_src.items`` (composite key ``tenant, id``) into ``t_dst.items``."""
+    values = dict(name="items", source=TableRef("t_src", "items"), target=TableRef("t_dst", "items"),
+                  primary_key=("tenant", "id"), cursor="updated_at", batch_size=3, page_size=2,
+                  settle_timeout_seconds=0, reconcile_full_table=True)
+    values.update(overrides)
+    return Pipeline(**values)
+
+
+def create_items(conn, rows: list[tuple]) -> None:
+    """Creates ``t_src.items`` and inserts rows ``(tenant, id, amount, note, flag, born, seen_at, ratio, updated_at)``."""
+    conn.execute(ITEMS_DDL)
+    insert_items(conn, rows)
+
+
+def insert_items(conn, rows: list[tuple]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO t_src.items VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    conn.commit()
+
+
+def simple_rows(count: int, start: datetime = T0, step: timedelta = timedelta(minutes=1), tenant: str = "a"):
+    return [(tenant, i, f"{i}.5000", f"note {i}", i % 2 == 0, None, None, i / 3, start + i * step)
+            for i in range(count)]
+
+
+def sync_window(source, warehouse, pipeline: Pipeline, start: datetime, end: datetime, root: Path,
+                run_id: str = "test", full_snapshot: bool = False, check: bool = True) -> dict[str, Any]:
+    """plan -> extract every batch -> load -> reconcile, with the same step functions the DAG calls."""
+    planned = steps.plan(source, warehouse, pipeline, start, end, run_id, full_snapshot)
+    files = [steps.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
+             for b in planned["batches"]]
+    loaded = steps.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
+                        open_path=Path)
+    checked = steps.check(source, warehouse, pipeline, planned["window"], run_id) if check else None
+    return {"planned": planned, "files": files, "loaded": loaded, "checked": checked}
+
+
+def warehouse_rows(warehouse, table: str = "t_dst.items", columns: str = "tenant, id, amount, note, updated_at"):
+    rows = warehouse.execute(f"SELECT {columns} FROM {table} ORDER BY 1, 2").fetchall()  # test-only SQL
+    warehouse.commit()
+    return rows
