@@ -50,9 +50,9 @@ def build_dag(pipeline: Pipeline):
         def plan(data_interval_start=None, data_interval_end=None, run_id=None, params=None, ti=None):
             """Returns the batches to map over; pushes the window (with its late horizon) as XCom 'window'."""
             from warehouse_sync import steps
-            from warehouse_sync.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connection
+            from warehouse_sync.connections import source_and_warehouse
 
-            with connection(SOURCE_CONN_ID) as src, connection(WAREHOUSE_CONN_ID) as wh:
+            with source_and_warehouse() as (src, wh):
                 planned = steps.plan(src, wh, pipeline, data_interval_start, data_interval_end, run_id,
                                      bool((params or {}).get("full_snapshot")))
             ti.xcom_push(key="window", value={**planned["window"], "late_horizon": planned["own_horizon"]})
@@ -61,26 +61,26 @@ def build_dag(pipeline: Pipeline):
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}")
         def extract(batch: dict, window: dict, run_id=None):
             from warehouse_sync import steps
-            from warehouse_sync.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connection
+            from warehouse_sync.connections import source_and_warehouse
 
-            with connection(SOURCE_CONN_ID) as src, connection(WAREHOUSE_CONN_ID) as wh:
+            with source_and_warehouse() as (src, wh):
                 return steps.extract(src, wh, pipeline, window, batch, run_id)
 
         @task(trigger_rule="none_failed")
         def load(files, window: dict, run_id=None):
             from warehouse_sync import steps
-            from warehouse_sync.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connection
+            from warehouse_sync.connections import source_and_warehouse
 
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
-            with connection(SOURCE_CONN_ID) as src, connection(WAREHOUSE_CONN_ID) as wh:
+            with source_and_warehouse() as (src, wh):
                 return steps.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
 
         @task(trigger_rule="none_failed")
         def reconcile(window: dict, run_id=None):
             from warehouse_sync import steps
-            from warehouse_sync.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connection
+            from warehouse_sync.connections import source_and_warehouse
 
-            with connection(SOURCE_CONN_ID) as src, connection(WAREHOUSE_CONN_ID) as wh:
+            with source_and_warehouse() as (src, wh):
                 return steps.check(src, wh, pipeline, window, run_id)
 
         planned = plan()

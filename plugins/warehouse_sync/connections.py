@@ -97,6 +97,13 @@ def connection(conn_id: str) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
+@contextmanager
+def source_and_warehouse() -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    """``with source_and_warehouse() as (src, wh):`` both Airflow connections, always closed."""
+    with connection(SOURCE_CONN_ID) as src, connection(WAREHOUSE_CONN_ID) as wh:
+        yield src, wh
+
+
 def embedded_uri(socket_dir: Path | str, database: str) -> str:
     """The connection URI for a database on the embedded server's Unix socket."""
     return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{database}"

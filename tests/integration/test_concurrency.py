@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from helpers import T0, create_items, items_pipeline, simple_rows, sync_window, warehouse_rows
@@ -42,21 +42,25 @@ def test_a_row_updated_during_extraction_is_not_lost(source, second_source, ware
     assert [r[2] for r in rows if r[1] in (1, 9)] == ["changed", "changed"]
 
 
-def _now(conn) -> datetime:
-    value = conn.execute("SELECT now()").fetchone()[0]
-    conn.commit()
-    return value
+def open_late_update(source, second_source, row_id: int) -> tuple[datetime, datetime, datetime]:
+    """Seeds rows over the last hour, then leaves an update of ``row_id`` uncommitted in ``second_source``.
+
+    Returns:
+        (window start, the open transaction's start = the row's new cursor, window end just after it).
+    """
+    start = source.execute("SELECT now()").fetchone()[0] - HOUR
+    source.commit()
+    create_items(source, simple_rows(3, start=start))
+    second_source.execute("UPDATE t_src.items SET note = 'late', updated_at = now() WHERE id = %s", (row_id,))
+    began = second_source.execute("SELECT now()").fetchone()[0]
+    time.sleep(0.05)  # the window below has ended before it is read
+    return start, began, began + timedelta(milliseconds=1)
 
 
 def test_a_late_commit_is_waited_out_when_it_commits_within_the_settle_timeout(source, second_source, warehouse,
                                                                                 tmp_path):
-    start = _now(source) - HOUR
-    create_items(source, simple_rows(3, start=start))
+    start, _, end = open_late_update(source, second_source, 0)
     pipeline = items_pipeline(settle_timeout_seconds=20)
-    second_source.execute("UPDATE t_src.items SET note = 'late', updated_at = now() WHERE id = 0")
-    began = second_source.execute("SELECT now()").fetchone()[0]  # the row's cursor: its transaction's start
-    end = began + timedelta(milliseconds=1)
-    time.sleep(0.05)
     committer = threading.Timer(1.5, second_source.commit)
     committer.start()
     try:
@@ -69,13 +73,8 @@ def test_a_late_commit_is_waited_out_when_it_commits_within_the_settle_timeout(s
 
 def test_a_late_commit_after_the_window_was_read_arrives_with_a_later_run(source, second_source, warehouse,
                                                                           tmp_path):
-    start = _now(source) - HOUR
-    create_items(source, simple_rows(3, start=start))
+    start, began, end = open_late_update(source, second_source, 2)
     pipeline = items_pipeline(settle_timeout_seconds=1)
-    second_source.execute("UPDATE t_src.items SET note = 'late', updated_at = now() WHERE id = 2")
-    began = second_source.execute("SELECT now()").fetchone()[0]
-    end = began + timedelta(milliseconds=1)
-    time.sleep(0.05)
     first = sync_window(source, warehouse, pipeline, start, end, tmp_path, run_id="w1")
     assert datetime.fromisoformat(first["planned"]["own_horizon"]) == began
     assert dict((r[1], r[3]) for r in warehouse_rows(warehouse))[2] == "note 2"  # not committed yet
