@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 DEMO_SF ?= 0.1
 export DEMO_SF
 
-.PHONY: install demo test test-unit test-integration airflow lock bench clean
+.PHONY: install demo test test-unit test-integration airflow reconcile lock bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-unit: install
 
 test-integration: install
 	$(PY) -m pytest tests/integration
+
+reconcile: install
+	@test -n "$(TABLE)" || (echo "usage: make reconcile TABLE=schema.table" >&2; exit 2)
+	$(PY) -m warehouse_sync.cli "$(TABLE)"
 
 airflow: install
 	eval "$$($(PY) -m warehouse_sync.connections)" && $(VENV)/bin/airflow standalone

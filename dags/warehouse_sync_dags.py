@@ -1,4 +1,5 @@
-"""Warehouse Sync: one incremental ELT DAG per table in ``include/pipelines.yaml``.
+"""Warehouse Sync: per table in ``include/pipelines.yaml`` an incremental ELT DAG ``sync_<name>`` and a
+daily whole-table reconcile DAG ``reconcile_<name>``.
 
 Every two hours a run owns its data interval ``[data_interval_start, data_interval_end)`` of the
 table's cursor column and runs::
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from warehouse_sync.config import Pipeline, load_config
+from warehouse_sync.alerts import alert_failure
+from warehouse_sync.config import AlertConfig, Pipeline, load_config
 
 SCHEDULE = "0 */2 * * *"
+RECONCILE_SCHEDULE = "0 3 * * *"
 DEFAULT_ARGS = {
     "owner": "data-engineering",
     "retries": int(os.environ.get("WAREHOUSE_SYNC_RETRIES", "2")),
@@ -29,17 +33,26 @@ DEFAULT_ARGS = {
 }
 
 
-def build_dag(pipeline: Pipeline):
+def common_dag_args(pipeline: Pipeline, alerts: AlertConfig, schedule: str) -> dict:
+    """What both DAGs of a pipeline share: UTC data-interval schedule, one run at a time, retries with
+    backoff, and an alert when a task fails after its last retry."""
+    return {
+        "schedule": CronDataIntervalTimetable(schedule, timezone="UTC"),
+        "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {**DEFAULT_ARGS,
+                         "on_failure_callback": partial(alert_failure, alerts=alerts, table=str(pipeline.target))},
+    }
+
+
+def build_dag(pipeline: Pipeline, alerts: AlertConfig):
     """Builds the sync DAG of one pipeline."""
 
     @dag(
         dag_id=pipeline.dag_id,
         description=f"Incremental sync {pipeline.source} -> warehouse {pipeline.target}",
-        schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        **common_dag_args(pipeline, alerts, SCHEDULE),
         tags=["warehouse-sync", pipeline.name, *pipeline.tags],
         params={"full_snapshot": Param(False, type="boolean",
                                        description="Read all rows with cursor < data_interval_end")},
@@ -81,7 +94,14 @@ def build_dag(pipeline: Pipeline):
             from warehouse_sync.connections import source_and_warehouse
 
             with source_and_warehouse() as (src, wh):
-                return steps.check(src, wh, pipeline, window, run_id)
+                result = steps.check(src, wh, pipeline, window, run_id)
+            if result["drift"]:
+                from airflow.sdk import get_current_context
+
+                from warehouse_sync.alerts import alert_drift
+
+                alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
+            return result
 
         planned = plan()
         files = extract.partial(window=planned["window"]).expand_kwargs(planned)
@@ -91,5 +111,40 @@ def build_dag(pipeline: Pipeline):
     return sync()
 
 
-for _pipeline in load_config().pipelines:
-    globals()[_pipeline.dag_id] = build_dag(_pipeline)
+def build_reconcile_dag(pipeline: Pipeline, alerts: AlertConfig):
+    """Builds the daily whole-table reconcile (locate, repair, record) of one pipeline."""
+
+    @dag(
+        dag_id=f"reconcile_{pipeline.name}",
+        description=f"Daily reconcile and repair of warehouse {pipeline.target} against {pipeline.source}",
+        **common_dag_args(pipeline, alerts, RECONCILE_SCHEDULE),
+        tags=["warehouse-sync", "reconcile", pipeline.name, *pipeline.tags],
+        doc_md="Compares the whole table by checksum bisection up to the pipeline's high watermark, "
+               "re-extracts missing and changed rows, marks rows deleted at the source, and records "
+               "the result in warehouse_sync.drift_history. Fails (and alerts) on refused repair.",
+    )
+    def reconcile_daily():
+        @task
+        def reconcile_table(run_id=None):
+            from warehouse_sync import steps
+            from warehouse_sync.connections import source_and_warehouse
+
+            with source_and_warehouse() as (src, wh):
+                result = steps.reconcile_table(src, wh, pipeline, None, run_id)
+            if result["drift"]["missing"] or result["drift"]["extra"] or result["drift"]["changed"]:
+                from airflow.sdk import get_current_context
+
+                from warehouse_sync.alerts import alert_drift
+
+                alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
+            return result
+
+        reconcile_table()
+
+    return reconcile_daily()
+
+
+_config = load_config()
+for _pipeline in _config.pipelines:
+    globals()[_pipeline.dag_id] = build_dag(_pipeline, _config.alerts)
+    globals()[f"reconcile_{_pipeline.name}"] = build_reconcile_dag(_pipeline, _config.alerts)

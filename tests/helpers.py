@@ -28,13 +28,17 @@ CREATE INDEX ON t_src.items (updated_at, tenant, id);
 """
 
 
-def items_pipeline(**overrides: Any) -> Pipeline:
-    """A pipeline over ``t_src.items`` (composite key ``tenant, id``) into ``t_dst.items``."""
-    values = dict(name="items", source=TableRef("t_src", "items"), target=TableRef("t_dst", "items"),
-                  primary_key=("tenant", "id"), cursor="updated_at", batch_size=3, page_size=2,
-                  settle_timeout_seconds=0, reconcile_full_table=True)
-    values.update(overrides)
+def make_pipeline(name: str, primary_key: tuple[str, ...], **settings: Any) -> Pipeline:
+    """A pipeline ``t_src.<name>`` -> ``t_dst.<name>`` on cursor ``updated_at`` that never waits."""
+    values = dict(name=name, source=TableRef("t_src", name), target=TableRef("t_dst", name),
+                  primary_key=primary_key, cursor="updated_at", settle_timeout_seconds=0)
+    values.update(settings)
     return Pipeline(**values)
+
+
+def items_pipeline(**overrides: Any) -> Pipeline:
+    """A pipeline over ``t_src.items`` (composite text-first key ``tenant, id``)."""
+    return make_pipeline("items", ("tenant", "id"), **{"batch_size": 3, "page_size": 2, **overrides})
 
 
 def create_items(conn, rows: list[tuple]) -> None:
@@ -70,3 +74,32 @@ def warehouse_rows(warehouse, table: str = "t_dst.items", columns: str = "tenant
     rows = warehouse.execute(f"SELECT {columns} FROM {table} ORDER BY 1, 2").fetchall()  # test-only SQL
     warehouse.commit()
     return rows
+
+
+LINES_DDL = """
+CREATE TABLE t_src.lines (
+    order_id   bigint        NOT NULL,
+    line       integer       NOT NULL,
+    qty        numeric(12,2),
+    note       text,
+    updated_at timestamptz   NOT NULL,
+    PRIMARY KEY (order_id, line)
+);
+CREATE INDEX ON t_src.lines (updated_at, order_id, line);
+"""
+
+
+def lines_pipeline(**overrides: Any) -> Pipeline:
+    """A pipeline over ``t_src.lines`` (composite integer-first key ``order_id, line``)."""
+    return make_pipeline("lines", ("order_id", "line"), **{"batch_size": 500, "page_size": 200, **overrides})
+
+
+def create_lines(conn, orders: int = 300, lines_per_order: int = 4) -> None:
+    """``orders`` x ``lines_per_order`` rows, cursor spread over the hour after T0."""
+    conn.execute(LINES_DDL)
+    rows = [(o, n, f"{(o * 7 + n) % 50}.25", None if (o + n) % 9 == 0 else f"o{o}l{n}",
+             T0 + timedelta(seconds=(o * lines_per_order + n) % 3600))
+            for o in range(1, orders + 1) for n in range(1, lines_per_order + 1)]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO t_src.lines VALUES (%s, %s, %s, %s, %s)", rows)
+    conn.commit()

@@ -24,3 +24,20 @@ CREATE TABLE IF NOT EXISTS warehouse_sync.sync_state (
     high_watermark  timestamptz,          -- greatest window end loaded
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+
+CREATE TABLE IF NOT EXISTS warehouse_sync.drift_history (
+    id            bigserial PRIMARY KEY,
+    pipeline      text        NOT NULL,
+    run_id        text        NOT NULL,
+    scope         text        NOT NULL,   -- window | table
+    as_of         timestamptz NOT NULL,   -- rows with cursor >= as_of were in flight
+    segments      integer     NOT NULL,
+    missing       integer     NOT NULL,
+    extra         integer     NOT NULL,
+    changed       integer     NOT NULL,
+    repaired      integer     NOT NULL,
+    refused       boolean     NOT NULL DEFAULT false,
+    seconds       double precision NOT NULL,
+    sample        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    recorded_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -60,6 +60,20 @@ def record(
     conn.commit()
 
 
+def record_drift(
+    conn: psycopg.Connection, pipeline: str, run_id: str, scope: str, as_of: datetime, diff: Any,
+    repaired: int, refused: bool,
+) -> None:
+    """Appends a row to ``warehouse_sync.drift_history`` (what a reconcile found and repaired)."""
+    with conn.transaction():
+        conn.execute(load_sql("record_drift.sql"), {
+            "pipeline": pipeline, "run_id": run_id, "scope": scope, "as_of": as_of, "segments": diff.segments,
+            "missing": len(diff.missing), "extra": len(diff.extra), "changed": len(diff.changed),
+            "repaired": repaired, "refused": refused, "seconds": diff.seconds, "sample": Jsonb(diff.summary()),
+        })
+    conn.commit()
+
+
 def read_state(conn: psycopg.Connection, pipeline: str) -> SyncState:
     """The pipeline's sync state (all ``None`` before its first run)."""
     row = conn.execute(load_sql("read_state.sql"), {"pipeline": pipeline}).fetchone()

@@ -39,7 +39,11 @@ _DEFAULTS: dict[str, Any] = {
     "settle_timeout_seconds": 60,
     "lookback_minutes": 0,
     "reconcile_full_table": True,
+    "delete_mode": "soft",
+    "repair_max_rows": 10_000,
+    "repair_max_fraction": 0.05,
 }
+DELETE_MODES = ("soft", "hard")
 _PIPELINE_FIELDS = {"name", "source", "primary_key", "cursor", "target", "tags", *_DEFAULTS}
 
 
@@ -75,6 +79,10 @@ class Pipeline:
         lookback_minutes: Minutes re-read before each window start (an overlap; the merge is
             idempotent, so re-reading costs only time).
         reconcile_full_table: Also reconcile the whole table (not only the window) each run.
+        delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
+            deleted at the source.
+        repair_max_rows: Most rows a repair may write; beyond it the repair is refused.
+        repair_max_fraction: Most rows a repair may write, as a fraction of the table (0-1).
         tags: Extra DAG tags.
     """
 
@@ -88,6 +96,9 @@ class Pipeline:
     settle_timeout_seconds: int = _DEFAULTS["settle_timeout_seconds"]
     lookback_minutes: int = _DEFAULTS["lookback_minutes"]
     reconcile_full_table: bool = _DEFAULTS["reconcile_full_table"]
+    delete_mode: str = _DEFAULTS["delete_mode"]
+    repair_max_rows: int = _DEFAULTS["repair_max_rows"]
+    repair_max_fraction: float = _DEFAULTS["repair_max_fraction"]
     tags: tuple[str, ...] = ()
 
     @property
@@ -96,11 +107,29 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """Where alerts go (each channel optional; none configured means log only).
+
+    Attributes:
+        smtp_to: Recipients of alert e-mails (SMTP via the ``smtp_conn_id`` Airflow connection).
+        smtp_conn_id: Airflow connection of the SMTP server.
+        smtp_from: Sender address.
+        slack_webhook_conn_id: Airflow connection of a Slack incoming webhook (URL in its password).
+    """
+
+    smtp_to: tuple[str, ...] = ()
+    smtp_conn_id: str = "smtp_default"
+    smtp_from: str = "warehouse-sync@localhost"
+    slack_webhook_conn_id: str | None = None
+
+
+@dataclass(frozen=True)
 class SyncConfig:
-    """The whole file: where it came from and its pipelines, in file order."""
+    """The whole file: where it came from, its pipelines in file order, and its alert channels."""
 
     path: Path
     pipelines: tuple[Pipeline, ...]
+    alerts: AlertConfig = AlertConfig()
 
     def pipeline(self, name: str) -> Pipeline:
         """Returns the pipeline called ``name`` (or whose source or target is ``name``).
@@ -159,6 +188,11 @@ def _parse_pipeline(raw: Any, index: int, defaults: dict[str, Any], path: Path) 
         raise ConfigError(f"{where}, field 'tags': expected a list of strings")
     if not isinstance(merged["reconcile_full_table"], bool):
         raise ConfigError(f"{where}, field 'reconcile_full_table': expected true or false")
+    if merged["delete_mode"] not in DELETE_MODES:
+        raise ConfigError(f"{where}, field 'delete_mode': expected one of {DELETE_MODES}, got {merged['delete_mode']!r}")
+    fraction = merged["repair_max_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ConfigError(f"{where}, field 'repair_max_fraction': expected a number in (0, 1], got {fraction!r}")
     return Pipeline(
         name=name,
         source=_table_ref(raw["source"], f"{where}, field 'source'"),
@@ -172,7 +206,35 @@ def _parse_pipeline(raw: Any, index: int, defaults: dict[str, Any], path: Path) 
         ),
         lookback_minutes=_positive_int(merged["lookback_minutes"], f"{where}, field 'lookback_minutes'", 0),
         reconcile_full_table=merged["reconcile_full_table"],
+        delete_mode=merged["delete_mode"],
+        repair_max_rows=_positive_int(merged["repair_max_rows"], f"{where}, field 'repair_max_rows'", 0),
+        repair_max_fraction=float(fraction),
         tags=tuple(tags),
+    )
+
+
+def _parse_alerts(raw: Any, path: Path) -> AlertConfig:
+    where = f"{path}: alerts"
+    if raw is None:
+        return AlertConfig()
+    if not isinstance(raw, dict) or set(raw) - {"smtp", "slack_webhook"}:
+        raise ConfigError(f"{where}: expected a mapping with 'smtp' and/or 'slack_webhook'")
+    smtp = raw.get("smtp") or {}
+    slack = raw.get("slack_webhook") or {}
+    if not isinstance(smtp, dict) or set(smtp) - {"to", "conn_id", "from"}:
+        raise ConfigError(f"{where}, field 'smtp': expected to, conn_id, from")
+    if not isinstance(slack, dict) or set(slack) - {"conn_id"}:
+        raise ConfigError(f"{where}, field 'slack_webhook': expected conn_id")
+    to = smtp.get("to", [])
+    to = [to] if isinstance(to, str) else to
+    if not isinstance(to, list) or not all(isinstance(t, str) and "@" in t for t in to):
+        raise ConfigError(f"{where}, field 'smtp.to': expected e-mail addresses, got {to!r}")
+    if smtp and not to:
+        raise ConfigError(f"{where}, field 'smtp.to': at least one recipient is required")
+    return AlertConfig(
+        smtp_to=tuple(to), smtp_conn_id=smtp.get("conn_id", "smtp_default"),
+        smtp_from=smtp.get("from", "warehouse-sync@localhost"),
+        slack_webhook_conn_id=slack.get("conn_id"),
     )
 
 
@@ -209,4 +271,4 @@ def load_config(path: Path | str | None = None) -> SyncConfig:
         if p.name in seen:
             raise ConfigError(f"{path}: pipeline {p.name!r}, field 'name': used twice")
         seen.add(p.name)
-    return SyncConfig(path=path, pipelines=pipelines)
+    return SyncConfig(path=path, pipelines=pipelines, alerts=_parse_alerts(doc.get("alerts"), path))

@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         run(anchor - (args.windows - 1 - k) * runner.WINDOW, f"backfill{k + 1:>2}")
     backfill_s = time.monotonic() - backfill_started
 
-    result = tpch.apply_workload(source, data, refresh_set=1)
-    print(f"[demo] workload: inserted {result.inserted}, updated {result.updated} "
+    result = tpch.apply_workload(source, data, refresh_set=1, deletes=True)
+    print(f"[demo] workload: inserted {result.inserted}, updated {result.updated}, hard-deleted {result.deleted} "
           f"in {result.transactions} transactions", flush=True)
     # The workload's rows carry updated_at = now(), inside the current, still open interval
     # [anchor, anchor + 2 h). The scheduler would run it when it closes; the demo runs it now, which
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     now = anchor + runner.WINDOW
     run(now, "next")
     incremental_s = time.monotonic() - incremental_started
+    for p in config.pipelines:  # the daily whole-table reconcile, run now
+        dag_run = runner.run_window(dags[f"reconcile_{p.name}"], now)
+        print(f"[demo] reconcile reconcile_{p.name:<13} -> {dag_run.state}", flush=True)
+        if str(dag_run.state) != "success":
+            failures.append(f"reconcile_{p.name}: {runner.task_states(dag_run)}")
 
     drift = False
     final_rows = []
@@ -125,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         final_rows.append((str(p.source), table_cmp.source.rows, table_cmp.warehouse.rows,
                            table_cmp.source.checksum, table_cmp.warehouse.checksum,
                            "in sync" if table_cmp.matches else "DRIFT"))
+    deleted_at_source = tpch.deleted_keys(data, refresh_set=1)
+    marked = {k for (k,) in warehouse.execute(
+        "SELECT o_orderkey FROM tpch.orders WHERE _deleted_at IS NOT NULL").fetchall()}
+    warehouse.commit()
+    deletes_ok = marked == deleted_at_source
+    print(f"\nRF2 hard deletes: {len(deleted_at_source)} orders deleted at source; the warehouse marks "
+          f"{len(marked)} orders deleted ({'exactly those keys' if deletes_ok else 'NOT the same keys'})")
+    drift |= not deletes_ok
     total_rows = sum(r[1] for r in final_rows)
     elapsed = time.monotonic() - started
     print("\nReconciliation (whole tables, source vs warehouse)")

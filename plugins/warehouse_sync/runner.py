@@ -76,8 +76,11 @@ def run_window(dag: Any, window_end: datetime, conf: dict[str, Any] | None = Non
 
     For a ``CronDataIntervalTimetable`` DAG, Airflow 3 gives a run triggered at a logical date L the
     interval that ends at L, so L = window end. Returns the finished ``DagRun``.
+
+    ``full_snapshot`` is always passed explicitly: in one process, ``dag.test()`` keeps a run's conf
+    in the DAG object's params for the next run.
     """
-    return dag.test(logical_date=window_end, run_conf=conf or None)
+    return dag.test(logical_date=window_end, run_conf={"full_snapshot": False, **(conf or {})})
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

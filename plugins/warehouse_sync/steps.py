@@ -22,7 +22,9 @@ from warehouse_sync.config import REPO_ROOT, Pipeline
 from warehouse_sync.extract import extract_batch
 from warehouse_sync.merge import load_files
 from warehouse_sync.planner import Batch, Window, plan_batches, wait_for_inflight
+from warehouse_sync.diff import locate
 from warehouse_sync.reconcile import raise_on_drift, reconcile
+from warehouse_sync.repair import RepairRefused, repair
 
 log = logging.getLogger(__name__)
 STAGING_ENV = "WAREHOUSE_SYNC_STAGING_ROOT"
@@ -135,24 +137,88 @@ def load(
     return summary
 
 
+def locate_and_repair(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Any],
+    as_of: datetime, run_id: str, scope: str,
+) -> dict[str, Any]:
+    """Finds every differing key (rows with cursor < ``as_of``), repairs within the ceiling, records
+    the outcome in ``warehouse_sync.drift_history``.
+
+    Returns:
+        :meth:`DiffResult.summary` plus ``repaired`` (rows written).
+
+    Raises:
+        RepairRefused: Too much drift to repair (recorded, nothing changed).
+    """
+    audit.ensure_meta(warehouse)
+    diff = locate(source, warehouse, pipeline, columns, as_of)
+    try:
+        repaired = repair(source, warehouse, pipeline, columns, diff, run_id).total if diff.total else 0
+    except RepairRefused:
+        warehouse.rollback()
+        audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, diff, 0, refused=True)
+        raise
+    audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, diff, repaired, refused=False)
+    return {**diff.summary(), "repaired": repaired}
+
+
+def _record_comparisons(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str, comparisons: list[Any],
+                        step_suffix: str = "") -> None:
+    for c in comparisons:
+        status = "deferred" if c.deferred else ("ok" if c.matches else "drift")
+        audit.record(warehouse, pipeline.name, run_id, f"reconcile_{c.scope}{step_suffix}", c.window,
+                     status=status, rows=c.source.rows, seconds=c.seconds, detail=c.to_dict())
+
+
 def check(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
     window: dict[str, Any], run_id: str,
-) -> list[dict[str, Any]]:
-    """Reconciles window and (if configured) whole table; audits each comparison.
+) -> dict[str, Any]:
+    """Reconciles the window and (if configured) the whole table; on drift, locates every differing
+    key, repairs it (missing, changed, deleted at source) and checks again.
 
     Returns:
-        One dict per comparison (:meth:`Comparison.to_dict`).
+        ``{"comparisons": [...], "drift": {...} | None}``.
 
     Raises:
-        DriftDetected: Counts or checksums differ (names table, window, counts, checksums).
+        RepairRefused: More drift than the repair ceiling.
+        DriftDetected: Drift remains after repair (names table, window, counts, checksums).
     """
     win = Window.from_dict(window)
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     comparisons = reconcile(source, warehouse, pipeline, columns, win, pipeline.reconcile_full_table)
-    for c in comparisons:
-        status = "deferred" if c.deferred else ("ok" if c.matches else "drift")
-        audit.record(warehouse, pipeline.name, run_id, f"reconcile_{c.scope}", c.window, status=status,
-                     rows=c.source.rows, seconds=c.seconds, detail=c.to_dict())
+    _record_comparisons(warehouse, pipeline, run_id, comparisons)
+    drift = None
+    if not all(c.matches for c in comparisons):
+        drift = locate_and_repair(source, warehouse, pipeline, columns, win.end, run_id, "window")
+        comparisons = reconcile(source, warehouse, pipeline, columns, win, pipeline.reconcile_full_table)
+        _record_comparisons(warehouse, pipeline, run_id, comparisons, "_after_repair")
     raise_on_drift(pipeline, comparisons)
-    return [c.to_dict() for c in comparisons]
+    return {"comparisons": [c.to_dict() for c in comparisons], "drift": drift}
+
+
+def reconcile_table(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, as_of: datetime | None,
+    run_id: str,
+) -> dict[str, Any]:
+    """Whole-table reconcile with repair, as of ``as_of`` capped at the pipeline's high watermark
+    (rows past it are not loaded yet, so they are in flight, not drift); ``None`` means the watermark.
+
+    Returns:
+        ``{"as_of", "drift": {...}, "comparison": {...}}``.
+
+    Raises:
+        RepairRefused: More drift than the repair ceiling.
+        DriftDetected: Drift remains after repair.
+    """
+    audit.ensure_meta(warehouse)
+    state = audit.read_state(warehouse, pipeline.name)
+    if state.high_watermark is None:
+        raise RuntimeError(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
+    as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    drift = locate_and_repair(source, warehouse, pipeline, columns, as_of, run_id, "table")
+    comparisons = reconcile(source, warehouse, pipeline, columns, Window(None, as_of), full_table=False)
+    _record_comparisons(warehouse, pipeline, run_id, comparisons, "_daily")
+    raise_on_drift(pipeline, comparisons)
+    return {"as_of": as_of.isoformat(), "drift": drift, "comparison": comparisons[0].to_dict()}

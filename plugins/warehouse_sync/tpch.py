@@ -113,6 +113,12 @@ def seed(conn: psycopg.Connection, data: Path, anchor: datetime) -> dict[str, in
     return counts
 
 
+def deleted_keys(data: Path, refresh_set: int = 1) -> set[int]:
+    """Order keys of refresh function 2 (``delete.N``): the orders (and lineitems) it deletes."""
+    text = (data / f"delete.{refresh_set}").read_text()
+    return {int(line.strip().strip("|")) for line in text.split() if line.strip()}
+
+
 @dataclass(frozen=True)
 class WorkloadResult:
     """What a change workload did: rows inserted, updated and deleted per table, transactions used."""
@@ -153,8 +159,7 @@ def apply_workload(
             updated["lineitem"] += conn.execute(load_sql("tpch/update_lineitems.sql"), params).rowcount
         count += 1
     if deletes:
-        keys = [int(line.strip().strip("|")) for line in (data / f"delete.{refresh_set}").read_text().split()
-                if line.strip()]
+        keys = sorted(deleted_keys(data, refresh_set))
         with conn.transaction():
             deleted["lineitem"] = conn.execute(load_sql("tpch/delete_lineitems.sql"), {"keys": keys}).rowcount
             deleted["orders"] = conn.execute(load_sql("tpch/delete_orders.sql"), {"keys": keys}).rowcount

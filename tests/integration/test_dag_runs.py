@@ -25,9 +25,9 @@ def dags(airflow_db, tmp_path_factory):
         "defaults": {"settle_timeout_seconds": 2},
         "pipelines": [
             {"name": "orders", "source": "tpch.orders", "primary_key": ["o_orderkey"], "cursor": "updated_at",
-             "target": "tpch.orders", "batch_size": 400, "page_size": 150},
+             "target": "tpch.orders", "batch_size": 200, "page_size": 150},
             {"name": "lineitem", "source": "tpch.lineitem", "primary_key": ["l_orderkey", "l_linenumber"],
-             "cursor": "updated_at", "target": "tpch.lineitem", "batch_size": 1500, "page_size": 700},
+             "cursor": "updated_at", "target": "tpch.lineitem", "batch_size": 1000, "page_size": 700},
         ]}))
     os.environ["WAREHOUSE_SYNC_CONFIG"] = str(config)
     os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{tmp_path_factory.mktemp('staging')}"
@@ -65,8 +65,8 @@ def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_s
     for dag in (orders, lineitem):
         assert_success(runner.run_window(dag, ANCHOR - runner.WINDOW, {"full_snapshot": True}))
         assert_success(runner.run_window(dag, ANCHOR))
-    workload = tpch.apply_workload(source, tpch_source, refresh_set=1)
-    assert workload.inserted["orders"] > 0 and workload.updated["orders"] > 0
+    workload = tpch.apply_workload(source, tpch_source, refresh_set=1, deletes=True)
+    assert workload.inserted["orders"] > 0 and workload.updated["orders"] > 0 and workload.deleted["orders"] > 0
     new_keys = [int(line.split("|")[0]) for line in (tpch_source / "orders.tbl.u1").read_text().splitlines()]
     for dag in (orders, lineitem):
         dag_run = runner.run_window(dag, ANCHOR + runner.WINDOW)
@@ -76,11 +76,18 @@ def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_s
     assert found == (len(new_keys),)
     for table, key in (("tpch.orders", "o_orderkey"), ("tpch.lineitem", "l_orderkey, l_linenumber")):
         src = table_summary(source, table, key)
-        assert table_summary(warehouse, table, key) == src and src[0] == src[1]
+        live = f"(SELECT * FROM {table} WHERE _deleted_at IS NULL) AS live"
+        assert table_summary(warehouse, live, key) == src and src[0] == src[1]
+    marked = warehouse.execute("SELECT o_orderkey FROM tpch.orders WHERE _deleted_at IS NOT NULL").fetchall()
+    assert {k for (k,) in marked} == tpch.deleted_keys(tpch_source, 1)  # RF2: exactly those keys, kept as tombstones
     checks = warehouse.execute(
         "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "
-        "WHERE step LIKE 'reconcile%%' AND window_end = %s", (ANCHOR + runner.WINDOW,)).fetchone()
-    assert checks == (4, 4)  # window and whole table, both tables, all matching
+        "WHERE step IN ('reconcile_window', 'reconcile_table') AND window_end = %s", (ANCHOR + runner.WINDOW,)).fetchone()
+    assert checks == (2, 4)  # windows match; whole tables drifted (RF2 deletes) ...
+    after = warehouse.execute(
+        "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "
+        "WHERE step LIKE 'reconcile%%after_repair' AND window_end = %s", (ANCHOR + runner.WINDOW,)).fetchone()
+    assert after == (4, 4)  # ... and match after the repair
 
 
 def test_an_empty_window_plans_no_batches_and_the_run_succeeds(dags, tpch_source):

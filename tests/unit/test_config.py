@@ -82,3 +82,23 @@ def test_unparseable_yaml_names_the_file(tmp_path):
     path = write(tmp_path, "pipelines: [unclosed")
     with pytest.raises(ConfigError, match=str(path)):
         load_config(path)
+
+
+def test_alert_channels_are_parsed_and_bad_ones_named(tmp_path):
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc["alerts"] = {"smtp": {"to": ["a@example.com"], "conn_id": "smtp_x"}, "slack_webhook": {"conn_id": "hook"}}
+    alerts = load_config(write(tmp_path, doc)).alerts
+    assert alerts.smtp_to == ("a@example.com",) and alerts.smtp_conn_id == "smtp_x"
+    assert alerts.slack_webhook_conn_id == "hook"
+    doc["alerts"] = {"smtp": {"to": ["not-an-address"]}}
+    with pytest.raises(ConfigError, match=r"alerts, field 'smtp.to'"):
+        load_config(write(tmp_path, doc))
+
+
+@pytest.mark.parametrize(("change", "field"), [({"delete_mode": "purge"}, "delete_mode"),
+                                               ({"repair_max_fraction": 2}, "repair_max_fraction")])
+def test_invalid_repair_settings_are_named(tmp_path, change, field):
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc["pipelines"][0].update(change)
+    with pytest.raises(ConfigError, match=field):
+        load_config(write(tmp_path, doc))

@@ -1,0 +1,93 @@
+"""Alerts that reach people: drift found, repair refused, or a task failing after its retries.
+
+Sent through Airflow's notifier interface with the maintained providers: ``SmtpNotifier``
+(``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier`` (``apache-airflow-providers-slack``),
+each used when configured in the ``alerts`` section of ``include/pipelines.yaml``. A message names
+the DAG, task, table, window, what went wrong (counts, checksums, a sample of keys) and links to
+the task's log. A channel that fails to deliver is logged and does not hide the others.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Any
+
+from warehouse_sync.config import AlertConfig
+
+log = logging.getLogger(__name__)
+
+
+def _notifiers(alerts: AlertConfig, subject: str, text: str) -> list[tuple[str, Any]]:
+    channels: list[tuple[str, Any]] = []
+    if alerts.smtp_to:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        channels.append(("smtp", SmtpNotifier(
+            to=list(alerts.smtp_to), from_email=alerts.smtp_from, subject=subject,
+            html_content=f"<pre>{html.escape(text)}</pre>", smtp_conn_id=alerts.smtp_conn_id)))
+    if alerts.slack_webhook_conn_id:
+        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+        channels.append(("slack_webhook", SlackWebhookNotifier(
+            slack_webhook_conn_id=alerts.slack_webhook_conn_id, text=f"*{subject}*\n```{text}```")))
+    return channels
+
+
+def send(alerts: AlertConfig, subject: str, lines: list[str], context: Any = None) -> list[str]:
+    """Sends one alert to every configured channel.
+
+    Args:
+        alerts: Channels.
+        subject: One line: what happened to which table.
+        lines: The message body, one fact per line.
+        context: The Airflow task context (notifiers receive it), or ``None`` outside a task.
+
+    Returns:
+        Names of the channels that accepted the message.
+    """
+    text = "\n".join(lines)
+    log.warning("ALERT %s\n%s", subject, text)
+    sent = []
+    for name, notifier in _notifiers(alerts, subject, text):
+        try:
+            notifier.notify(context or {})
+            sent.append(name)
+        except Exception:  # one broken channel must not silence the others
+            log.exception("alert channel %s failed", name)
+    return sent
+
+
+def _where(context: Any) -> list[str]:
+    ti = context.get("ti")
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    lines = [f"DAG {context['dag'].dag_id if context.get('dag') else getattr(ti, 'dag_id', '?')}, "
+             f"task {getattr(ti, 'task_id', '?')}, run {context.get('run_id', '?')}"]
+    if start and end:
+        lines.append(f"data interval [{start.isoformat()}, {end.isoformat()})")
+    try:
+        lines.append(f"logs: {ti.log_url}")
+    except Exception:  # no API server URL configured
+        pass
+    return lines
+
+
+def alert_failure(context: Any, alerts: AlertConfig, table: str) -> list[str]:
+    """``on_failure_callback`` body: a task failed after all its retries."""
+    error = context.get("exception")
+    lines = [f"table {table}"] + _where(context) + [f"error: {type(error).__name__}: {error}"]
+    return send(alerts, f"[warehouse-sync] {table}: task {getattr(context.get('ti'), 'task_id', '?')} failed", lines,
+                context)
+
+
+def alert_drift(context: Any, alerts: AlertConfig, table: str, drift: dict[str, Any]) -> list[str]:
+    """Drift was found (and repaired, or not): counts and a sample of keys."""
+    lines = [f"table {table}"] + _where(context) + [
+        f"missing {drift.get('missing', 0)}, extra (deleted at source) {drift.get('extra', 0)}, "
+        f"changed {drift.get('changed', 0)}; repaired {drift.get('repaired', 0)} rows",
+        f"sample missing: {json.dumps(drift.get('sample_missing', []))}",
+        f"sample extra: {json.dumps(drift.get('sample_extra', []))}",
+        f"sample changed (key: columns): {json.dumps(drift.get('sample_changed', {}))}",
+    ]
+    return send(alerts, f"[warehouse-sync] {table}: drift found and repaired", lines, context)
