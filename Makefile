@@ -39,7 +39,7 @@ reconcile: install
 	$(PY) -m warehouse_sync.cli "$(TABLE)"
 
 airflow: install
-	eval "$$($(PY) -m warehouse_sync.connections)" && $(VENV)/bin/airflow standalone
+	eval "$$($(PY) -m warehouse_sync.connections)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" airflow standalone
 
 lock:
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
