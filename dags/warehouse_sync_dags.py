@@ -17,9 +17,9 @@ import os
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from warehouse_sync.alerts import alert_failure
+from warehouse_sync.alerts import alert_drift, alert_failure
 from warehouse_sync.config import AlertConfig, Pipeline, load_config
 
 SCHEDULE = "0 */2 * * *"
@@ -95,12 +95,7 @@ def build_dag(pipeline: Pipeline, alerts: AlertConfig):
 
             with source_and_warehouse() as (src, wh):
                 result = steps.check(src, wh, pipeline, window, run_id)
-            if result["drift"]:
-                from airflow.sdk import get_current_context
-
-                from warehouse_sync.alerts import alert_drift
-
-                alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
+            alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
             return result
 
         planned = plan()
@@ -131,12 +126,7 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: AlertConfig):
 
             with source_and_warehouse() as (src, wh):
                 result = steps.reconcile_table(src, wh, pipeline, None, run_id)
-            if result["drift"]["missing"] or result["drift"]["extra"] or result["drift"]["changed"]:
-                from airflow.sdk import get_current_context
-
-                from warehouse_sync.alerts import alert_drift
-
-                alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
+            alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
             return result
 
         reconcile_table()

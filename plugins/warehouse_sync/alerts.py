@@ -81,8 +81,11 @@ def alert_failure(context: Any, alerts: AlertConfig, table: str) -> list[str]:
                 context)
 
 
-def alert_drift(context: Any, alerts: AlertConfig, table: str, drift: dict[str, Any]) -> list[str]:
-    """Drift was found (and repaired, or not): counts and a sample of keys."""
+def alert_drift(context: Any, alerts: AlertConfig, table: str, drift: dict[str, Any] | None) -> list[str]:
+    """Drift was found and repaired: counts and a sample of keys. Sends nothing when no key differed
+    (``drift`` is ``None``, or the comparison only saw rows in flight)."""
+    if not drift or not (drift.get("missing") or drift.get("extra") or drift.get("changed")):
+        return []
     lines = [f"table {table}"] + _where(context) + [
         f"missing {drift.get('missing', 0)}, extra (deleted at source) {drift.get('extra', 0)}, "
         f"changed {drift.get('changed', 0)}; repaired {drift.get('repaired', 0)} rows",

@@ -150,7 +150,6 @@ def locate_and_repair(
     Raises:
         RepairRefused: Too much drift to repair (recorded, nothing changed).
     """
-    audit.ensure_meta(warehouse)
     diff = locate(source, warehouse, pipeline, columns, as_of)
     try:
         repaired = repair(source, warehouse, pipeline, columns, diff, run_id).total if diff.total else 0
