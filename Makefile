@@ -9,8 +9,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 DEMO_SF ?= 0.1
 export DEMO_SF
+DEMO_BROKEN_ROW ?= 0
+export DEMO_BROKEN_ROW
 
-.PHONY: install demo test test-unit test-integration airflow reconcile lock bench clean
+.PHONY: install demo test test-unit test-integration airflow reconcile lock bench bench-reconcile clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,9 @@ reconcile: install
 
 airflow: install
 	eval "$$($(PY) -m warehouse_sync.connections)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" airflow standalone
+
+bench-reconcile: install
+	$(PY) bench/reconcile_bench.py
 
 lock:
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt

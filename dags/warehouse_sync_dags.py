@@ -4,7 +4,8 @@ daily whole-table reconcile DAG ``reconcile_<name>``.
 Every two hours a run owns its data interval ``[data_interval_start, data_interval_end)`` of the
 table's cursor column and runs::
 
-    plan ──> extract (mapped, one per keyset batch) ──> load (COPY + version-guarded merge) ──> reconcile
+    plan ──> extract (mapped, one per keyset batch) ──> load (COPY + version-guarded merge) ──┬─> reconcile
+                                                                                              └─> validate
 
 Trigger with ``{"full_snapshot": true}`` to read every row with cursor < data_interval_end (the
 initial snapshot, or a reload after a schema change). Logic lives in ``plugins/warehouse_sync``;
@@ -98,10 +99,26 @@ def build_dag(pipeline: Pipeline, alerts: AlertConfig):
             alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
             return result
 
+        @task(trigger_rule="none_failed")
+        def validate(window: dict, run_id=None):
+            """Great Expectations on the window's rows; a failed `fail` check fails the run, without retries."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from warehouse_sync import steps
+            from warehouse_sync.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
+            from warehouse_sync.quality import DataQualityFailed
+
+            with connection(WAREHOUSE_CONN_ID) as wh:
+                try:
+                    return steps.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window,
+                                          run_id)
+                except DataQualityFailed as exc:  # the data will not change on a retry
+                    raise AirflowFailException(str(exc)) from exc
+
         planned = plan()
         files = extract.partial(window=planned["window"]).expand_kwargs(planned)
         loaded = load(files, planned["window"])
-        loaded >> reconcile(planned["window"])
+        loaded >> [reconcile(planned["window"]), validate(planned["window"])]
 
     return sync()
 

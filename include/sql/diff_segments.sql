@@ -2,7 +2,7 @@
 -- %(parts)s equal-width parts, in one scan. Rows at or past %(as_of)s are in flight and not counted.
 SELECT ((r.{k1} - %(lo)s) * %(parts)s) / (%(hi)s - %(lo)s) AS part,
        count(*) AS row_count,
-       sum(('x' || substr(md5(ROW({columns})::text), 1, 16))::bit(64)::bigint) AS checksum
+       sum(hash_record_extended(ROW({columns}), 0)) AS checksum
 FROM {table} AS r
 WHERE r.{k1} >= %(lo)s AND r.{k1} < %(hi)s AND r.{cursor} < %(as_of)s {extra}
 GROUP BY 1

@@ -41,3 +41,25 @@ CREATE TABLE IF NOT EXISTS warehouse_sync.drift_history (
     sample        jsonb       NOT NULL DEFAULT '{}'::jsonb,
     recorded_at   timestamptz NOT NULL DEFAULT now()
 );
+
+CREATE TABLE IF NOT EXISTS warehouse_sync.dq_results (
+    id                 bigserial PRIMARY KEY,
+    pipeline           text        NOT NULL,
+    dag_id             text        NOT NULL,
+    run_id             text        NOT NULL,
+    window_start       timestamptz,           -- NULL for a full snapshot
+    window_end         timestamptz NOT NULL,
+    expectation        text        NOT NULL,  -- Great Expectations type, e.g. expect_column_values_to_be_in_set
+    label              text        NOT NULL,  -- plain-language name shown on the report page
+    columns            text,
+    severity           text        NOT NULL,  -- fail | warn
+    success            boolean     NOT NULL,
+    observed_value     text,
+    element_count      bigint,
+    unexpected_count   bigint,
+    unexpected_percent double precision,
+    sample             jsonb       NOT NULL DEFAULT '[]'::jsonb,  -- failing rows: key columns and the value
+    docs_path          text,                  -- Data Docs page, relative to the reports root
+    recorded_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dq_results_pipeline_run ON warehouse_sync.dq_results (pipeline, window_end DESC);

@@ -1,7 +1,7 @@
--- Row count and an order-independent checksum of a set of rows: the sum of the first 64 bits of
--- md5(row text) over every row. ROW(...)::text is PostgreSQL's canonical text of all the listed
--- columns (NULL and '' differ), identical in both databases for identical types in a UTC session.
+-- Row count and an order-independent checksum of a set of rows: the sum of 64-bit row hashes
+-- (hash_record_extended: each column hashed by its type's own hash function, the one hash
+-- partitioning relies on; columns of types without one are passed as text).
 SELECT count(*) AS row_count,
-       coalesce(sum(('x' || substr(md5(ROW({columns})::text), 1, 16))::bit(64)::bigint), 0) AS checksum
+       coalesce(sum(hash_record_extended(ROW({columns}), 0)), 0) AS checksum
 FROM {table} AS r
 WHERE {window} {extra}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
+from psycopg import sql
 
 from warehouse_sync.config import TableRef
 from warehouse_sync.queries import load_sql
@@ -80,6 +81,29 @@ def arrow_type(type_name: str, sql_type: str) -> pa.DataType:
         precision, scale = int(match.group(1)), int(match.group(2))
         return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
     return pa.string()
+
+
+# Types whose values PostgreSQL hashes with an extended hash function (hash opclass); any other type
+# (json, geometric types, xml, …) is hashed through its text form.
+HASHABLE_TYPES = frozenset({
+    "int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar", "bpchar", "char", "name",
+    "date", "time", "timetz", "timestamp", "timestamptz", "interval", "uuid", "bytea", "jsonb", "oid", "inet",
+})
+
+
+def hash_inputs(columns: list[Column], alias: str = "r") -> sql.Composed:
+    """The column list for ``hash_record_extended(ROW(...), 0)``: ``r."c"``, or ``r."c"::text`` for a
+    type without an extended hash function.
+
+    The row hash uses each type's own hash function (as hash partitioning does), so it follows the
+    type's equality: ``1.0 = 1.00`` for ``numeric``, trailing blanks of ``char(n)``; it is independent
+    of the session's time zone and date style. Both databases must run on the same byte order.
+    """
+    return sql.SQL(", ").join(
+        sql.Identifier(alias, c.name) if c.type_name in HASHABLE_TYPES
+        else sql.SQL("{}::text").format(sql.Identifier(alias, c.name))
+        for c in columns
+    )
 
 
 def read_columns(conn: psycopg.Connection, table: TableRef) -> list[Column]:

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from warehouse_sync.checks import Check, parse_checks
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INCLUDE_DIR = Path(os.environ.get("WAREHOUSE_SYNC_INCLUDE", REPO_ROOT / "include"))
 DEFAULT_CONFIG = INCLUDE_DIR / "pipelines.yaml"
@@ -42,9 +44,10 @@ _DEFAULTS: dict[str, Any] = {
     "delete_mode": "soft",
     "repair_max_rows": 10_000,
     "repair_max_fraction": 0.05,
+    "volume_tolerance": 0.5,
 }
 DELETE_MODES = ("soft", "hard")
-_PIPELINE_FIELDS = {"name", "source", "primary_key", "cursor", "target", "tags", *_DEFAULTS}
+_PIPELINE_FIELDS = {"name", "source", "primary_key", "cursor", "target", "tags", "checks", *_DEFAULTS}
 
 
 class ConfigError(ValueError):
@@ -83,6 +86,10 @@ class Pipeline:
             deleted at the source.
         repair_max_rows: Most rows a repair may write; beyond it the repair is refused.
         repair_max_fraction: Most rows a repair may write, as a fraction of the table (0-1).
+        volume_tolerance: Relative half-width of the volume band around the median row count of
+            the recent windows (a data-quality ``warn``).
+        checks: Configured data-quality checks (:mod:`warehouse_sync.checks`); the standard ones
+            (key not null and unique, volume band) are added by the validate step.
         tags: Extra DAG tags.
     """
 
@@ -99,6 +106,8 @@ class Pipeline:
     delete_mode: str = _DEFAULTS["delete_mode"]
     repair_max_rows: int = _DEFAULTS["repair_max_rows"]
     repair_max_fraction: float = _DEFAULTS["repair_max_fraction"]
+    volume_tolerance: float = _DEFAULTS["volume_tolerance"]
+    checks: tuple[Check, ...] = ()
     tags: tuple[str, ...] = ()
 
     @property
@@ -193,6 +202,9 @@ def _parse_pipeline(raw: Any, index: int, defaults: dict[str, Any], path: Path) 
     fraction = merged["repair_max_fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ConfigError(f"{where}, field 'repair_max_fraction': expected a number in (0, 1], got {fraction!r}")
+    tolerance = merged["volume_tolerance"]
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 10:
+        raise ConfigError(f"{where}, field 'volume_tolerance': expected a number in (0, 10), got {tolerance!r}")
     return Pipeline(
         name=name,
         source=_table_ref(raw["source"], f"{where}, field 'source'"),
@@ -209,6 +221,8 @@ def _parse_pipeline(raw: Any, index: int, defaults: dict[str, Any], path: Path) 
         delete_mode=merged["delete_mode"],
         repair_max_rows=_positive_int(merged["repair_max_rows"], f"{where}, field 'repair_max_rows'", 0),
         repair_max_fraction=float(fraction),
+        volume_tolerance=float(tolerance),
+        checks=parse_checks(raw.get("checks"), where),
         tags=tuple(tags),
     )
 

@@ -97,6 +97,36 @@ def connection(conn_id: str) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
+def connection_uri(conn_id: str) -> str:
+    """The libpq URI of an Airflow connection (any secrets backend). Holds the password: never log it.
+
+    Raises:
+        DatabaseUnavailable: The connection is not defined.
+    """
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id).get_uri()
+    except Exception as exc:
+        raise DatabaseUnavailable(f"Airflow connection {conn_id!r} is not defined: {exc}") from None
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """A libpq URI as a SQLAlchemy URL (``postgresql+psycopg://…``), for libraries that take one
+    (Great Expectations); a Unix-socket host travels as the ``host`` query parameter."""
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy.engine import URL
+
+    params = {k: str(v) for k, v in conninfo_to_dict(uri.replace("postgres://", "postgresql://", 1)).items()}
+    host = params.pop("host", None)
+    socket = host if host and host.startswith("/") else None
+    port = params.pop("port", None)
+    url = URL.create("postgresql+psycopg", username=params.pop("user", None), password=params.pop("password", None),
+                     host=None if socket else host, port=int(port) if port and not socket else None,
+                     database=params.pop("dbname", None), query={**params, **({"host": socket} if socket else {})})
+    return url.render_as_string(hide_password=False)
+
+
 @contextmanager
 def source_and_warehouse() -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
     """``with source_and_warehouse() as (src, wh):`` both Airflow connections, always closed."""

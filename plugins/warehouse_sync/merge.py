@@ -60,12 +60,7 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
     try:
         target_columns = [c for c in read_columns(conn, pipeline.target) if not c.name.startswith(METADATA_PREFIX)]
     except TableNotFound:
-        definitions = sql.SQL(",\n    ").join(
-            sql.SQL("{} {}{}").format(
-                sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else "")
-            )
-            for c in source_columns
-        )
+        definitions = column_definitions(source_columns)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('warehouse_sync.ddl'))")
             conn.execute(load_sql(
@@ -83,6 +78,14 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
             f"Change the target to match (e.g. ALTER TABLE {pipeline.target} ADD COLUMN …), then trigger "
             f"{pipeline.dag_id} with full_snapshot=true to reload existing rows."
         )
+
+
+def column_definitions(columns: list[Column]) -> sql.Composable:
+    """``name type [NOT NULL]`` for each column, comma-separated (for ``CREATE TABLE``)."""
+    return sql.SQL(",\n    ").join(
+        sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
+        for c in columns
+    )
 
 
 def describe_drift(source: list[Column], target: list[Column]) -> list[str]:

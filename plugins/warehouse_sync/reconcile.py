@@ -1,8 +1,9 @@
 """Reconcile: are source and warehouse equal, for the window and for the whole table?
 
 Each side computes, inside its own database, a row count and an order-independent checksum over
-all source columns (``include/sql/reconcile_summary.sql``: sum of 64-bit md5 prefixes of the row
-text, the technique data-diff/reladiff use per segment). Only two numbers cross the network.
+all source columns (``include/sql/reconcile_summary.sql``: the sum of 64-bit row hashes, the
+technique data-diff/reladiff use per segment, with PostgreSQL's ``hash_record_extended`` in place of
+their ``md5`` of the row text: 3x less CPU per row, measured on TPC-H orders). Only two numbers cross the network.
 
 Rows that changed at the source after the window end are *in flight*, not drift: their keys are
 read in the same source snapshot and left out of the warehouse side. When more than
@@ -21,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from warehouse_sync.catalog import Column
+from warehouse_sync.catalog import Column, hash_inputs
 from warehouse_sync.config import Pipeline
 from warehouse_sync.planner import Window, window_filter
 from warehouse_sync.queries import idents, load_sql, table_ident
@@ -77,9 +78,9 @@ class Comparison:
                 "deferred": self.deferred, "matches": self.matches, "seconds": round(self.seconds, 3)}
 
 
-def _summary(conn: psycopg.Connection, table: sql.Composable, columns: list[str], where: sql.Composable,
+def _summary(conn: psycopg.Connection, table: sql.Composable, columns: list[Column], where: sql.Composable,
              params: dict[str, Any], extra: sql.Composable = sql.SQL("")) -> Side:
-    query = load_sql("reconcile_summary.sql", columns=idents(columns, "r"), table=table, window=where, extra=extra)
+    query = load_sql("reconcile_summary.sql", columns=hash_inputs(columns), table=table, window=where, extra=extra)
     rows, checksum = conn.execute(query, params).fetchone()  # type: ignore[misc]
     return Side(int(rows), int(checksum))
 
@@ -118,7 +119,6 @@ def reconcile(
         One :class:`Comparison` per scope, window first. Warehouse rows with ``_deleted_at`` set
         are not counted.
     """
-    names = [c.name for c in columns]
     scopes = [("window", window)] + ([("table", Window(None, window.end))] if full_table else [])
     source.commit()
     source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -130,7 +130,7 @@ def reconcile(
             for _, scope_window in scopes:
                 started = time.monotonic()
                 where, params = window_filter(pipeline.cursor, scope_window, "r")
-                source_sides.append((_summary(source, table_ident(pipeline.source), names, where, params),
+                source_sides.append((_summary(source, table_ident(pipeline.source), columns, where, params),
                                      time.monotonic() - started))
     finally:
         source.isolation_level = None
@@ -155,7 +155,7 @@ def reconcile(
         for (scope, scope_window), (source_side, source_s) in zip(scopes, source_sides):
             started = time.monotonic()
             where, params = window_filter(pipeline.cursor, scope_window, "r")
-            side = _summary(warehouse, table_ident(pipeline.target), names, where, params, extra)
+            side = _summary(warehouse, table_ident(pipeline.target), columns, where, params, extra)
             comparisons.append(Comparison(scope, scope_window, source_side, side, inflight,
                                           seconds=source_s + time.monotonic() - started))
     for comparison in comparisons:

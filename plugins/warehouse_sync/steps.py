@@ -137,6 +137,30 @@ def load(
     return summary
 
 
+def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, window: dict[str, Any],
+             run_id: str) -> dict[str, Any]:
+    """Runs the pipeline's expectation suite on the window's rows (see :mod:`warehouse_sync.quality`).
+
+    Returns:
+        ``{"checks", "failed", "warned", "docs", "seconds"}``.
+
+    Raises:
+        DataQualityFailed: A ``fail``-severity expectation failed (results and Data Docs are saved first).
+    """
+    from warehouse_sync.quality import DataQualityFailed, validate as run_validation
+
+    win = Window.from_dict(window)
+    audit.ensure_meta(warehouse)
+    try:
+        summary = run_validation(warehouse, warehouse_url, pipeline, win, run_id, pipeline.dag_id)
+    except DataQualityFailed as exc:
+        audit.record(warehouse, pipeline.name, run_id, "validate", win, status="failed", detail={"error": str(exc)})
+        raise
+    audit.record(warehouse, pipeline.name, run_id, "validate", win, seconds=summary["seconds"],
+                 status="warn" if summary["warned"] else "ok", detail=summary)
+    return summary
+
+
 def locate_and_repair(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Any],
     as_of: datetime, run_id: str, scope: str,

@@ -91,9 +91,16 @@ def _stage(conn: psycopg.Connection, table: TableRef, path: Path) -> sql.Identif
     return staging
 
 
-def seed(conn: psycopg.Connection, data: Path, anchor: datetime) -> dict[str, int]:
+def seed(conn: psycopg.Connection, data: Path, anchor: datetime,
+         tables: tuple[TableRef, ...] = (ORDERS, LINEITEM)) -> dict[str, int]:
     """(Re)creates the source tables and loads the generated rows, ``updated_at`` spread over
     ``[anchor - 24 h, anchor)`` so that each of the 12 two-hour windows before ``anchor`` has rows.
+
+    Args:
+        conn: Source connection.
+        data: dbgen output folder (:func:`generate`).
+        anchor: End of the seeded day (UTC).
+        tables: Tables to fill (both are created; the benchmark of one table skips the other).
 
     Returns:
         Rows loaded per table name.
@@ -101,7 +108,7 @@ def seed(conn: psycopg.Connection, data: Path, anchor: datetime) -> dict[str, in
     conn.execute(load_sql("tpch/schema.sql"))
     conn.commit()
     counts = {}
-    for table in (ORDERS, LINEITEM):
+    for table in tables:
         with conn.transaction():
             conn.execute("SET LOCAL tpch.seeding = 'on'")
             staging = _stage(conn, table, data / f"{table.name}.tbl")
@@ -167,3 +174,15 @@ def apply_workload(
     conn.commit()
     log.info("workload: inserted %s, updated %s, deleted %s in %d transactions", inserted, updated, deleted, count)
     return WorkloadResult(inserted, updated, deleted, count)
+
+
+def insert_broken_order(conn: psycopg.Connection) -> int:
+    """Inserts one order that breaks two domain rules (status ``X``, a negative total price), to show
+    a failed data-quality check end to end (``make demo DEMO_BROKEN_ROW=1``).
+
+    Returns:
+        The new order's key (one above the greatest key).
+    """
+    (key,) = conn.execute(load_sql("tpch/insert_broken_order.sql")).fetchone()  # type: ignore[misc]
+    conn.commit()
+    return int(key)

@@ -61,6 +61,23 @@ def test_extract_is_dynamically_mapped_between_plan_and_load(dagbag):
         assert "load" in dag.get_task("reconcile").upstream_task_ids
 
 
+def test_validate_runs_after_load_beside_reconcile_and_is_not_retried_for_bad_data(dagbag):
+    for dag in (d for d in dagbag.dags.values() if d.dag_id.startswith("sync_")):
+        validate = dag.get_task("validate")
+        assert "load" in validate.upstream_task_ids and not validate.downstream_task_ids
+        assert validate.retries >= 1  # infrastructure errors retry; a failed `fail` check raises AirflowFailException
+
+
+def test_the_data_quality_plugin_is_the_only_module_airflow_loads_from_plugins():
+    from airflow._shared.plugins_manager.plugins_manager import _load_plugins_from_plugin_directory
+
+    plugins, errors = _load_plugins_from_plugin_directory(str(DAGS.parent / "plugins"))
+    assert errors == {} and [p.name for p in plugins] == ["warehouse_sync_data_quality"]
+    (plugin,) = plugins
+    assert plugin.fastapi_apps[0]["url_prefix"] == "/data-quality"
+    assert plugin.external_views[0]["name"] == "Data quality" and plugin.external_views[0]["destination"] == "nav"
+
+
 def test_full_snapshot_is_a_boolean_run_param_defaulting_to_false(dagbag):
     for dag in (d for d in dagbag.dags.values() if d.dag_id.startswith("sync_")):
         assert dag.params["full_snapshot"] is False
