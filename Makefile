@@ -43,6 +43,9 @@ reconcile: install
 airflow: install
 	eval "$$($(PY) -m warehouse_sync.connections)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" airflow standalone
 
+bench: install
+	$(PY) bench/sync_bench.py
+
 bench-reconcile: install
 	$(PY) bench/reconcile_bench.py
 

@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import dlt
 from dlt.sources.sql_database import sql_table
+
+
+def _credentials(url: str) -> dict:
+    """dlt's PostgresCredentials need a host and a password: a Unix-socket directory is a valid libpq
+    host, and a trust-auth server ignores the password."""
+    from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    return {"database": parts.path.lstrip("/"), "username": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password or "") or "unused",
+            "host": quote(query["host"][0], safe="") if "host" in query else parts.hostname,  # libpq decodes it
+            "port": parts.port or 5432}
 
 
 def main() -> None:
@@ -33,17 +45,18 @@ def main() -> None:
     resource_ = sql_table(
         credentials=args.source_url, schema=args.schema, table=args.table, backend=args.backend,
         chunk_size=args.chunk_size, incremental=dlt.sources.incremental("updated_at"),
-        **({"backend_kwargs": {"conn": args.source_url.replace("postgresql+psycopg2", "postgresql")}}
+        **({"backend_kwargs": {"conn": args.source_url.replace("postgresql+psycopg2", "postgresql").replace("@/", "@localhost/")}}
            if args.backend == "connectorx" else {}),
     )
     resource_.apply_hints(primary_key=args.primary_key.split(","), write_disposition="merge")
-    pipeline = dlt.pipeline(pipeline_name=f"bench_{args.table}", destination=dlt.destinations.postgres(args.dest_url),
+    pipeline = dlt.pipeline(pipeline_name=f"bench_{args.table}", destination=dlt.destinations.postgres(_credentials(args.dest_url)),
                             dataset_name=args.dataset, pipelines_dir=args.pipelines_dir)
     started = time.perf_counter()
     pipeline.run(resource_)
     seconds = time.perf_counter() - started
     rows = sum(pipeline.last_trace.last_normalize_info.row_counts.get(t, 0) for t in (args.table,))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as status:  # this process's own high-water mark (not its parent's)
+        peak = int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": round(peak, 1)}))
 
 

@@ -1,4 +1,4 @@
--- Keyset batch boundaries: the first (cursor, key...) of every batch of %(batch_size)s rows in the window,
+-- Keyset batch boundaries: the first keyset row ((cursor, key...), or the key alone for a snapshot) of every batch of %(batch_size)s rows in the window,
 -- in one streamed index-order scan of the key columns only (no OFFSET). Values come back as text so
 -- that they travel through XCom exactly and bind back as untyped literals.
 SELECT {key_text}, rn

@@ -37,6 +37,7 @@ DEFAULT_CONFIG = INCLUDE_DIR / "pipelines.yaml"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _DEFAULTS: dict[str, Any] = {
     "batch_size": 50_000,
+    "snapshot_batch_size": 250_000,
     "page_size": 10_000,
     "settle_timeout_seconds": 60,
     "lookback_minutes": 0,
@@ -76,6 +77,8 @@ class Pipeline:
         primary_key: Primary-key columns, in key order (one or more).
         cursor: Column that moves forward on every insert and update (``updated_at``).
         batch_size: Rows per batch, i.e. per mapped extract task.
+        snapshot_batch_size: Rows per batch of a full snapshot (bigger: a snapshot reads in key
+            order, and task memory is bounded by ``page_size`` either way).
         page_size: Rows per keyset page read inside a batch (bounds task memory).
         settle_timeout_seconds: Seconds to wait for source transactions that started before
             the window end to finish, before extracting (see README, "Late commits").
@@ -99,6 +102,7 @@ class Pipeline:
     primary_key: tuple[str, ...]
     cursor: str
     batch_size: int = _DEFAULTS["batch_size"]
+    snapshot_batch_size: int = _DEFAULTS["snapshot_batch_size"]
     page_size: int = _DEFAULTS["page_size"]
     settle_timeout_seconds: int = _DEFAULTS["settle_timeout_seconds"]
     lookback_minutes: int = _DEFAULTS["lookback_minutes"]
@@ -212,6 +216,7 @@ def _parse_pipeline(raw: Any, index: int, defaults: dict[str, Any], path: Path) 
         primary_key=tuple(pk),
         cursor=cursor,
         batch_size=_positive_int(merged["batch_size"], f"{where}, field 'batch_size'"),
+        snapshot_batch_size=_positive_int(merged["snapshot_batch_size"], f"{where}, field 'snapshot_batch_size'"),
         page_size=_positive_int(merged["page_size"], f"{where}, field 'page_size'"),
         settle_timeout_seconds=_positive_int(
             merged["settle_timeout_seconds"], f"{where}, field 'settle_timeout_seconds'", 0

@@ -96,7 +96,7 @@ def read_pages(
 ):
     """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order."""
     schema = arrow_schema(columns)
-    keys = keyset_columns(pipeline)
+    keys = keyset_columns(pipeline, window)
     where, params = batch_filter(pipeline, window, batch)
     last: tuple[Any, ...] | None = None
     while True:

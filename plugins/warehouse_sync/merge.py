@@ -1,5 +1,7 @@
 """Load: bulk-copy a window's Parquet files into a staging table and merge them into the target.
 
+(A full snapshot into an empty target skips both: its files are copied straight into the target.)
+
 All in one warehouse transaction: ``CREATE TEMP TABLE … ON COMMIT DROP``, ``COPY … FROM STDIN``
 (never row-by-row ``INSERT``), then one version-guarded ``INSERT … ON CONFLICT DO UPDATE … WHERE
 target.cursor < excluded.cursor`` (``include/sql/merge_staging.sql``). A failure anywhere rolls
@@ -12,17 +14,15 @@ that names every differing column, so a source schema change never breaks the si
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import psycopg
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from psycopg import sql
 
+from warehouse_sync.bulk import copy_files
 from warehouse_sync.catalog import Column, TableNotFound, read_columns
 from warehouse_sync.config import Pipeline
 from warehouse_sync.queries import idents, load_sql, table_ident
@@ -30,7 +30,6 @@ from warehouse_sync.queries import idents, load_sql, table_ident
 log = logging.getLogger(__name__)
 
 METADATA_PREFIX = "_"
-COPY_ROWS = 50_000
 
 
 class SchemaDrift(RuntimeError):
@@ -100,17 +99,28 @@ def describe_drift(source: list[Column], target: list[Column]) -> list[str]:
     return problems
 
 
-def _copy_file(cur: psycopg.Cursor, path: Any, copy_stmt: sql.Composable, names: list[str]) -> int:
-    rows = 0
-    with path.open("rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        with cur.copy(copy_stmt) as copy:
-            for record_batch in parquet.iter_batches(batch_size=COPY_ROWS, columns=names):
-                buffer = io.BytesIO()
-                pacsv.write_csv(record_batch, buffer, pacsv.WriteOptions(include_header=False))
-                copy.write(buffer.getbuffer())
-                rows += record_batch.num_rows
-    return rows
+def _copy_into_empty(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], paths: list[Any],
+                     run_id: str) -> int | None:
+    """The snapshot fast path: when the target has no row, COPY the files straight into it.
+
+    Runs inside the caller's transaction, after ``LOCK TABLE … SHARE ROW EXCLUSIVE`` (no other writer
+    until commit). Snapshot batches are disjoint key ranges, so a key cannot arrive twice; if one
+    did, the savepoint is rolled back and the caller merges instead.
+
+    Returns:
+        Rows copied, or ``None`` when the target is not empty (or a key repeated).
+    """
+    target = table_ident(pipeline.target)
+    conn.execute(load_sql("lock_target_empty.sql", table=target))
+    (empty,) = conn.execute(load_sql("target_is_empty.sql", table=target)).fetchone()  # type: ignore[misc]
+    if not empty:
+        return None
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            return copy_files(cur, target, columns, paths, run_id)
+    except psycopg.errors.UniqueViolation:
+        log.warning("%s: a key repeated across batch files; merging instead of copying", pipeline.target)
+        return None
 
 
 def load_files(
@@ -119,8 +129,12 @@ def load_files(
     source_columns: list[Column],
     paths: Iterable[Any],
     run_id: str,
+    snapshot: bool = False,
 ) -> LoadResult:
     """Bulk-loads Parquet files into a staging table and merges them into the target, atomically.
+
+    For a snapshot (``snapshot=True``) into a target that has no row, the files are copied straight
+    into the target instead (no staging table, no merge: nothing to merge with).
 
     Args:
         conn: Warehouse connection.
@@ -128,6 +142,7 @@ def load_files(
         source_columns: Columns the files were written with (the source's, in order).
         paths: Batch files (``ObjectStoragePath`` or ``pathlib.Path``).
         run_id: Airflow run id, stored in ``_run_id``.
+        snapshot: The files hold a full snapshot (disjoint key ranges).
 
     Returns:
         Rows staged and merged, seconds taken.
@@ -137,30 +152,37 @@ def load_files(
     """
     started = time.monotonic()
     ensure_target(conn, pipeline, source_columns)
-    names = [c.name for c in source_columns]
     staging = sql.Identifier(f"_stg_{pipeline.name}")
     target = table_ident(pipeline.target)
-    staged = 0
+    paths = list(paths)
     with conn.transaction():
-        conn.execute(load_sql("create_staging.sql", staging=staging, table=target))
-        copy_stmt = load_sql("copy_staging.sql", staging=staging, columns=idents(names))
-        with conn.cursor() as cur:
-            for path in paths:
-                staged += _copy_file(cur, path, copy_stmt, names)
-            non_key = [n for n in names if n not in pipeline.primary_key]
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in non_key
-            )
-            cur.execute(load_sql(
-                "merge_staging.sql", table=target, staging=staging, columns=idents(names),
-                primary_key=idents(pipeline.primary_key), cursor=sql.Identifier(pipeline.cursor),
-                assignments=assignments,
-            ), {"run_id": run_id})
-            merged = max(cur.rowcount, 0)
+        copied = _copy_into_empty(conn, pipeline, source_columns, paths, run_id) if snapshot else None
+        if copied is None:
+            staged, merged = _stage_and_merge(conn, pipeline, source_columns, paths, run_id, staging, target)
+        else:
+            staged = merged = copied
     if merged:
         conn.execute(sql.SQL("ANALYZE {}").format(target))  # keep plans of later merges and reconciles sane
         conn.commit()
     result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started)
-    log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s",
-             pipeline.target, result.staged, result.merged, result.unchanged, result.seconds)
+    log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s%s",
+             pipeline.target, result.staged, result.merged, result.unchanged, result.seconds,
+             " (copied into the empty target)" if copied is not None else "")
     return result
+
+
+def _stage_and_merge(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], paths: list[Any],
+                     run_id: str, staging: sql.Identifier, target: sql.Identifier) -> tuple[int, int]:
+    """COPY into a temporary staging table, then the version-guarded merge (rows staged, rows merged)."""
+    names = [c.name for c in columns]
+    conn.execute(load_sql("create_staging.sql", staging=staging, table=target))
+    with conn.cursor() as cur:
+        staged = copy_files(cur, staging, columns, paths)
+        non_key = [n for n in names if n not in pipeline.primary_key]
+        assignments = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in non_key)
+        cur.execute(load_sql(
+            "merge_staging.sql", table=target, staging=staging, columns=idents(names),
+            primary_key=idents(pipeline.primary_key), cursor=sql.Identifier(pipeline.cursor), assignments=assignments,
+        ), {"run_id": run_id})
+        merged = max(cur.rowcount, 0)
+    return staged, merged

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from warehouse_sync.checks import Check, standard_checks, volume_check
@@ -188,6 +189,9 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
     history = [r[0] for r in warehouse.execute(load_sql("dq_volume_history.sql"), {
         "pipeline": pipeline.name, "run_id": run_id, "limit": VOLUME_HISTORY}).fetchall()]
     checks = suite_for(pipeline, history if window.start is not None else [])
+    warehouse.execute(load_sql("target_cursor_index.sql", table=table_ident(pipeline.target),
+                               index=sql.Identifier(f"{pipeline.target.name}_{pipeline.cursor}_idx"[:63]),
+                               cursor=sql.Identifier(pipeline.cursor)))
     query = _window_query(warehouse, pipeline, window)
     warehouse.commit()
     folder = docs_folder(pipeline.name, run_id)

@@ -119,7 +119,9 @@ def reconcile(
         One :class:`Comparison` per scope, window first. Warehouse rows with ``_deleted_at`` set
         are not counted.
     """
-    scopes = [("window", window)] + ([("table", Window(None, window.end))] if full_table else [])
+    # A snapshot's window is the whole table up to its end already: one scope, one scan per side.
+    whole = full_table and window.start is not None
+    scopes = [("window", window)] + ([("table", Window(None, window.end))] if whole else [])
     source.commit()
     source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     try:

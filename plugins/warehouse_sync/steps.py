@@ -122,7 +122,8 @@ def load(
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     to_path = open_path or _as_path
     try:
-        result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id)
+        result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id,
+                            snapshot=win.start is None)
     except Exception as exc:
         warehouse.rollback()
         audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})

@@ -25,9 +25,10 @@ def dags(airflow_db, tmp_path_factory):
         "defaults": {"settle_timeout_seconds": 2},
         "pipelines": [
             {"name": "orders", "source": "tpch.orders", "primary_key": ["o_orderkey"], "cursor": "updated_at",
-             "target": "tpch.orders", "batch_size": 200, "page_size": 150},
+             "target": "tpch.orders", "batch_size": 200, "snapshot_batch_size": 2000, "page_size": 150},
             {"name": "lineitem", "source": "tpch.lineitem", "primary_key": ["l_orderkey", "l_linenumber"],
-             "cursor": "updated_at", "target": "tpch.lineitem", "batch_size": 1000, "page_size": 700},
+             "cursor": "updated_at", "target": "tpch.lineitem", "batch_size": 1000, "snapshot_batch_size": 10000,
+             "page_size": 700},
         ]}))
     os.environ["WAREHOUSE_SYNC_CONFIG"] = str(config)
     os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{tmp_path_factory.mktemp('staging')}"
@@ -118,7 +119,7 @@ def test_a_retried_extract_and_a_retried_load_leave_no_duplicates(dags, tpch_sou
     warehouse.execute(FAIL_ONCE.format(name="fail_extract", condition="NEW.step = 'extract'"))
     warehouse.execute("CREATE TRIGGER fail_extract AFTER INSERT ON warehouse_sync.audit "
                       "FOR EACH ROW EXECUTE FUNCTION public.fail_extract()")
-    # ... and the load fails inside its transaction, after COPY into staging, at the merge.
+    # ... and the load fails inside its transaction, after its COPY into the (empty) target.
     from warehouse_sync.config import Pipeline, TableRef
     pipeline = Pipeline("orders", TableRef("tpch", "orders"), TableRef("tpch", "orders"), ("o_orderkey",),
                         "updated_at")

@@ -94,3 +94,53 @@ def test_a_warehouse_that_drifts_is_caught_by_the_next_run_and_repaired(source, 
     first = warehouse.execute("SELECT status FROM warehouse_sync.audit WHERE step = 'reconcile_table' "
                               "ORDER BY id DESC LIMIT 1").fetchone()
     assert first == ("drift",)  # the drift itself is on record, not only its repair
+
+
+def test_a_snapshot_into_an_empty_target_is_copied_straight_in_with_its_run_id(source, warehouse, tmp_path, caplog):
+    create_items(source, simple_rows(9))
+    pipeline = items_pipeline()
+    with caplog.at_level("INFO", logger="warehouse_sync.merge"):
+        loaded = sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="snap",
+                             full_snapshot=True)["loaded"]
+    assert loaded["staged"] == loaded["merged"] == 9
+    assert "copied into the empty target" in caplog.text
+    assert {r[-1] for r in warehouse_rows(warehouse, columns="tenant, id, _run_id")} == {"snap"}
+    caplog.clear()
+    with caplog.at_level("INFO", logger="warehouse_sync.merge"):  # not empty any more: staged and merged
+        again = sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="again",
+                            full_snapshot=True)["loaded"]
+    assert again["merged"] == 0 and "copied into the empty target" not in caplog.text
+
+
+OTHER_TYPES_DDL = """
+CREATE TABLE t_src.docs (id bigint PRIMARY KEY, u uuid, j json, jb jsonb, t time, amount numeric,
+                         updated_at timestamptz NOT NULL);
+"""
+
+
+@pytest.mark.parametrize("full_snapshot", [True, False], ids=["copied into empty target", "staged and merged"])
+def test_types_without_a_binary_encoding_load_exactly_through_csv(source, warehouse, tmp_path, full_snapshot):
+    from warehouse_sync.bulk import binary_ready
+    from warehouse_sync.catalog import describe_source
+    from helpers import make_pipeline
+
+    source.execute(OTHER_TYPES_DDL)
+    source.execute("INSERT INTO t_src.docs VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"b\": [1, 2]}', "
+                   "'{\"x\": \"y\"}', '13:14:15.123456', 123456789012345678901234567890.123456789, %s), "
+                   "(2, NULL, NULL, NULL, NULL, NULL, %s)", [T0, T0 + timedelta(seconds=1)])
+    source.commit()
+    pipeline = make_pipeline("docs", ("id",))
+    assert not binary_ready(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor))
+    sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, full_snapshot=full_snapshot)
+    columns = "id, u::text, j::text, jb::text, t::text, amount::text, updated_at"
+    expected = source.execute(f"SELECT {columns} FROM t_src.docs ORDER BY id").fetchall()
+    assert warehouse_rows(warehouse, "t_dst.docs", columns) == expected
+
+
+def test_binary_copy_needs_an_exact_encoding_for_every_column(source):
+    from warehouse_sync.bulk import binary_ready
+    from warehouse_sync.catalog import describe_source
+
+    create_items(source, simple_rows(1))
+    pipeline = items_pipeline()
+    assert binary_ready(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor))
