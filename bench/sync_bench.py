@@ -281,13 +281,16 @@ def _chart(results: dict, scale: float) -> None:
     import matplotlib.pyplot as plt
 
     labels = [f"{t.split('.')[1]}\n{s}" for t, s in results]
-    series = {"limit (binary COPY)": [r["limit_s"] or 0 for r in results.values()],
-              "ours": [r["ours_s"] for r in results.values()], "dlt": [r["dlt_s"] for r in results.values()]}
+    series = {"limit (binary COPY)": [r["limit_s"] for r in results.values()],
+              "ours (plan + extract + load)": [r["ours_move_s"] for r in results.values()],
+              "dlt": [r["dlt_s"] for r in results.values()]}
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.27
     for i, (name, values) in enumerate(series.items()):
-        bars = ax.bar([x + (i - 1) * width for x in range(len(labels))], values, width, label=name)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        xs = [x + (i - 1) * width for x, v in enumerate(values) if v is not None]
+        shown = [v for v in values if v is not None]
+        bars = ax.bar(xs, shown, width, label=name)
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in shown], fontsize=8)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("seconds (lower is better)")
     ax.set_title(f"TPC-H SF {scale:g}: PostgreSQL to PostgreSQL")
