@@ -68,6 +68,19 @@ class Check:
         """The arguments as keyword arguments (tuples back to lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.arguments}
 
+    @property
+    def title(self) -> str:
+        """What the report shows: the configured label, else :meth:`describe`."""
+        return self.label or self.describe()
+
+    @property
+    def columns(self) -> str | None:
+        """The column(s) the check reads, comma-separated (``None`` for a table-level check)."""
+        kwargs = self.kwargs()
+        names = [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list") or [])
+        names += [str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
+        return ", ".join(names) or None
+
     def describe(self) -> str:
         """``column o_totalprice: values to be between (min_value=0)``, for people."""
         kwargs = self.kwargs()

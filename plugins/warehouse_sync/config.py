@@ -51,6 +51,14 @@ DELETE_MODES = ("soft", "hard")
 _PIPELINE_FIELDS = {"name", "source", "primary_key", "cursor", "target", "tags", "checks", *_DEFAULTS}
 
 
+def storage_root(env_var: str, folder: str) -> Any:
+    """A file location as an ``ObjectStoragePath``: ``$env_var`` (any fsspec URL, e.g.
+    ``s3://bucket/prefix`` with the matching Airflow connection) or ``file://<repo>/<folder>``."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(os.environ.get(env_var) or f"file://{REPO_ROOT / folder}")
+
+
 class ConfigError(ValueError):
     """A pipeline configuration is invalid; the message names file, pipeline and field."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,10 +23,11 @@ from tabulate import tabulate
 
 from warehouse_sync import runner, tpch
 from warehouse_sync.catalog import describe_source
-from warehouse_sync.config import REPO_ROOT, load_config
+from warehouse_sync.config import load_config
 from warehouse_sync.connections import ENV_VARS, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri, ensure_connections
 from warehouse_sync.planner import Window
 from warehouse_sync.quality import reports_root
+from warehouse_sync.steps import staging_root
 from warehouse_sync.reconcile import reconcile
 
 AUDIT_SUMMARY = """
@@ -47,13 +47,14 @@ ORDER BY 2
 
 
 def reset_warehouse(warehouse: Any, pipelines: Any) -> None:
-    """Drops the demo's target schemas and bookkeeping, and its staged files."""
+    """Drops the demo's target schemas and bookkeeping, its staged files and its Data Docs."""
     for schema in sorted({p.target.schema for p in pipelines} | {"warehouse_sync"}):
         warehouse.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     warehouse.commit()
     for p in pipelines:
-        shutil.rmtree(REPO_ROOT / ".staging" / p.name, ignore_errors=True)
-        shutil.rmtree(REPO_ROOT / ".reports" / "data_docs" / p.name, ignore_errors=True)
+        for files in (staging_root() / p.name, reports_root() / "data_docs" / p.name):
+            if files.exists():
+                files.rmdir(recursive=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,7 @@ class _Side:
 
     def __init__(self, conn: psycopg.Connection, table: sql.Composable, extra: sql.Composable):
         self.conn, self.table, self.extra = conn, table, extra
+        self.table_name = table.as_string(conn)  # for to_regclass() in key_range.sql
 
     def __enter__(self) -> "_Side":
         self.conn.commit()
@@ -98,7 +99,7 @@ class _Side:
 
     def query(self, name: str, parts: dict[str, sql.Composable], params: dict[str, Any]) -> list[tuple]:
         statement = load_sql(name, table=self.table, extra=self.extra, **parts)
-        return self.conn.execute(statement, {"table_name": self.table.as_string(self.conn), **params}).fetchall()
+        return self.conn.execute(statement, {"table_name": self.table_name, **params}).fetchall()
 
 
 def _both(pool: ThreadPoolExecutor, a: _Side, b: _Side, name: str, parts: dict[str, sql.Composable],

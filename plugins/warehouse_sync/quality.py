@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from warehouse_sync.checks import Check, standard_checks, volume_check
-from warehouse_sync.config import REPO_ROOT, Pipeline
+from warehouse_sync.config import Pipeline, storage_root
 from warehouse_sync.planner import Window, window_filter
 from warehouse_sync.queries import load_sql, table_ident
 
@@ -61,16 +61,13 @@ class Outcome:
     sample: list[dict[str, Any]]
 
     def describe(self) -> str:
-        label = self.check.label or self.check.describe()
         keys = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in self.sample[:5])
-        return f"{label}: {self.observed_value}" + (f" (e.g. {keys})" if keys else "")
+        return f"{self.check.title}: {self.observed_value}" + (f" (e.g. {keys})" if keys else "")
 
 
 def reports_root() -> Any:
     """The reports location as an ``ObjectStoragePath``: ``$WAREHOUSE_SYNC_REPORTS_ROOT`` or ``<repo>/.reports``."""
-    from airflow.sdk import ObjectStoragePath
-
-    return ObjectStoragePath(os.environ.get(REPORTS_ENV) or f"file://{REPO_ROOT / '.reports'}")
+    return storage_root(REPORTS_ENV, ".reports")
 
 
 def docs_folder(pipeline: str, run_id: str) -> str:
@@ -201,13 +198,10 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
     with warehouse.transaction():
         warehouse.execute(load_sql("dq_delete_run.sql"), {"pipeline": pipeline.name, "run_id": run_id})
         for outcome in outcomes:
-            kwargs = outcome.check.kwargs()
-            columns = kwargs.get("column") or ", ".join(kwargs.get("column_list") or []) or ", ".join(
-                str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs) or None
             warehouse.execute(load_sql("dq_insert.sql"), {
                 "pipeline": pipeline.name, "dag_id": dag_id, "run_id": run_id, "window_start": window.start,
                 "window_end": window.end, "expectation": f"expect_{outcome.check.expect}",
-                "label": outcome.check.label or outcome.check.describe(), "columns": columns,
+                "label": outcome.check.title, "columns": outcome.check.columns,
                 "severity": outcome.check.severity, "success": outcome.success,
                 "observed_value": outcome.observed_value, "element_count": outcome.element_count,
                 "unexpected_count": outcome.unexpected_count, "unexpected_percent": outcome.unexpected_percent,

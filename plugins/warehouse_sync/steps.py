@@ -9,7 +9,6 @@ Each step is idempotent: running it twice for the same window leaves the same wa
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -18,7 +17,7 @@ import psycopg
 
 from warehouse_sync import audit
 from warehouse_sync.catalog import describe_source
-from warehouse_sync.config import REPO_ROOT, Pipeline
+from warehouse_sync.config import Pipeline, storage_root
 from warehouse_sync.extract import extract_batch
 from warehouse_sync.merge import load_files
 from warehouse_sync.planner import Batch, Window, plan_batches, wait_for_inflight
@@ -31,13 +30,8 @@ STAGING_ENV = "WAREHOUSE_SYNC_STAGING_ROOT"
 
 
 def staging_root() -> Any:
-    """The staging root as an ``ObjectStoragePath``: ``$WAREHOUSE_SYNC_STAGING_ROOT`` or ``<repo>/.staging``.
-
-    Any fsspec URL works (``s3://bucket/prefix`` with the matching Airflow connection).
-    """
-    from airflow.sdk import ObjectStoragePath
-
-    return ObjectStoragePath(os.environ.get(STAGING_ENV) or f"file://{REPO_ROOT / '.staging'}")
+    """The staging root: ``$WAREHOUSE_SYNC_STAGING_ROOT`` or ``<repo>/.staging`` (an ``ObjectStoragePath``)."""
+    return storage_root(STAGING_ENV, ".staging")
 
 
 def effective_window(

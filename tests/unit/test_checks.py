@@ -70,3 +70,11 @@ def test_the_volume_band_needs_three_windows_and_centres_on_their_median():
 
 def test_no_checks_means_only_the_standard_ones():
     assert parse_checks(None, "x") == ()
+
+
+def test_a_check_names_its_columns_and_title_for_the_report():
+    pair = Check("column_pair_values_a_to_be_greater_than_b", (("column_A", "l_receiptdate"), ("column_B", "l_shipdate")))
+    assert pair.columns == "l_receiptdate, l_shipdate" and pair.title == pair.describe()
+    unique = standard_checks(("l_orderkey", "l_linenumber"))[-1]
+    assert unique.columns == "l_orderkey, l_linenumber" and unique.title == "primary key is unique"
+    assert volume_check([], 0.5).columns is None
