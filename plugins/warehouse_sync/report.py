@@ -36,7 +36,6 @@ class RunView:
     reconciliation: str
     checks: str
     problem: bool
-    finished_at: datetime | None
 
 
 @dataclass
@@ -115,7 +114,7 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
         checks: dict[str, list[tuple]] = {}
         for row in conn.execute(load_sql("dq_page_checks.sql"), {"pipeline": p.name, "run_ids": run_ids}).fetchall():
             checks.setdefault(row[0], []).append(row)
-        for run_id, start, end, rows_loaded, drift_seen, reconciled, _, finished, is_sync in runs:
+        for run_id, start, end, rows_loaded, drift_seen, reconciled, _, _, is_sync in runs:
             text, failed = _checks_text(checks.get(run_id, []))
             reconciliation = _reconciliation_text(bool(reconciled), bool(drift_seen), drift.get(run_id))
             if is_sync:
@@ -123,7 +122,7 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
             else:  # the daily whole-table reconcile: nothing loaded, nothing validated
                 window, dag_id, text = f"whole table, rows before {end:%Y-%m-%d %H:%M} UTC", f"reconcile_{p.name}", "-"
             view.runs.append(RunView(run_id, dag_id, window, int(rows_loaded), reconciliation, text,
-                                     failed or reconciliation.startswith("repair refused"), finished))
+                                     failed or reconciliation.startswith("repair refused")))
         latest = next((run_id for run_id in run_ids if run_id in checks), None)
         if latest:
             rows = checks[latest]
