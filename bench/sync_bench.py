@@ -32,12 +32,18 @@ from typing import Any
 from psycopg import sql
 
 import common
-from warehouse_sync import audit, runner, tpch
-from warehouse_sync.catalog import describe_source
-from warehouse_sync.config import REPO_ROOT, TableRef, load_config
-from warehouse_sync.connections import ENV_VARS, SOURCE_CONN_ID
-from warehouse_sync.merge import column_definitions
-from warehouse_sync.queries import idents, table_ident
+from devkit import airflow_local as runner
+from devkit import tpch
+from devkit.embedded import ENV_VARS
+from devkit.paths import CONFIG
+from devkit.paths import REPO as REPO_ROOT
+from warehouse_sync.bookkeeping.migrate import ensure_tables
+from warehouse_sync.config import load_config
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.connections import SOURCE_CONN_ID
+from warehouse_sync.db.statements import idents, table_ident
+from warehouse_sync.model import TableRef
+from warehouse_sync.sync.load import column_definitions
 
 TABLES = {"tpch.orders": ("tpch_orders", ("o_orderkey",)), "tpch.lineitem": ("tpch_lineitem", ("l_orderkey", "l_linenumber"))}
 LIMIT_SCHEMA = "bench_limit"
@@ -59,7 +65,7 @@ def measure_limit(src: Any, wh: Any, table: TableRef) -> float:
 
 def reset_ours(wh: Any, pipeline: Any) -> None:
     """An empty warehouse for one pipeline: no target, no bookkeeping rows, no staged files."""
-    audit.ensure_meta(wh)
+    ensure_tables(wh)
     wh.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_ident(pipeline.target)))
     for table in ("audit", "sync_state", "drift_history", "dq_results"):
         wh.execute(sql.SQL("DELETE FROM {} WHERE pipeline = %s").format(sql.Identifier("warehouse_sync", table)),
@@ -91,17 +97,16 @@ def extract_rss(pipeline_name: str, window_end: datetime, env: dict[str, str]) -
     Read from ``VmHWM`` in ``/proc/self/status`` (the high-water mark of this process's own memory;
     ``ru_maxrss`` would also count the benchmark process it was forked from)."""
     code = (
-        "import sys; sys.path.insert(0, 'plugins')\n"
         "from datetime import datetime\n"
         "from pathlib import Path\n"
-        "from warehouse_sync import steps\n"
+        "from warehouse_sync import tasks\n"
         "from warehouse_sync.config import load_config\n"
-        "from warehouse_sync.connections import source_and_warehouse\n"
-        f"p = load_config().pipeline({pipeline_name!r})\n"
+        "from warehouse_sync.db.connections import source_and_warehouse\n"
+        f"p = load_config({str(CONFIG)!r}).pipeline({pipeline_name!r})\n"
         f"end = datetime.fromisoformat({window_end.isoformat()!r})\n"
         "with source_and_warehouse() as (src, wh):\n"
-        "    planned = steps.plan(src, wh, p, end, end, 'rss-probe', True)\n"
-        f"    steps.extract(src, wh, p, planned['window'], planned['batches'][0]['batch'], 'rss-probe', root=Path({str(STAGING / 'rss')!r}))\n"
+        "    planned = tasks.plan(src, wh, p, end, end, 'rss-probe', True)\n"
+        f"    tasks.extract(src, wh, p, planned['window'], planned['batches'][0]['batch'], 'rss-probe', root=Path({str(STAGING / 'rss')!r}))\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
         "print(int(hwm.split()[1]) / 1024)\n"
     )
@@ -113,7 +118,7 @@ def extract_rss(pipeline_name: str, window_end: datetime, env: dict[str, str]) -
 
 def run_dlt(bin_dir: Path, table: TableRef, backend: str, pipelines_dir: Path, src_uri: str, wh_uri: str) -> dict:
     """One dlt run (snapshot on a fresh pipelines dir, incremental on a used one)."""
-    from warehouse_sync.connections import sqlalchemy_url
+    from warehouse_sync.db.connections import sqlalchemy_url
 
     source_url = sqlalchemy_url(src_uri).replace("postgresql+psycopg", "postgresql+psycopg2")
     dest = sqlalchemy_url(wh_uri).replace("postgresql+psycopg://", "postgresql://")
@@ -134,7 +139,7 @@ def main() -> int:
     os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{STAGING}"
     os.environ.pop("WAREHOUSE_SYNC_CONFIG", None)
     src, wh = common.connect_both()
-    config = load_config()
+    config = load_config(CONFIG)
     anchor = runner.floor_window(datetime.now(timezone.utc))
     print(f"[bench] TPC-H SF {scale:g}: generating and seeding …", flush=True)
     data, counts = common.seed_source(src, scale, anchor)
@@ -228,7 +233,8 @@ def _reset_dlt(wh: Any, pipelines_dir: Path, table: TableRef) -> None:
 
 def _small_scale_rss(anchor: datetime) -> dict[str, float]:
     """The same extract probe on a SF 0.1 source (embedded databases of its own), for the memory target."""
-    from warehouse_sync.connections import WAREHOUSE_CONN_ID, connect_uri, embedded_uri, start_embedded
+    from devkit.embedded import embedded_uri, start_embedded
+    from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connect_uri
 
     socket_dir = start_embedded(databases=["bench_source_small", "bench_warehouse_small"])
     uris = {SOURCE_CONN_ID: embedded_uri(socket_dir, "bench_source_small"),

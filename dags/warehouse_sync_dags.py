@@ -8,8 +8,10 @@ table's cursor column and runs::
                                                                                               └─> validate
 
 Trigger with ``{"full_snapshot": true}`` to read every row with cursor < data_interval_end (the
-initial snapshot, or a reload after a schema change). Logic lives in ``plugins/warehouse_sync``;
-this file is wiring only: no database call happens at parse time.
+initial snapshot, or a reload after a schema change). Each task body is one call into
+``warehouse_sync.tasks``, which names the module that owns each behaviour; this file is wiring
+only: no database call, no Variable, no heavy import at parse time (the pipeline file is read
+from ``$WAREHOUSE_SYNC_CONFIG`` or ``include/pipelines.yaml`` beside the DAGs folder).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from functools import partial
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from warehouse_sync.alerts import alert_drift, alert_failure
-from warehouse_sync.config import AlertConfig, Pipeline, load_config
+from warehouse_sync.config import Alerts, Pipeline, load_config
+from warehouse_sync.storage import config_path
 
 SCHEDULE = "0 */2 * * *"
 RECONCILE_SCHEDULE = "0 3 * * *"
@@ -34,7 +37,7 @@ DEFAULT_ARGS = {
 }
 
 
-def common_dag_args(pipeline: Pipeline, alerts: AlertConfig, schedule: str) -> dict:
+def common_dag_args(pipeline: Pipeline, alerts: Alerts, schedule: str) -> dict:
     """What both DAGs of a pipeline share: UTC data-interval schedule, one run at a time, retries with
     backoff, and an alert when a task fails after its last retry."""
     return {
@@ -47,7 +50,7 @@ def common_dag_args(pipeline: Pipeline, alerts: AlertConfig, schedule: str) -> d
     }
 
 
-def build_dag(pipeline: Pipeline, alerts: AlertConfig):
+def build_dag(pipeline: Pipeline, alerts: Alerts):
     """Builds the sync DAG of one pipeline."""
 
     @dag(
@@ -63,54 +66,53 @@ def build_dag(pipeline: Pipeline, alerts: AlertConfig):
         @task
         def plan(data_interval_start=None, data_interval_end=None, run_id=None, params=None, ti=None):
             """Returns the batches to map over; pushes the window (with its late horizon) as XCom 'window'."""
-            from warehouse_sync import steps
-            from warehouse_sync.connections import source_and_warehouse
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import source_and_warehouse
 
             with source_and_warehouse() as (src, wh):
-                planned = steps.plan(src, wh, pipeline, data_interval_start, data_interval_end, run_id,
+                planned = tasks.plan(src, wh, pipeline, data_interval_start, data_interval_end, run_id,
                                      bool((params or {}).get("full_snapshot")))
             ti.xcom_push(key="window", value={**planned["window"], "late_horizon": planned["own_horizon"]})
             return planned["batches"]
 
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}")
         def extract(batch: dict, window: dict, run_id=None):
-            from warehouse_sync import steps
-            from warehouse_sync.connections import source_and_warehouse
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import source_and_warehouse
 
             with source_and_warehouse() as (src, wh):
-                return steps.extract(src, wh, pipeline, window, batch, run_id)
+                return tasks.extract(src, wh, pipeline, window, batch, run_id)
 
         @task(trigger_rule="none_failed")
         def load(files, window: dict, run_id=None):
-            from warehouse_sync import steps
-            from warehouse_sync.connections import source_and_warehouse
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import source_and_warehouse
 
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
             with source_and_warehouse() as (src, wh):
-                return steps.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
+                return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
 
         @task(trigger_rule="none_failed")
         def reconcile(window: dict, run_id=None):
-            from warehouse_sync import steps
-            from warehouse_sync.connections import source_and_warehouse
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import source_and_warehouse
 
+            on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
             with source_and_warehouse() as (src, wh):
-                result = steps.check(src, wh, pipeline, window, run_id)
-            alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
-            return result
+                return tasks.reconcile(src, wh, pipeline, window, run_id, on_drift)
 
         @task(trigger_rule="none_failed")
         def validate(window: dict, run_id=None):
             """Great Expectations on the window's rows; a failed `fail` check fails the run, without retries."""
             from airflow.sdk.exceptions import AirflowFailException
 
-            from warehouse_sync import steps
-            from warehouse_sync.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
-            from warehouse_sync.quality import DataQualityFailed
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
+            from warehouse_sync.quality.validate import DataQualityFailed
 
             with connection(WAREHOUSE_CONN_ID) as wh:
                 try:
-                    return steps.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window,
+                    return tasks.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window,
                                           run_id)
                 except DataQualityFailed as exc:  # the data will not change on a retry
                     raise AirflowFailException(str(exc)) from exc
@@ -123,7 +125,7 @@ def build_dag(pipeline: Pipeline, alerts: AlertConfig):
     return sync()
 
 
-def build_reconcile_dag(pipeline: Pipeline, alerts: AlertConfig):
+def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
     """Builds the daily whole-table reconcile (locate, repair, record) of one pipeline."""
 
     @dag(
@@ -138,20 +140,19 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: AlertConfig):
     def reconcile_daily():
         @task
         def reconcile_table(run_id=None):
-            from warehouse_sync import steps
-            from warehouse_sync.connections import source_and_warehouse
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import source_and_warehouse
 
+            on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
             with source_and_warehouse() as (src, wh):
-                result = steps.reconcile_table(src, wh, pipeline, None, run_id)
-            alert_drift(get_current_context(), alerts, str(pipeline.target), result["drift"])
-            return result
+                return tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
 
         reconcile_table()
 
     return reconcile_daily()
 
 
-_config = load_config()
+_config = load_config(config_path())
 for _pipeline in _config.pipelines:
     globals()[_pipeline.dag_id] = build_dag(_pipeline, _config.alerts)
     globals()[f"reconcile_{_pipeline.name}"] = build_reconcile_dag(_pipeline, _config.alerts)

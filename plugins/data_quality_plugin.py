@@ -1,13 +1,13 @@
 """Airflow plugin: the "Data quality" page at ``/data-quality/`` on the API server, in the UI's menu.
 
-Wiring only; the app is :mod:`warehouse_sync.report_app`, the page :mod:`warehouse_sync.report`.
+Wiring only; the app is :mod:`warehouse_sync.quality.app`, the page :mod:`warehouse_sync.quality.page`.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from warehouse_sync.report_app import PREFIX, create_app
+from warehouse_sync.quality.app import PREFIX, create_app
 
 
 class WarehouseSyncDataQuality(AirflowPlugin):

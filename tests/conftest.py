@@ -1,4 +1,15 @@
-"""Shared fixtures: a real PostgreSQL (embedded by default), connections, a local Airflow home.
+"""Shared set-up: a local Airflow home for the session, and lazily started database fixtures.
+
+Layers (each a folder; ``make test-<layer>`` runs one):
+
+* ``unit/``    no database, no Airflow run;
+* ``db/``      a real PostgreSQL, no Airflow run;
+* ``airflow/`` the real DAGs through the real Airflow (``dag.test()``);
+* ``browser/`` the data-quality page in the real API server and headless Chromium;
+* ``dags/``    DAG-file and deployment-file integrity.
+
+Importing this file connects to nothing and starts nothing: the database fixtures below start or
+reach PostgreSQL only when a test requests them.
 
 Databases: if ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are set, the
 tests use those servers (``.ci/run`` points them at the machine's PostgreSQL 15); otherwise they
@@ -10,23 +21,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
-sys.path.insert(0, str(REPO / "tests"))
 
 # Airflow reads its configuration at first import: give the test session its own home first.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ws-airflow-")
 os.environ.setdefault("WAREHOUSE_SYNC_RETRY_DELAY_SECONDS", "1")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
-from warehouse_sync.connections import ENV_VARS, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri, ensure_connections  # noqa: E402
-from warehouse_sync.runner import airflow_environment, migrate_metadata_db  # noqa: E402
+from devkit.airflow_local import airflow_environment, migrate_metadata_db  # noqa: E402
+from devkit.embedded import ENV_VARS, ensure_connections  # noqa: E402
+from warehouse_sync.db.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri  # noqa: E402
 
 airflow_environment(Path(os.environ["AIRFLOW_HOME"]))
 

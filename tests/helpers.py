@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from warehouse_sync import steps
-from warehouse_sync.config import Pipeline, TableRef
+from warehouse_sync import tasks
+from warehouse_sync.config import Pipeline
+from warehouse_sync.model import TableRef
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 
@@ -59,15 +60,20 @@ def simple_rows(count: int, start: datetime = T0, step: timedelta = timedelta(mi
 
 
 def sync_window(source, warehouse, pipeline: Pipeline, start: datetime, end: datetime, root: Path,
-                run_id: str = "test", full_snapshot: bool = False, check: bool = True) -> dict[str, Any]:
-    """plan -> extract every batch -> load -> reconcile, with the same step functions the DAG calls."""
-    planned = steps.plan(source, warehouse, pipeline, start, end, run_id, full_snapshot)
-    files = [steps.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
+                run_id: str = "test", full_snapshot: bool = False, reconcile: bool = True) -> dict[str, Any]:
+    """plan -> extract every batch -> load -> reconcile, with the same task functions the DAG calls.
+
+    Returns:
+        ``{"planned", "files", "loaded", "reconciled"}``: each task's result (``reconciled`` is
+        ``None`` when ``reconcile=False``).
+    """
+    planned = tasks.plan(source, warehouse, pipeline, start, end, run_id, full_snapshot)
+    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
              for b in planned["batches"]]
-    loaded = steps.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
+    loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
                         open_path=Path)
-    checked = steps.check(source, warehouse, pipeline, planned["window"], run_id) if check else None
-    return {"planned": planned, "files": files, "loaded": loaded, "checked": checked}
+    reconciled = tasks.reconcile(source, warehouse, pipeline, planned["window"], run_id) if reconcile else None
+    return {"planned": planned, "files": files, "loaded": loaded, "reconciled": reconciled}
 
 
 def warehouse_rows(warehouse, table: str = "t_dst.items", columns: str = "tenant, id, amount, note, updated_at"):

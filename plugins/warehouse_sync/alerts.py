@@ -14,12 +14,12 @@ import json
 import logging
 from typing import Any
 
-from warehouse_sync.config import AlertConfig
+from warehouse_sync.config import Alerts
 
 log = logging.getLogger(__name__)
 
 
-def _notifiers(alerts: AlertConfig, subject: str, text: str) -> list[tuple[str, Any]]:
+def _notifiers(alerts: Alerts, subject: str, text: str) -> list[tuple[str, Any]]:
     channels: list[tuple[str, Any]] = []
     if alerts.smtp_to:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
@@ -35,7 +35,7 @@ def _notifiers(alerts: AlertConfig, subject: str, text: str) -> list[tuple[str, 
     return channels
 
 
-def send(alerts: AlertConfig, subject: str, lines: list[str], context: Any = None) -> list[str]:
+def send(alerts: Alerts, subject: str, lines: list[str], context: Any = None) -> list[str]:
     """Sends one alert to every configured channel.
 
     Args:
@@ -73,7 +73,7 @@ def _where(context: Any) -> list[str]:
     return lines
 
 
-def alert_failure(context: Any, alerts: AlertConfig, table: str) -> list[str]:
+def alert_failure(context: Any, alerts: Alerts, table: str) -> list[str]:
     """``on_failure_callback`` body: a task failed after all its retries."""
     error = context.get("exception")
     lines = [f"table {table}"] + _where(context) + [f"error: {type(error).__name__}: {error}"]
@@ -81,11 +81,12 @@ def alert_failure(context: Any, alerts: AlertConfig, table: str) -> list[str]:
                 context)
 
 
-def alert_drift(context: Any, alerts: AlertConfig, table: str, drift: dict[str, Any] | None) -> list[str]:
-    """Drift was found and repaired: counts and a sample of keys. Sends nothing when no key differed
-    (``drift`` is ``None``, or the comparison only saw rows in flight)."""
-    if not drift or not (drift.get("missing") or drift.get("extra") or drift.get("changed")):
-        return []
+def alert_drift(context: Any, alerts: Alerts, table: str, drift: dict[str, Any]) -> list[str]:
+    """Drift was found and repaired: counts and a sample of keys.
+
+    Called by :func:`warehouse_sync.reconcile.loop.reconcile` (as its ``on_drift``) only when keys
+    differed; rows that were merely in flight never alert.
+    """
     lines = [f"table {table}"] + _where(context) + [
         f"missing {drift.get('missing', 0)}, extra (deleted at source) {drift.get('extra', 0)}, "
         f"changed {drift.get('changed', 0)}; repaired {drift.get('repaired', 0)} rows",

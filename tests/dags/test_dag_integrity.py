@@ -4,6 +4,7 @@ two-hourly data-interval timetable, retries with backoff, tags, and a dynamicall
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,21 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 
 
+def dag_file_env(**overrides: str) -> dict[str, str]:
+    """The environment the DAG file is parsed in: this repository's DAGs folder, so that the pipeline
+    file is its default (``include/pipelines.yaml`` beside ``dags/``) unless ``overrides`` name one."""
+    env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_SYNC_CONFIG"}
+    return {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), **overrides}
+
+
 @pytest.fixture(scope="module")
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("WAREHOUSE_SYNC_CONFIG", raising=False)
+        patch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
+        return DagBag(dag_folder=str(DAGS))
 
 
 def test_dag_file_has_no_import_errors(dagbag):
@@ -83,10 +94,10 @@ def test_full_snapshot_is_a_boolean_run_param_defaulting_to_false(dagbag):
         assert dag.params["full_snapshot"] is False
 
 
-def _parse_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
+def _parse_in_subprocess(env: dict[str, str], folder: Path = DAGS) -> subprocess.CompletedProcess:
     code = (
         "from airflow.dag_processing.dagbag import DagBag\n"
-        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        f"bag = DagBag(dag_folder={str(folder)!r})\n"
         "print('DAGS', sorted(bag.dag_ids))\n"
         "print('ERRORS', list(bag.import_errors.values()))\n"
     )
@@ -94,9 +105,8 @@ def _parse_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_parsing_makes_no_database_call(tmp_path):
-    env = {**os.environ,
-           "AIRFLOW_CONN_SOURCE_POSTGRES": "postgresql://nobody@127.0.0.1:1/none",
-           "AIRFLOW_CONN_WAREHOUSE_POSTGRES": "postgresql://nobody@127.0.0.1:1/none"}
+    env = dag_file_env(AIRFLOW_CONN_SOURCE_POSTGRES="postgresql://nobody@127.0.0.1:1/none",
+                       AIRFLOW_CONN_WAREHOUSE_POSTGRES="postgresql://nobody@127.0.0.1:1/none")
     result = _parse_in_subprocess(env)
     assert "'sync_tpch_lineitem', 'sync_tpch_orders'" in result.stdout, result.stderr[-2000:]
     assert "ERRORS []" in result.stdout
@@ -107,9 +117,21 @@ def test_invalid_pipeline_entry_is_an_import_error_naming_file_table_and_field(t
     bad.write_text(yaml.safe_dump({"pipelines": [
         {"name": "orders", "source": "tpch.orders", "primary_key": ["o_orderkey"], "cursor": "updated_at",
          "target": "dw.orders", "batch_size": -5}]}))
-    result = _parse_in_subprocess({**os.environ, "WAREHOUSE_SYNC_CONFIG": str(bad)})
+    result = _parse_in_subprocess(dag_file_env(WAREHOUSE_SYNC_CONFIG=str(bad)))
     assert "DAGS []" in result.stdout, result.stderr[-2000:]
     assert str(bad) in result.stdout and "'orders'" in result.stdout and "batch_size" in result.stdout
+
+
+def test_without_warehouse_sync_config_the_dag_file_reads_include_beside_its_dags_folder(tmp_path):
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
+    (project / "include").mkdir()
+    shutil.copy(DAGS / "warehouse_sync_dags.py", project / "dags")
+    (project / "include" / "pipelines.yaml").write_text(yaml.safe_dump({"pipelines": [
+        {"name": "solo", "source": "app.solo", "primary_key": ["id"], "cursor": "updated_at", "target": "dw.solo"}]}))
+    result = _parse_in_subprocess(dag_file_env(AIRFLOW__CORE__DAGS_FOLDER=str(project / "dags")), project / "dags")
+    assert "DAGS ['reconcile_solo', 'sync_solo']" in result.stdout, result.stderr[-2000:]
+    assert "ERRORS []" in result.stdout
 
 
 def test_every_task_alerts_when_it_fails_after_its_retries(dagbag):

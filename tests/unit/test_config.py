@@ -1,13 +1,21 @@
-"""Config: one YAML file validated into frozen dataclasses; every error names file, pipeline, field."""
+"""Config: one YAML file validated into frozen pydantic models; every error names file, pipeline, field."""
 
 from __future__ import annotations
 
-import dataclasses
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from warehouse_sync.config import ConfigError, load_config
+from warehouse_sync.config import Alerts, ConfigError, Pipeline, SyncConfig, load_config
+from warehouse_sync.model import TableRef
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "include" / "pipelines.yaml"
 
 GOOD = {
     "defaults": {"batch_size": 1000},
@@ -20,10 +28,20 @@ GOOD = {
 }
 
 
+def good():
+    return yaml.safe_load(yaml.safe_dump(GOOD))
+
+
 def write(tmp_path, doc):
     path = tmp_path / "pipelines.yaml"
     path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
     return path
+
+
+def error_of(path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
 
 
 def test_valid_file_gives_frozen_pipelines_with_defaults_applied(tmp_path):
@@ -31,74 +49,260 @@ def test_valid_file_gives_frozen_pipelines_with_defaults_applied(tmp_path):
     orders, lineitem = config.pipelines
     assert orders.batch_size == 1000 and lineitem.batch_size == 7
     assert lineitem.primary_key == ("l_orderkey", "l_linenumber")
+    assert orders.source == TableRef("tpch", "orders")
     assert str(orders.target) == "dw.orders" and orders.dag_id == "sync_orders"
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError):
         orders.batch_size = 5  # type: ignore[misc]
+    hash(orders)
 
 
 def test_shipped_pipelines_file_is_valid():
-    names = [p.name for p in load_config().pipelines]
-    assert names == ["tpch_orders", "tpch_lineitem"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the shipped file uses no deprecated key
+        config = load_config(SHIPPED)
+    assert [p.name for p in config.pipelines] == ["tpch_orders", "tpch_lineitem"]
+    assert all(p.expectations for p in config.pipelines)
+
+
+def test_load_config_takes_a_str_or_path_and_requires_one(tmp_path):
+    path = write(tmp_path, GOOD)
+    assert load_config(str(path)) == load_config(path)
+    assert load_config(str(path)).path == path
+    with pytest.raises(TypeError):
+        load_config()  # type: ignore[call-arg]
+
+
+def test_pipelines_can_be_built_in_python_with_table_refs_and_tuples():
+    p = Pipeline(name="items", source=TableRef("t_src", "items"), target=TableRef("t_dw", "items"),
+                 primary_key=("tenant", "id"), cursor="updated_at", settle_timeout_seconds=0, batch_size=3)
+    assert (p.batch_size, p.settle_timeout_seconds, p.page_size) == (3, 0, 20_000)
+    assert p.model_copy(update={"page_size": 2}).page_size == 2
+    assert Pipeline(name="items", source="a.b", target="c.d", primary_key="id", cursor="u").primary_key == ("id",)
+
+
+def test_a_pipeline_round_trips_through_model_dump(tmp_path):
+    for pipeline in load_config(SHIPPED).pipelines:
+        dumped = pipeline.model_dump(mode="json")
+        assert dumped["source"] == str(pipeline.source) and dumped["expectations"][0]["expect"]
+        assert Pipeline.model_validate(dumped) == pipeline
 
 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"primary_key": []}, "primary_key"),
+        ({"primary_key": ["a", "a"]}, "primary_key"),
+        ({"primary_key": [""]}, "primary_key"),
         ({"source": "orders"}, "source"),
+        ({"target": "a.b.c"}, "target"),
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": "many"}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"settle_timeout_seconds": -1}, "settle_timeout_seconds"),
         ({"cursor": "o_orderkey"}, "cursor"),
+        ({"cursor": ""}, "cursor"),
         ({"colour": "red"}, "colour"),
         ({"name": "Bad Name"}, "name"),
+        ({"tags": "tpch"}, "tags"),
+        ({"reconcile_full_table": "yes"}, "reconcile_full_table"),
+        ({"volume_tolerance": 10}, "volume_tolerance"),
+        ({"volume_tolerance": 0}, "volume_tolerance"),
     ],
 )
 def test_invalid_entry_error_names_file_pipeline_and_field(tmp_path, change, field):
-    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc = good()
     doc["pipelines"][0].update(change)
     path = write(tmp_path, doc)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert str(path) in message and field in message
-    assert "orders" in message or "Bad Name" in message
+    message = error_of(path)
+    assert str(path) in message and f"field '{field}'" in message
+    assert "pipeline 'orders'" in message or "pipeline 'Bad Name'" in message
+
+
+def test_error_message_is_short_and_human(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["batch_size"] = 0
+    path = write(tmp_path, doc)
+    assert error_of(path) == (f"{path}: pipeline 'orders', field 'batch_size': "
+                              "Input should be greater than or equal to 1 (got 0)")
+
+
+def test_a_bool_where_an_int_is_expected_is_an_error(tmp_path):
+    for field in ("batch_size", "page_size", "settle_timeout_seconds", "repair_max_rows", "repair_max_fraction"):
+        doc = good()
+        doc["pipelines"][0][field] = True
+        assert f"pipeline 'orders', field '{field}'" in error_of(write(tmp_path, doc))
+    with pytest.raises(ValidationError):
+        Pipeline(name="x", source="a.b", target="c.d", primary_key=("id",), cursor="u", batch_size=True)
+
+
+def test_unknown_key_lists_the_allowed_ones(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["bach_size"] = 10
+    message = error_of(write(tmp_path, doc))
+    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: batch_size, cursor, " in message
+    assert "volume_tolerance" in message and "checks" not in message
+
+    doc = good()
+    doc["defaults"] = {"name": "everything"}
+    message = error_of(write(tmp_path, doc))
+    assert "defaults, field 'name': unknown field (allowed: batch_size, delete_mode, expectations" in message
+
+    doc = good()
+    doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such
+    assert "unknown top-level key(s) pipeline; allowed: alerts, defaults, pipelines" in error_of(write(tmp_path, doc))
 
 
 def test_missing_required_field_is_named(tmp_path):
-    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc = good()
     del doc["pipelines"][1]["cursor"]
-    with pytest.raises(ConfigError, match=r"pipeline 'lineitem': field 'cursor' is required"):
+    with pytest.raises(ConfigError, match=r"pipeline 'lineitem', field 'cursor': required"):
         load_config(write(tmp_path, doc))
 
 
+def test_a_pipeline_without_a_name_is_numbered(tmp_path):
+    doc = good()
+    del doc["pipelines"][1]["name"]
+    assert "pipeline #2, field 'name': required" in error_of(write(tmp_path, doc))
+    doc["pipelines"][1] = ["not", "a", "mapping"]
+    assert "pipeline #2: expected a mapping, got list" in error_of(write(tmp_path, doc))
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["batch_size"] = 0
+    doc["pipelines"][1]["delete_mode"] = "purge"
+    message = error_of(write(tmp_path, doc))
+    assert "pipeline 'orders', field 'batch_size'" in message
+    assert "; pipeline 'lineitem', field 'delete_mode'" in message
+
+
+def test_a_bad_default_is_named_under_defaults(tmp_path):
+    doc = good()
+    doc["defaults"] = {"page_size": 0}
+    path = write(tmp_path, doc)
+    assert error_of(path) == (f"{path}: defaults, field 'page_size': "
+                              "Input should be greater than or equal to 1 (got 0)")
+
+
+def test_defaults_live_in_one_place_and_the_file_only_overrides(tmp_path):
+    assert Pipeline.model_fields["page_size"].default == 20_000
+    assert Pipeline.model_fields["settle_timeout_seconds"].default == 30
+    doc = good()
+    del doc["defaults"]
+    orders = load_config(write(tmp_path, doc)).pipelines[0]
+    for name, field in Pipeline.model_fields.items():
+        if not field.is_required():
+            assert getattr(orders, name) == field.default, name
+    doc["defaults"] = {"page_size": 500, "tags": ["x"]}
+    doc["pipelines"][1]["page_size"] = 9
+    orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert (orders.page_size, lineitem.page_size, orders.tags) == (500, 9, ("x",))
+    # the shipped file repeats no default
+    shipped = yaml.safe_load(SHIPPED.read_text())
+    for name, value in (shipped.get("defaults") or {}).items():
+        assert value != Pipeline.model_fields[name].default, name
+
+
+def test_old_checks_key_still_works_with_a_deprecation_warning(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["checks"] = [{"expect": "column_values_to_not_be_null", "column": "o_custkey"}]
+    path = write(tmp_path, doc)
+    with pytest.warns(DeprecationWarning, match="rename it to 'expectations'") as record:
+        orders = load_config(path).pipelines[0]
+    message = str(record[0].message)
+    assert str(path) in message and "pipeline 'orders'" in message and "'checks'" in message
+    assert [e.expect for e in orders.expectations] == ["column_values_to_not_be_null"]
+
+
+def test_checks_and_expectations_together_is_an_error(tmp_path):
+    doc = good()
+    entry = [{"expect": "column_values_to_not_be_null", "column": "o_custkey"}]
+    doc["pipelines"][0].update(checks=entry, expectations=entry)
+    with pytest.raises(ConfigError, match=r"pipeline 'orders', field 'checks': both 'checks' and 'expectations'"):
+        load_config(write(tmp_path, doc))
+
+
+def test_quoting_characters_in_table_names_are_plain_names(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["source"] = 'a"b.c;d'
+    orders = load_config(write(tmp_path, doc)).pipelines[0]
+    assert orders.source == TableRef('a"b', "c;d")
+
+
 def test_duplicate_pipeline_names_are_rejected(tmp_path):
-    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc = good()
     doc["pipelines"][1]["name"] = "orders"
-    with pytest.raises(ConfigError, match="used twice"):
+    with pytest.raises(ConfigError, match="pipeline 'orders', field 'name': used twice"):
         load_config(write(tmp_path, doc))
 
 
 def test_unparseable_yaml_names_the_file(tmp_path):
     path = write(tmp_path, "pipelines: [unclosed")
-    with pytest.raises(ConfigError, match=str(path)):
+    with pytest.raises(ConfigError, match=f"{path}: invalid YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "- just a list", "pipelines: {orders: 1}"])
+def test_a_file_without_a_pipelines_list_is_rejected(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"{path}: expected a mapping with a 'pipelines' list"):
+        load_config(path)
+
+
+def test_an_unreadable_file_names_the_file(tmp_path):
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match=f"{path}: cannot read pipeline config"):
         load_config(path)
 
 
 def test_alert_channels_are_parsed_and_bad_ones_named(tmp_path):
-    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc = good()
+    assert load_config(write(tmp_path, doc)).alerts == Alerts()
     doc["alerts"] = {"smtp": {"to": ["a@example.com"], "conn_id": "smtp_x"}, "slack_webhook": {"conn_id": "hook"}}
     alerts = load_config(write(tmp_path, doc)).alerts
     assert alerts.smtp_to == ("a@example.com",) and alerts.smtp_conn_id == "smtp_x"
-    assert alerts.slack_webhook_conn_id == "hook"
+    assert alerts.smtp_from == "warehouse-sync@localhost" and alerts.slack_webhook_conn_id == "hook"
+    doc["alerts"] = {"smtp": {"to": "b@example.com", "from": "ws@example.com"}}
+    alerts = load_config(write(tmp_path, doc)).alerts
+    assert (alerts.smtp_to, alerts.smtp_from) == (("b@example.com",), "ws@example.com")
+    assert alerts.slack_webhook_conn_id is None
     doc["alerts"] = {"smtp": {"to": ["not-an-address"]}}
-    with pytest.raises(ConfigError, match=r"alerts, field 'smtp.to'"):
+    with pytest.raises(ConfigError, match=r"alerts, field 'smtp.to' entry 1: expected an e-mail address"):
+        load_config(write(tmp_path, doc))
+    doc["alerts"] = {"smtp": {"conn_id": "smtp_x"}}
+    with pytest.raises(ConfigError, match=r"alerts, field 'smtp.to': at least one recipient is required"):
+        load_config(write(tmp_path, doc))
+    doc["alerts"] = {"smtp": {"to": ["a@example.com"], "cc": ["b@example.com"]}}
+    with pytest.raises(ConfigError, match=r"alerts, field 'smtp.cc': unknown field \(allowed: conn_id, from, to\)"):
+        load_config(write(tmp_path, doc))
+    doc["alerts"] = {"teams": {}}
+    with pytest.raises(ConfigError, match=r"alerts, field 'teams': unknown field \(allowed: slack_webhook, smtp\)"):
         load_config(write(tmp_path, doc))
 
 
 @pytest.mark.parametrize(("change", "field"), [({"delete_mode": "purge"}, "delete_mode"),
-                                               ({"repair_max_fraction": 2}, "repair_max_fraction")])
+                                               ({"repair_max_fraction": 2}, "repair_max_fraction"),
+                                               ({"repair_max_fraction": 0}, "repair_max_fraction"),
+                                               ({"repair_max_rows": -1}, "repair_max_rows")])
 def test_invalid_repair_settings_are_named(tmp_path, change, field):
-    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc = good()
     doc["pipelines"][0].update(change)
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=f"field '{field}'"):
         load_config(write(tmp_path, doc))
+
+
+def test_a_pipeline_is_found_by_name_source_or_target(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert isinstance(config, SyncConfig)
+    assert config.pipeline("orders") is config.pipeline("tpch.orders") is config.pipeline("dw.orders")
+    with pytest.raises(ConfigError, match="no pipeline named 'nope'"):
+        config.pipeline("nope")
+
+
+def test_importing_the_config_package_stays_cheap():
+    code = ("import sys, warehouse_sync.config\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'psycopg', 'pyarrow', "
+            "'great_expectations', 'sqlalchemy')]\n"
+            "assert not heavy, heavy\n")
+    env_path = str(REPO / "plugins")
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": env_path})

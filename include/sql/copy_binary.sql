@@ -1,1 +1,0 @@
-COPY {table} ({columns}) FROM STDIN (FORMAT binary)

@@ -1,1 +1,0 @@
-COPY _inflight FROM STDIN (FORMAT csv)

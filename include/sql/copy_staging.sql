@@ -1,1 +1,0 @@
-COPY {staging} ({columns}) FROM STDIN (FORMAT csv)

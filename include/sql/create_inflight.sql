@@ -1,1 +1,0 @@
-CREATE TEMP TABLE _inflight ON COMMIT DROP AS SELECT {primary_key} FROM {table} WITH NO DATA

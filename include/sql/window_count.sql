@@ -1,2 +1,0 @@
--- Rows in a window of the cursor.
-SELECT count(*) FROM {table} WHERE {window}

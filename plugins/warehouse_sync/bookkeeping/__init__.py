@@ -1,0 +1,6 @@
+"""Bookkeeping in the warehouse's ``warehouse_sync`` schema.
+
+* :mod:`.audit` — one row per step of every run; one per located drift.
+* :mod:`.state` — per pipeline: high watermark and late horizon.
+* :mod:`.migrate` — the tables' DDL (the only DDL outside the load).
+"""

@@ -1,0 +1,33 @@
+"""Warehouse Sync configuration: the pipeline file, validated into frozen pydantic models.
+
+One YAML file (the DAG file decides where it is) lists the synced tables, optional ``defaults:``
+overriding :class:`Pipeline`'s own defaults, and optional ``alerts:``. :func:`load_config` reads it
+into a :class:`SyncConfig` of :class:`Pipeline` values (each with its data-quality
+:class:`Expectation` rules) and :class:`Alerts`; every problem is a :class:`ConfigError` naming the
+file, the pipeline and the field.
+
+Modules:
+    pipeline: The models (:class:`Pipeline`, :class:`Alerts`, :class:`SyncConfig`); every default
+        lives here.
+    load: :func:`load_config`: the file read, ``defaults:`` applied, errors named.
+    expectations: One data-quality rule (:class:`Expectation`) and the names it may use
+        (:data:`EXPECTATIONS`, :data:`SEVERITIES`).
+
+Importing this package is cheap (pydantic and PyYAML only: no Airflow, database driver or Arrow),
+so that DAG files parse fast.
+"""
+
+from warehouse_sync.config.expectations import EXPECTATIONS, SEVERITIES, Expectation
+from warehouse_sync.config.load import load_config
+from warehouse_sync.config.pipeline import Alerts, ConfigError, Pipeline, SyncConfig
+
+__all__ = [
+    "ConfigError",
+    "Pipeline",
+    "Alerts",
+    "SyncConfig",
+    "load_config",
+    "Expectation",
+    "EXPECTATIONS",
+    "SEVERITIES",
+]

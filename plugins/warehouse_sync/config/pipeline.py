@@ -1,0 +1,255 @@
+"""Pipeline configuration models: frozen pydantic models with every default, in one place.
+
+The file (its path is chosen by the caller, the DAG file) looks like::
+
+    defaults:                    # optional: overrides of Pipeline's defaults for every pipeline
+      batch_size: 20000
+    pipelines:
+      - name: orders
+        source: tpch.orders
+        primary_key: [o_orderkey]
+        cursor: updated_at
+        target: tpch.orders
+        expectations:
+          - {expect: column_values_to_be_between, column: o_totalprice, min_value: 0}
+    alerts:                      # optional
+      smtp: {to: [ops@example.com], conn_id: smtp_default, from: warehouse-sync@localhost}
+      slack_webhook: {conn_id: slack_alerts}
+
+Every default lives in one place, the field definitions of :class:`Pipeline` and :class:`Alerts`;
+the file only overrides them (``defaults:`` under each pipeline's own values). Reading the file and
+turning validation errors into messages that name the file, the pipeline and the field is
+:mod:`.load`'s job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from warehouse_sync.config.expectations import Expectation
+from warehouse_sync.model import TableRef
+
+class ConfigError(ValueError):
+    """A pipeline configuration is invalid; the message names file, pipeline and field."""
+
+
+def _table_ref(value: Any) -> TableRef:
+    return value if isinstance(value, TableRef) else TableRef.parse(value)
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _no_repeats(columns: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"repeated column in {list(columns)}")
+    return columns
+
+
+def _none_is_empty(value: Any) -> Any:
+    return () if value is None else value
+
+
+def _expectation(value: Any) -> Expectation:
+    return value if isinstance(value, Expectation) else Expectation.parse(value)
+
+
+def _email_address(value: str) -> str:
+    if "@" not in value:
+        raise ValueError(f"expected an e-mail address, got {value!r}")
+    return value
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, dict) and not value else value
+
+
+# "schema.table" in the file, a TableRef in Python (and back to "schema.table" in model_dump).
+_Table = Annotated[TableRef, PlainValidator(_table_ref), PlainSerializer(str, return_type=str)]
+_Column = Annotated[str, StringConstraints(min_length=1)]
+# A mapping in the file (Expectation.parse), an Expectation in Python (and the mapping in model_dump).
+_ExpectationEntry = Annotated[Expectation, PlainValidator(_expectation), PlainSerializer(Expectation.to_dict)]
+_EmailAddress = Annotated[str, AfterValidator(_email_address)]
+_Recipients = Annotated[tuple[_EmailAddress, ...], BeforeValidator(_one_or_many)]
+
+
+class Pipeline(BaseModel):
+    """One synced table: one entry of ``pipelines:`` in the pipeline file.
+
+    The defaults below are the only ones; the file's ``defaults:`` section and each entry override
+    them.
+
+    Attributes:
+        name: Short lower_snake_case name (``^[a-z][a-z0-9_]{0,62}$``); the DAG id is ``sync_<name>``.
+        source: Source table in the ``source_postgres`` connection (``schema.table`` in the file).
+        target: Target table in the ``warehouse_postgres`` connection (``schema.table`` in the file).
+        primary_key: Primary-key columns, in key order (one or more, no repeats; the file may give a
+            single column as a string).
+        cursor: Column that moves forward on every insert and update (``updated_at``); not part of
+            the primary key.
+        batch_size: Rows per batch, i.e. per mapped extract task (>= 1).
+        snapshot_batch_size: Rows per batch of a full snapshot (>= 1; bigger: a snapshot reads in key
+            order, and task memory is bounded by ``page_size`` either way).
+        page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
+        settle_timeout_seconds: Seconds to wait for source transactions that started before the
+            window end to finish, before extracting (>= 0; see README, "Late commits").
+        lookback_minutes: Minutes re-read before each window start (>= 0; an overlap: the merge is
+            idempotent, so re-reading costs only time).
+        reconcile_full_table: Also reconcile the whole table (not only the window) each run.
+        delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
+            deleted at the source.
+        repair_max_rows: Most rows a repair may write (>= 0); beyond it the repair is refused.
+        repair_max_fraction: Most rows a repair may write, as a fraction of the table's rows
+            (0 < fraction <= 1).
+        volume_tolerance: Relative half-width of the volume band around the median row count of the
+            recent windows, as a fraction of that median (0 < tolerance < 10; 0.5 = 50 % either
+            side); outside it is a data-quality ``warn``.
+        expectations: Configured data-quality rules (:class:`~warehouse_sync.config.Expectation`),
+            in file order; the standard ones (key not null and unique, volume band) are added by the
+            validate step.
+        tags: Extra DAG tags.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    source: _Table
+    target: _Table
+    primary_key: Annotated[tuple[_Column, ...], BeforeValidator(_one_or_many), Field(min_length=1),
+                           AfterValidator(_no_repeats)]
+    cursor: _Column
+    batch_size: int = Field(50_000, strict=True, ge=1)
+    snapshot_batch_size: int = Field(250_000, strict=True, ge=1)
+    page_size: int = Field(20_000, strict=True, ge=1)
+    settle_timeout_seconds: int = Field(30, strict=True, ge=0)
+    lookback_minutes: int = Field(0, strict=True, ge=0)
+    reconcile_full_table: bool = Field(True, strict=True)
+    delete_mode: Literal["soft", "hard"] = "soft"
+    repair_max_rows: int = Field(10_000, strict=True, ge=0)
+    repair_max_fraction: float = Field(0.05, strict=True, gt=0, le=1)
+    volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)
+    expectations: Annotated[tuple[_ExpectationEntry, ...], BeforeValidator(_none_is_empty)] = ()
+    tags: tuple[str, ...] = ()
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_not_in_primary_key(cls, cursor: str, info: ValidationInfo) -> str:
+        if cursor in info.data.get("primary_key", ()):
+            raise ValueError(f"the cursor {cursor!r} may not be part of the primary key")
+        return cursor
+
+    @property
+    def dag_id(self) -> str:
+        """The sync DAG's id: ``sync_<name>``."""
+        return f"sync_{self.name}"
+
+
+class Alerts(BaseModel):
+    """Where alerts go (each channel optional; none configured means log only).
+
+    The file gives them as ``alerts: {smtp: {to, conn_id, from}, slack_webhook: {conn_id}}``.
+
+    Attributes:
+        smtp_to: Recipients of alert e-mails (SMTP via the ``smtp_conn_id`` Airflow connection);
+            empty means no e-mail.
+        smtp_conn_id: Airflow connection of the SMTP server.
+        smtp_from: Sender address.
+        slack_webhook_conn_id: Airflow connection of a Slack incoming webhook (URL in its password),
+            or ``None`` for no Slack message.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smtp_to: _Recipients = ()
+    smtp_conn_id: str = "smtp_default"
+    smtp_from: str = "warehouse-sync@localhost"
+    slack_webhook_conn_id: str | None = None
+
+
+class SyncConfig(BaseModel):
+    """The whole file: where it came from, its pipelines in file order, and its alert channels.
+
+    Attributes:
+        path: The file read.
+        pipelines: The pipelines, in file order (names unique).
+        alerts: The alert channels.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    pipelines: tuple[Pipeline, ...]
+    alerts: Alerts = Alerts()
+
+    def pipeline(self, name: str) -> Pipeline:
+        """Returns the pipeline called ``name`` (or whose source or target is ``name``).
+
+        Args:
+            name: A pipeline name, or a ``schema.table`` source or target.
+
+        Returns:
+            The first matching pipeline.
+
+        Raises:
+            ConfigError: No such pipeline.
+        """
+        for p in self.pipelines:
+            if name in (p.name, str(p.source), str(p.target)):
+                return p
+        known = ", ".join(p.name for p in self.pipelines) or "none"
+        raise ConfigError(f"{self.path}: no pipeline named {name!r} (known: {known})")
+
+
+# The file's shape of the alerts section; only the keys given override Alerts' defaults.
+class _SmtpSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: _Recipients = Field((), validate_default=True)
+    conn_id: str | None = None
+    sender: str | None = Field(None, alias="from")
+
+    @field_validator("to")
+    @classmethod
+    def _at_least_one(cls, to: tuple[str, ...]) -> tuple[str, ...]:
+        if not to:
+            raise ValueError("at least one recipient is required")
+        return to
+
+
+class _SlackWebhookSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conn_id: str | None = None
+
+
+class AlertsSection(BaseModel):
+    """The file's ``alerts:`` section; :meth:`to_alerts` gives the :class:`Alerts` value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smtp: Annotated[_SmtpSection | None, BeforeValidator(_empty_is_none)] = None
+    slack_webhook: Annotated[_SlackWebhookSection | None, BeforeValidator(_empty_is_none)] = None
+
+    def to_alerts(self) -> Alerts:
+        """The channels given, over :class:`Alerts`' defaults."""
+        given: dict[str, Any] = {}
+        if self.smtp:
+            given.update(smtp_to=self.smtp.to, smtp_conn_id=self.smtp.conn_id, smtp_from=self.smtp.sender)
+        if self.slack_webhook:
+            given.update(slack_webhook_conn_id=self.slack_webhook.conn_id)
+        return Alerts(**{k: v for k, v in given.items() if v is not None})

@@ -1,0 +1,6 @@
+"""Database access shared by every room: connections, SQL statements, the catalog.
+
+* :mod:`.connections` — psycopg 3 connections from Airflow Connections (``PostgresHook``), UTC sessions.
+* :mod:`.statements` — the package's SQL files and ``psycopg.sql`` composition helpers.
+* :mod:`.catalog` — a table's columns, key and exact Arrow schema; the row-hash inputs.
+"""

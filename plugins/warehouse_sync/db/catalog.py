@@ -1,0 +1,164 @@
+"""What a table looks like: its columns, its key, and the exact Arrow schema of its rows.
+
+Types are mapped exactly (no float for money, no naive time for ``timestamptz``):
+
+=====================  ==============================  =====================================
+PostgreSQL             Arrow                           note
+=====================  ==============================  =====================================
+smallint/int/bigint    int16 / int32 / int64
+real / double          float32 / float64
+numeric(p, s)          decimal128(p, s)                p <= 38; wider: string (exact text)
+boolean                bool
+date                   date32
+timestamp              timestamp[us]
+timestamptz            timestamp[us, tz=UTC]           sessions run with ``TIME ZONE 'UTC'``
+time                   time64[us]
+everything else        string                          PostgreSQL's text form, which its
+                                                       input function reads back exactly
+                                                       (text, char(n), uuid, json, bytea, …)
+=====================  ==============================  =====================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from warehouse_sync.db.statements import load_sql
+from warehouse_sync.model import TableRef
+
+_NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    "int2": pa.int16(),
+    "int4": pa.int32(),
+    "int8": pa.int64(),
+    "float4": pa.float32(),
+    "float8": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "time": pa.time64("us"),
+}
+
+
+class TableNotFound(LookupError):
+    """The configured table does not exist (or is not visible to the connection's role)."""
+
+
+class PrimaryKeyError(LookupError):
+    """The configured primary key is missing, unknown, or not unique in the table."""
+
+
+class UnknownColumn(LookupError):
+    """A configured column (cursor or key) is not a column of the table."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, SQL type as PostgreSQL prints it (``numeric(15,2)``), and Arrow type."""
+
+    name: str
+    sql_type: str
+    type_name: str
+    not_null: bool
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return arrow_type(self.type_name, self.sql_type)
+
+
+def arrow_type(type_name: str, sql_type: str) -> pa.DataType:
+    """Maps a PostgreSQL type (``pg_type.typname`` and ``format_type`` text) to an Arrow type."""
+    if type_name in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[type_name]
+    match = _NUMERIC.match(sql_type)
+    if type_name == "numeric" and match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if precision <= 38:
+            return pa.decimal128(precision, scale)
+    # Wider numerics (Arrow's CSV reader has no decimal256 conversion) travel as their exact text.
+    return pa.string()
+
+
+# Types whose values PostgreSQL hashes with an extended hash function (hash opclass); any other type
+# (json, geometric types, xml, …) is hashed through its text form.
+HASHABLE_TYPES = frozenset({
+    "int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar", "bpchar", "char", "name",
+    "date", "time", "timetz", "timestamp", "timestamptz", "interval", "uuid", "bytea", "jsonb", "oid", "inet",
+})
+
+
+def hash_inputs(columns: list[Column], alias: str = "r") -> sql.Composed:
+    """The column list for ``hash_record_extended(ROW(...), 0)``: ``r."c"``, or ``r."c"::text`` for a
+    type without an extended hash function.
+
+    The row hash uses each type's own hash function (as hash partitioning does), so it follows the
+    type's equality: ``1.0 = 1.00`` for ``numeric``, trailing blanks of ``char(n)``; it is independent
+    of the session's time zone and date style. Both databases must run on the same byte order.
+    """
+    return sql.SQL(", ").join(
+        sql.Identifier(alias, c.name) if c.type_name in HASHABLE_TYPES
+        else sql.SQL("{}::text").format(sql.Identifier(alias, c.name))
+        for c in columns
+    )
+
+
+def read_columns(conn: psycopg.Connection, table: TableRef) -> list[Column]:
+    """Lists a table's columns in table order.
+
+    Raises:
+        TableNotFound: The table does not exist or is not visible.
+    """
+    rows = conn.execute(load_sql("catalog/table_columns.sql"), {"schema": table.schema, "table": table.name}).fetchall()
+    if not rows:
+        raise TableNotFound(f"table {table} does not exist (or is not visible to this role)")
+    return [Column(*row) for row in rows]
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    """The Arrow schema of a table's rows: one field per column, nullable unless ``NOT NULL``."""
+    return pa.schema([pa.field(c.name, c.arrow_type, nullable=not c.not_null) for c in columns])
+
+
+def check_key_and_cursor(
+    conn: psycopg.Connection, table: TableRef, columns: list[Column], primary_key: tuple[str, ...], cursor: str
+) -> None:
+    """Checks that the configured key and cursor fit the table.
+
+    Raises:
+        UnknownColumn: The cursor or a key column is not in the table.
+        PrimaryKeyError: No primary key or unique index covers exactly the configured key columns.
+    """
+    names = {c.name for c in columns}
+    for role, col in [("cursor", cursor)] + [("primary key", k) for k in primary_key]:
+        if col not in names:
+            raise UnknownColumn(f"table {table}: {role} column {col!r} does not exist (columns: {sorted(names)})")
+    keys = conn.execute(load_sql("catalog/unique_keys.sql"), {"schema": table.schema, "table": table.name}).fetchall()
+    if not any(set(cols) == set(primary_key) for _, cols in keys):
+        actual = next((cols for is_pk, cols in keys if is_pk), None)
+        found = f"its primary key is {actual}" if actual else "it has no primary key"
+        raise PrimaryKeyError(
+            f"table {table}: configured primary key {list(primary_key)} is not a primary key or unique index; {found}"
+        )
+
+
+def describe_source(
+    conn: psycopg.Connection, table: TableRef, primary_key: tuple[str, ...], cursor: str
+) -> list[Column]:
+    """Reads and validates a source table (columns, key, cursor) in one call.
+
+    Returns:
+        The table's columns, in table order.
+
+    Raises:
+        TableNotFound, UnknownColumn, PrimaryKeyError: As for :func:`read_columns` and
+            :func:`check_key_and_cursor`.
+    """
+    columns = read_columns(conn, table)
+    check_key_and_cursor(conn, table, columns, primary_key, cursor)
+    return columns

@@ -1,0 +1,86 @@
+"""SQL statements: the files under ``warehouse_sync/sql/<room>/`` and the helpers that compose them.
+
+The rule (README, "SQL"): a statement longer than two lines lives in a file of the package's
+``sql/`` folder, in the sub-folder of the room that runs it (``sync``, ``reconcile``, ...), and is
+read here as package data (``importlib.resources``, so it works from a checkout, a wheel or an
+image alike); a statement of one or two lines is a ``psycopg.sql`` constant beside its one use.
+
+Templates use ``{name}`` placeholders for identifiers and fragments, always composed with
+``psycopg.sql`` (``sql.Identifier`` for every name), and ``%(name)s`` bind parameters for values:
+nothing is string-formatted.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any, Iterable
+
+from psycopg import sql
+
+from warehouse_sync.model import TableRef, Window
+
+# Used by both the load and the repair: a staging table shaped like the target, gone at commit,
+# and a CSV COPY into it.
+CREATE_STAGING = sql.SQL("CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+COPY_CSV = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT csv)")
+# Serialises DDL of concurrent first runs (target tables, bookkeeping tables) for one transaction.
+DDL_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('warehouse_sync.ddl'))")
+
+
+@lru_cache(maxsize=None)
+def _read(name: str) -> str:
+    return files("warehouse_sync").joinpath("sql", *name.split("/")).read_text(encoding="utf-8")
+
+
+def load_sql(name: str, **parts: sql.Composable) -> sql.Composed | sql.SQL:
+    """Reads ``warehouse_sync/sql/<name>`` and fills its ``{placeholders}`` with composed SQL.
+
+    Args:
+        name: Path under the package's ``sql`` folder, e.g. ``"sync/merge_staging.sql"``.
+        **parts: Identifiers and fragments (``sql.Identifier``, ``sql.SQL`` built in code).
+
+    Returns:
+        The statement, ready for ``execute``.
+
+    Raises:
+        FileNotFoundError: No such file in the package.
+    """
+    template = sql.SQL(_read(name))
+    return template.format(**parts) if parts else template
+
+
+def table_ident(table: TableRef) -> sql.Identifier:
+    """``"schema"."table"`` as a quoted identifier."""
+    return sql.Identifier(table.schema, table.name)
+
+
+def idents(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
+    """A comma-separated list of quoted column identifiers, optionally qualified (``s."a", s."b"``)."""
+    return sql.SQL(", ").join(sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)
+
+
+def row_of(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
+    """A row constructor ``("a", "b")`` for keyset comparisons."""
+    return sql.SQL("({})").format(idents(names, prefix))
+
+
+def placeholders(prefix: str, count: int) -> sql.Composed:
+    """``(%(prefix_0)s, %(prefix_1)s, …)``: a row of ``count`` named bind parameters."""
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder(f"{prefix}_{i}") for i in range(count)))
+
+
+def bind_row(prefix: str, values: Iterable[object]) -> dict[str, object]:
+    """The parameters that go with :func:`placeholders`."""
+    return {f"{prefix}_{i}": v for i, v in enumerate(values)}
+
+
+def window_filter(cursor: str, window: Window, prefix: str | None = None) -> tuple[sql.Composable, dict[str, Any]]:
+    """SQL predicate and parameters for ``cursor`` in ``window`` (half-open)."""
+    column = sql.Identifier(prefix, cursor) if prefix else sql.Identifier(cursor)
+    params: dict[str, Any] = {"window_end": window.end}
+    clause = sql.SQL("{c} < %(window_end)s").format(c=column)
+    if window.start is not None:
+        clause = sql.SQL("{c} >= %(window_start)s AND ").format(c=column) + clause
+        params["window_start"] = window.start
+    return clause, params

@@ -1,0 +1,162 @@
+"""The "Data quality" page: what analysts read instead of task logs.
+
+:func:`collect` reads, per pipeline, the latest runs (window, rows loaded, reconciliation, expectations)
+from the warehouse's bookkeeping tables (``audit``, ``drift_history``, ``dq_results``), and
+:func:`render` turns that into one HTML page (Jinja2, autoescaped) with a small SVG chart of rows
+per window. No Airflow import here: :mod:`warehouse_sync.quality.app` serves it inside the Airflow
+API server, and the tests render it from a plain connection. Runs are listed newest window first
+(window end, then the time they ran), so a backfill of old windows never shows as the latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.statements import load_sql
+
+RUNS_SHOWN = 8
+TREND_DAYS = 3
+
+
+@dataclass
+class RunView:
+    """One run as the page shows it."""
+
+    run_id: str
+    dag_id: str
+    window: str
+    rows_loaded: int
+    reconciliation: str
+    expectations: str
+    problem: bool
+
+
+@dataclass
+class TableView:
+    """One synced table: its runs, the latest run's expectations, and the row-count trend."""
+
+    pipeline: Pipeline
+    runs: list[RunView] = field(default_factory=list)
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    expectations_window: str = ""
+    docs_path: str | None = None
+    trend: list[tuple[datetime, int]] = field(default_factory=list)
+
+
+def _format_window(start: datetime | None, end: datetime | None) -> str:
+    if end is None:
+        return "-"
+    if start is None:
+        return f"everything before {end:%Y-%m-%d %H:%M} UTC (snapshot)"
+    end_text = f"{end:%H:%M}" if start.date() == end.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} – {end_text} UTC"
+
+
+def _reconciliation_text(reconciled: bool, drift_seen: bool, drift: tuple | None) -> str:
+    if drift is not None:
+        missing, extra, changed, repaired, refused = drift
+        found = f"{missing} missing, {extra} deleted at source, {changed} changed"
+        if refused:
+            return f"repair refused: {found}"
+        if missing or extra or changed:
+            return f"drift repaired: {found}; {repaired} rows repaired"
+    if not reconciled:
+        return "not reconciled yet"
+    return "in sync" if not drift_seen else "in sync after re-check (rows were in flight)"
+
+
+def _expectations_text(rows: list[tuple]) -> tuple[str, bool]:
+    if not rows:
+        return "not validated", False
+    failed = sum(1 for r in rows if not r[6] and r[5] == "fail")
+    warned = sum(1 for r in rows if not r[6] and r[5] == "warn")
+    if failed:
+        return f"{failed} of {len(rows)} expectations failed" + (f", {warned} warnings" if warned else ""), True
+    if warned:
+        return f"all required expectations passed, {warned} warning{'s' if warned > 1 else ''}", False
+    return f"all {len(rows)} expectations passed", False
+
+
+def _sample_text(sample: list[dict[str, Any]], key: tuple[str, ...]) -> str:
+    """``o_orderkey 6000001 (o_orderstatus: X)`` for up to 5 failing rows."""
+    parts = []
+    for row in sample[:5]:
+        keys = ", ".join(f"{k} {row[k]}" for k in key if k in row)
+        values = ", ".join(f"{k}: {v}" for k, v in row.items() if k not in key)
+        parts.append(keys + (f" ({values})" if values else ""))
+    return "; ".join(parts) + (f"; and {len(sample) - 5} more in the sample" if len(sample) > 5 else "")
+
+
+def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[TableView]:
+    """Reads what the page shows for each pipeline (an empty view before the first run).
+
+    Returns:
+        One :class:`TableView` per pipeline, in configuration order.
+    """
+    (ready,) = conn.execute("SELECT to_regclass('warehouse_sync.dq_results') IS NOT NULL").fetchone()  # type: ignore[misc]
+    views = [TableView(p) for p in pipelines]
+    if not ready:
+        conn.commit()
+        return views
+    for view in views:
+        p = view.pipeline
+        runs = conn.execute(load_sql("quality/page_runs.sql"), {"pipeline": p.name, "limit": RUNS_SHOWN}).fetchall()
+        run_ids = [r[0] for r in runs]
+        drift = {r[0]: r[1:] for r in conn.execute(load_sql("quality/page_drift.sql"),
+                                                     {"pipeline": p.name, "run_ids": run_ids}).fetchall()}
+        expectations: dict[str, list[tuple]] = {}
+        for row in conn.execute(load_sql("quality/page_expectations.sql"), {"pipeline": p.name, "run_ids": run_ids}).fetchall():
+            expectations.setdefault(row[0], []).append(row)
+        for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync in runs:
+            text, failed = _expectations_text(expectations.get(run_id, []))
+            reconciliation = _reconciliation_text(bool(reconciled), bool(drift_seen), drift.get(run_id))
+            if is_sync:
+                window, dag_id = _format_window(start, end), p.dag_id
+            else:  # the daily whole-table reconcile: nothing loaded, nothing validated
+                window, dag_id, text = f"whole table, rows before {end:%Y-%m-%d %H:%M} UTC", f"reconcile_{p.name}", "-"
+            view.runs.append(RunView(run_id, dag_id, window, int(rows_loaded), reconciliation, text,
+                                     failed or reconciliation.startswith("repair refused")))
+        latest = next((run_id for run_id in run_ids if run_id in expectations), None)
+        if latest:
+            rows = expectations[latest]
+            view.expectations_window = _format_window(rows[0][1], rows[0][2])
+            view.docs_path = rows[0][10]
+            view.expectations = [{
+                "label": r[3], "columns": r[4], "severity": r[5], "success": r[6], "observed": r[7],
+                "unexpected": r[8], "sample": _sample_text(r[9] or [], p.primary_key),
+            } for r in rows]
+        view.trend = [(r[0], int(r[1])) for r in conn.execute(
+            load_sql("quality/page_trend.sql"), {"pipeline": p.name, "days": TREND_DAYS}).fetchall()]
+    conn.commit()
+    return views
+
+
+def chart(trend: list[tuple[datetime, int]], width: int = 560, height: int = 120) -> dict[str, Any]:
+    """Bar geometry for the rows-per-window chart (SVG units); empty when there is no trend."""
+    if not trend:
+        return {"bars": [], "width": width, "height": height, "max": 0}
+    top = max(rows for _, rows in trend) or 1
+    step = width / len(trend)
+    bars = [{"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round((height - 20) * rows / top, 1),
+             "y": round(height - 20 - (height - 20) * rows / top, 1),
+             "title": f"{end:%Y-%m-%d %H:%M} UTC: {rows:,} rows"} for i, (end, rows) in enumerate(trend)]
+    return {"bars": bars, "width": width, "height": height, "max": top,
+            "first": f"{trend[0][0]:%m-%d %H:%M}", "last": f"{trend[-1][0]:%m-%d %H:%M}"}
+
+
+def render(views: list[TableView], base: str = "", error: str | None = None) -> str:
+    """The page's HTML.
+
+    Args:
+        views: What :func:`collect` returned.
+        base: URL prefix of the Airflow API server (``""`` at the root), for links to runs and docs.
+        error: A plain message shown instead of the tables (e.g. the warehouse is unreachable).
+    """
+    env = Environment(loader=PackageLoader("warehouse_sync.quality", "templates"), autoescape=select_autoescape(["html"]))
+    return env.get_template("data_quality.html").render(views=views, base=base, error=error, chart=chart)

@@ -1,0 +1,228 @@
+"""Validate what a run loaded with Great Expectations 1.x; keep the results and the Data Docs.
+
+The validate task of each sync run checks the window's live rows in the warehouse (``SELECT * FROM
+target WHERE _deleted_at IS NULL AND cursor in [start, end)``, run inside PostgreSQL by GX's SQL
+execution engine, so memory does not grow with the window) against the pipeline's expectation
+suite (:mod:`.suite`: key not null and unique, the configured ``expectations``, the volume band). Results go to ``warehouse_sync.dq_results`` (one row per
+expectation: success, observed value, unexpected count and a sample of failing keys) and the run's
+Data Docs (GX's HTML) to ``<reports root>/data_docs/<pipeline>/<run>/``. A failed ``fail``-severity
+expectation raises :class:`DataQualityFailed` after everything is recorded.
+
+The warehouse URL reaches GX by reference (``${WAREHOUSE_SYNC_GX_URL}``, resolved by GX's config
+substitution from the context's runtime environment), so no credential is written into
+``os.environ``, GX's configuration, its logs or its Data Docs. Validation writes no DDL: the
+target's cursor index, which the window query needs, is created by the load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from warehouse_sync.config import Expectation, Pipeline
+from warehouse_sync.db.statements import load_sql, table_ident, window_filter
+from warehouse_sync.model import Window
+from warehouse_sync.quality.suite import suite_for
+from warehouse_sync.storage import reports_root
+
+log = logging.getLogger(__name__)
+GX_URL_VAR = "WAREHOUSE_SYNC_GX_URL"  # a GX substitution variable of the context, never os.environ
+VOLUME_HISTORY = 12
+SAMPLE_ROWS = 20
+# The rows a run validates: the live target rows whose cursor is in the run's window.
+WINDOW_ROWS = sql.SQL("SELECT * FROM {table} AS r WHERE r._deleted_at IS NULL AND {window}")
+DELETE_RUN = "DELETE FROM warehouse_sync.dq_results WHERE pipeline = %(pipeline)s AND run_id = %(run_id)s"
+
+
+class DataQualityFailed(RuntimeError):
+    """At least one ``fail``-severity expectation failed; the message names table, window, each
+    failed expectation with its unexpected count and sample keys."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result, as stored in ``warehouse_sync.dq_results``."""
+
+    expectation: Expectation
+    success: bool
+    observed_value: str
+    element_count: int | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    sample: list[dict[str, Any]]
+
+    def describe(self) -> str:
+        keys = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in self.sample[:5])
+        return f"{self.expectation.title}: {self.observed_value}" + (f" (e.g. {keys})" if keys else "")
+
+
+def docs_folder(pipeline: str, run_id: str) -> str:
+    """The run's Data Docs folder under ``<reports root>/data_docs/`` (run id made path-safe)."""
+    return f"{pipeline}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
+
+
+def _window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> str:
+    """The window's rows as one SQL string (GX takes no bind parameters: psycopg quotes the values)."""
+    where, params = window_filter(pipeline.cursor, window, "r")
+    query = WINDOW_ROWS.format(table=table_ident(pipeline.target), window=where)
+    return psycopg.ClientCursor(conn).mogrify(query, params).strip()
+
+
+def _outcome(expectation: Expectation, result: dict[str, Any]) -> Outcome:
+    """Reads one GX ``ExpectationValidationResult`` (as a JSON dict)."""
+    body = result.get("result") or {}
+    error = (result.get("exception_info") or {}).get("exception_message")
+    if error:
+        return Outcome(expectation, False, f"could not be evaluated: {error}", None, None, None, [])
+    if "observed_value" in body and "unexpected_count" not in body:
+        observed = body["observed_value"]
+        return Outcome(expectation, bool(result["success"]), f"observed {observed}",
+                       observed if isinstance(observed, int) else None, None, None, [])
+    count, unexpected = body.get("element_count"), body.get("unexpected_count") or 0
+    sample = [{k: _plain(v) for k, v in row.items()} for row in (body.get("partial_unexpected_index_list") or [])]
+    return Outcome(expectation, bool(result["success"]), f"{unexpected:,} of {count:,} rows unexpected", count, unexpected,
+                   body.get("unexpected_percent"), sample[:SAMPLE_ROWS])
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def run_expectations(url: str, query: str, suite_name: str, expectations: list[Expectation], key: list[str],
+                     docs_dir: Path) -> list[Outcome]:
+    """Runs ``expectations`` on the rows of ``query`` with Great Expectations and writes its Data Docs.
+
+    Args:
+        url: SQLAlchemy URL of the warehouse (``postgresql+psycopg://…``); passed to GX by reference.
+        query: SQL of the rows to validate.
+        suite_name: Name of the suite (shown in the Data Docs).
+        expectations: The expectations and their severities.
+        key: Primary-key columns, reported for every failing row.
+        docs_dir: Local folder the Data Docs site is written to.
+
+    Returns:
+        One :class:`Outcome` per expectation, in order.
+    """
+    with warnings.catch_warnings():  # GX's deprecation and "use PostgresDatasource" warnings are noise here
+        warnings.simplefilter("ignore")
+        return _run_expectations(url, query, suite_name, expectations, key, docs_dir)
+
+
+def _run_expectations(url: str, query: str, suite_name: str, expectations: list[Expectation], key: list[str],
+                      docs_dir: Path) -> list[Outcome]:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral", runtime_environment={GX_URL_VAR: url})
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_sql(name="warehouse", connection_string="${" + GX_URL_VAR + "}")
+    batch = source.add_query_asset(name=suite_name, query=query).add_batch_definition_whole_table("window")
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    for index, expectation in enumerate(expectations):
+        suite.add_expectation(getattr(gxe, expectation.class_name)(
+            **expectation.kwargs(), meta={"severity": expectation.severity, "label": expectation.label, "index": index}))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+    context.add_data_docs_site(site_name="run", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=suite_name, validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"])],
+        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": key,
+                       "partial_unexpected_count": SAMPLE_ROWS},
+    ))
+    result = checkpoint.run()
+    (validation,) = result.run_results.values()
+    by_index = {}
+    for r in validation.results:  # GX orders results its own way: match them by the index in meta
+        raw = r.to_json_dict()
+        by_index[raw["expectation_config"]["meta"]["index"]] = raw
+    return [_outcome(expectation, by_index[i]) for i, expectation in enumerate(expectations)]
+
+
+def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window: Window, run_id: str,
+             dag_id: str) -> dict[str, Any]:
+    """Validates a run's window, records the results and publishes the Data Docs.
+
+    Args:
+        warehouse: Warehouse connection (results are written here).
+        url: SQLAlchemy URL of the same warehouse, for GX.
+        pipeline: The table's configuration.
+        window: The run's window (``start=None`` for a full snapshot: the volume band is not judged).
+        run_id: Airflow run id (a retry replaces its own rows).
+        dag_id: The run's DAG.
+
+    Returns:
+        ``{"expectations": n, "failed": [labels], "warned": [labels], "docs": path, "seconds": s}``.
+
+    Raises:
+        DataQualityFailed: A ``fail``-severity expectation failed (after results and docs are saved).
+    """
+    started = time.monotonic()
+    history = [r[0] for r in warehouse.execute(load_sql("quality/volume_history.sql"), {
+        "pipeline": pipeline.name, "run_id": run_id, "limit": VOLUME_HISTORY}).fetchall()]
+    expectations = suite_for(pipeline, history if window.start is not None else [])
+    query = _window_query(warehouse, pipeline, window)
+    warehouse.commit()
+    folder = docs_folder(pipeline.name, run_id)
+    with tempfile.TemporaryDirectory(prefix="ws-docs-") as tmp:
+        outcomes = run_expectations(url, query, pipeline.name, expectations, list(pipeline.primary_key), Path(tmp))
+        docs_page = _publish_docs(Path(tmp), folder)
+    with warehouse.transaction():
+        # a retried validate replaces its own rows
+        warehouse.execute(DELETE_RUN, {"pipeline": pipeline.name, "run_id": run_id})
+        for outcome in outcomes:
+            warehouse.execute(load_sql("quality/insert.sql"), {
+                "pipeline": pipeline.name, "dag_id": dag_id, "run_id": run_id, "window_start": window.start,
+                "window_end": window.end, "expectation": f"expect_{outcome.expectation.expect}",
+                "label": outcome.expectation.title, "columns": outcome.expectation.columns,
+                "severity": outcome.expectation.severity, "success": outcome.success,
+                "observed_value": outcome.observed_value, "element_count": outcome.element_count,
+                "unexpected_count": outcome.unexpected_count, "unexpected_percent": outcome.unexpected_percent,
+                "sample": Jsonb(outcome.sample), "docs_path": docs_page,
+            })
+    failed = [o for o in outcomes if not o.success and o.expectation.severity == "fail"]
+    warned = [o for o in outcomes if not o.success and o.expectation.severity == "warn"]
+    summary = {"expectations": len(outcomes), "failed": [o.describe() for o in failed],
+               "warned": [o.describe() for o in warned], "docs": docs_page,
+               "seconds": round(time.monotonic() - started, 2)}
+    log.info("%s %s: %s", pipeline.target, window, json.dumps(summary))
+    if failed:
+        raise DataQualityFailed(
+            f"data quality of {pipeline.target} window {window}: {len(failed)} of {len(outcomes)} expectations failed: "
+            + " | ".join(o.describe() for o in failed) + f". Data Docs: {docs_page}")
+    return summary
+
+
+def _publish_docs(local: Path, folder: str) -> str | None:
+    """Copies the local Data Docs site to ``<reports root>/data_docs/<folder>/``.
+
+    Returns:
+        The validation page, relative to ``<reports root>/data_docs`` (``None`` if GX wrote none).
+    """
+    pages = sorted(local.glob("validations/**/*.html"))
+    target = reports_root() / "data_docs" / folder
+    if target.exists():
+        target.rmdir(recursive=True)  # a retry replaces its own run's pages
+    for path in local.rglob("*"):
+        if path.is_file():
+            destination = target / str(path.relative_to(local))
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("rb") as src, destination.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return f"{folder}/{pages[0].relative_to(local)}" if pages else None

@@ -1,0 +1,164 @@
+"""The reconcile loop, owned here from start to end: compare → locate → repair → compare again → alert.
+
+A sync run reconciles its window (and, if ``reconcile_full_table``, the whole table up to the
+window end); the daily reconcile DAG reconciles the whole table up to the pipeline's high
+watermark. Both go through :func:`reconcile`:
+
+1. **compare** (:mod:`.compare`): row count and checksum on each side; equal means done.
+2. **locate** (:mod:`.locate`): checksum bisection finds every missing, extra and changed key.
+3. **repair** (:mod:`.repair`): within the repair ceiling, re-read and merge, soft/hard-delete;
+   above it, nothing changes and :class:`RepairRefused` is raised (after recording it).
+4. **compare again**: drift that remains raises :class:`DriftDetected`.
+5. **record and alert**: every comparison goes to ``warehouse_sync.audit``, every locate to
+   ``warehouse_sync.drift_history``; when keys differed, ``on_drift`` receives the summary
+   (the DAG passes an alert through the configured notifiers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+import psycopg
+
+from warehouse_sync.bookkeeping import audit
+from warehouse_sync.bookkeeping.state import read_state
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import Column, describe_source
+from warehouse_sync.model import Window
+from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
+from warehouse_sync.reconcile.locate import locate
+from warehouse_sync.reconcile.repair import RepairRefused, repair
+
+DriftHandler = Callable[[dict[str, Any]], Any]
+
+
+class NothingLoaded(RuntimeError):
+    """The daily reconcile ran before the pipeline's first load (no high watermark yet)."""
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What one pass of the loop saw and did.
+
+    Attributes:
+        scope: ``window`` (a sync run) or ``table`` (the daily reconcile).
+        as_of: Rows with cursor >= ``as_of`` were in flight (UTC).
+        comparisons: The final comparisons (after repair, if any), window scope first.
+        drift: :meth:`Drift.summary` plus ``repaired`` (rows written), or ``None`` when the first
+            comparison matched and nothing was located.
+    """
+
+    scope: str
+    as_of: datetime
+    comparisons: tuple[Comparison, ...]
+    drift: dict[str, Any] | None
+
+    @property
+    def keys_differed(self) -> bool:
+        """Whether locate found at least one missing, extra or changed key (in-flight rows aside)."""
+        return bool(self.drift and (self.drift["missing"] or self.drift["extra"] or self.drift["changed"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom form: ``{"scope", "as_of", "comparisons": [...], "drift": {...} | None}``."""
+        return {"scope": self.scope, "as_of": self.as_of.isoformat(),
+                "comparisons": [c.to_dict() for c in self.comparisons], "drift": self.drift}
+
+
+def reconcile_window(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
+    on_drift: DriftHandler | None = None,
+) -> Reconciliation:
+    """The sync run's reconcile: its window, and the whole table before its end if configured.
+
+    Raises:
+        RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
+        DriftDetected: Drift remains after repair (names table, window, counts, checksums).
+    """
+    return reconcile(source, warehouse, pipeline, window, run_id, "window", pipeline.reconcile_full_table, on_drift)
+
+
+def reconcile_table(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, as_of: datetime | None,
+    run_id: str, on_drift: DriftHandler | None = None,
+) -> Reconciliation:
+    """The daily reconcile: every row with cursor < ``as_of``, capped at the high watermark (rows past
+    it are not loaded yet, so they are in flight, not drift); ``None`` means the watermark.
+
+    Raises:
+        NothingLoaded: The pipeline has not loaded anything yet.
+        RepairRefused: More drift than the repair ceiling.
+        DriftDetected: Drift remains after repair.
+    """
+    state = read_state(warehouse, pipeline.name)
+    if state.high_watermark is None:
+        raise NothingLoaded(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
+    as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
+    return reconcile(source, warehouse, pipeline, Window(None, as_of), run_id, "table", False, on_drift)
+
+
+def reconcile(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
+    scope: str, full_table: bool, on_drift: DriftHandler | None = None,
+) -> Reconciliation:
+    """Runs the loop once: compare, and on a mismatch locate, repair, compare again, alert.
+
+    Args:
+        source: Source connection.
+        warehouse: Warehouse connection.
+        pipeline: The table's configuration.
+        window: What to compare; located keys are those with cursor < ``window.end``.
+        run_id: Airflow run id (stored with repaired rows and in the audit).
+        scope: ``window`` or ``table``: names the audit steps and the drift-history row.
+        full_table: Also compare the whole table before ``window.end``.
+        on_drift: Called with the drift summary when keys differed (after the repair).
+
+    Returns:
+        The final comparisons and what was located and repaired.
+
+    Raises:
+        RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
+        DriftDetected: Drift remains after repair.
+    """
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    drift = None
+    # The daily scope goes straight to locate: its first bisection level counts the whole table anyway.
+    comparisons = compare(source, warehouse, pipeline, columns, window, full_table) if scope == "window" else []
+    _record(warehouse, pipeline, run_id, comparisons, "")
+    if not comparisons or not all(c.matches for c in comparisons):
+        drift = _locate_and_repair(source, warehouse, pipeline, columns, window.end, run_id, scope)
+        comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
+        _record(warehouse, pipeline, run_id, comparisons, "_after_repair" if scope == "window" else "_daily")
+    result = Reconciliation(scope, window.end, tuple(comparisons), drift)
+    if result.keys_differed and on_drift is not None:
+        on_drift(drift)
+    bad = [c for c in comparisons if not c.matches]
+    if bad:
+        raise DriftDetected("drift between source and warehouse: "
+                            + " | ".join(c.describe(str(pipeline.source)) for c in bad), bad)
+    return result
+
+
+def _locate_and_repair(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column],
+    as_of: datetime, run_id: str, scope: str,
+) -> dict[str, Any]:
+    """Locates every differing key (cursor < ``as_of``), repairs within the ceiling, records it."""
+    found = locate(source, warehouse, pipeline, columns, as_of)
+    try:
+        repaired = repair(source, warehouse, pipeline, columns, found, run_id).total if found.total else 0
+    except RepairRefused:
+        warehouse.rollback()
+        audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, found, 0, refused=True)
+        raise
+    audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, found, repaired, refused=False)
+    return {**found.summary(), "repaired": repaired}
+
+
+def _record(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str, comparisons: list[Comparison],
+            suffix: str) -> None:
+    for c in comparisons:
+        status = "deferred" if c.deferred else ("ok" if c.matches else "drift")
+        audit.record(warehouse, pipeline.name, run_id, f"reconcile_{c.scope}{suffix}", c.window,
+                     status=status, rows=c.source.rows, seconds=c.seconds, detail=c.to_dict())

@@ -1,0 +1,171 @@
+"""Extract: one keyset batch of the source, streamed page by page into one Parquet file.
+
+Each page is ``COPY (SELECT … ORDER BY cursor, pk LIMIT page_size) TO STDOUT (FORMAT csv)`` that
+continues strictly after the last key read, parsed by Arrow's CSV reader into the table's exact
+Arrow schema (:mod:`warehouse_sync.db.catalog`) and appended to a ``ParquetWriter``. Memory is one
+page, whatever the size of the window or the table. All pages of a batch are read in one
+``REPEATABLE READ`` snapshot.
+
+The file is written under a temporary name and renamed to its deterministic path
+``<root>/<table>/<window>/batch-00000.parquet``, so a retried task overwrites its own output and a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from warehouse_sync.db.catalog import Column, arrow_schema
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident
+from warehouse_sync.model import Batch, Window
+from warehouse_sync.sync.plan import batch_filter, keyset_columns
+
+log = logging.getLogger(__name__)
+
+
+class StoragePath(Protocol):
+    """What extract needs of a path: ``pathlib.Path`` and Airflow's ``ObjectStoragePath`` both fit."""
+
+    name: str
+
+    @property
+    def parent(self) -> Any: ...
+    def open(self, mode: str = ...) -> Any: ...
+    def rename(self, target: Any) -> Any: ...
+    def stat(self) -> Any: ...
+    def __truediv__(self, other: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """What one extract wrote: path (URI text), rows, file size in bytes, seconds taken."""
+
+    path: str
+    rows: int
+    bytes: int
+    seconds: float
+    batch_index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "seconds": self.seconds,
+                "batch_index": self.batch_index}
+
+
+def batch_path(root: StoragePath, pipeline: Pipeline, window: Window, batch_index: int) -> Any:
+    """Deterministic file location for (table, window, batch)."""
+    def stamp(value: Any) -> str:
+        return value.strftime("%Y%m%dT%H%M%S%fZ") if value is not None else "begin"
+
+    folder = root / pipeline.name / f"{stamp(window.start)}__{stamp(window.end)}"
+    return folder / f"batch-{batch_index:05d}.parquet"
+
+
+def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
+    """Parses one page of PostgreSQL ``COPY … (FORMAT csv)`` output into ``schema`` exactly.
+
+    Empty unquoted fields are NULL, ``""`` is the empty string, ``t``/``f`` are booleans.
+    """
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=schema.names, use_threads=False),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={f.name: f.type for f in schema},
+            null_values=[""],  # PostgreSQL's CSV NULL; "NULL", "NA", "NaN" are values
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    return pa.Table.from_arrays(table.columns, schema=schema)
+
+
+def read_pages(
+    conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], window: Window, batch: Batch
+):
+    """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order."""
+    schema = arrow_schema(columns)
+    keys = keyset_columns(pipeline, window)
+    where, params = batch_filter(pipeline, window, batch)
+    last: tuple[Any, ...] | None = None
+    while True:
+        after = sql.SQL("")
+        page_params = {**params, "page_size": pipeline.page_size}
+        if last is not None:
+            after = sql.SQL("AND {} > {}").format(row_of(keys), placeholders("after", len(keys)))
+            page_params.update(bind_row("after", last))
+        query = load_sql(
+            "sync/extract_page.sql", columns=idents(schema.names), table=table_ident(pipeline.source),
+            batch=where, after=after, keys=idents(keys),
+        )
+        buffer = io.BytesIO()
+        with conn.cursor() as cur, cur.copy(query, page_params) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        if buffer.tell() == 0:
+            return
+        page = parse_csv_page(buffer.getvalue(), schema)
+        yield page
+        if page.num_rows < pipeline.page_size:
+            return
+        last = tuple(page.column(k)[page.num_rows - 1].as_py() for k in keys)
+
+
+def extract_batch(
+    conn: psycopg.Connection,
+    pipeline: Pipeline,
+    columns: list[Column],
+    window: Window,
+    batch: Batch,
+    root: StoragePath,
+) -> BatchFile:
+    """Reads one batch from the source and writes it to its Parquet file.
+
+    Args:
+        conn: Source connection (left with no open transaction).
+        pipeline: The table's configuration.
+        columns: Source columns (:func:`warehouse_sync.db.catalog.describe_source`).
+        window: The run's window.
+        batch: The keyset range to read.
+        root: Staging root (``ObjectStoragePath``: a local folder, ``s3://…``, …).
+
+    Returns:
+        The written file's path, rows, bytes and seconds. A batch whose rows all moved out of the
+        window since planning writes an empty file with the schema.
+    """
+    started = time.monotonic()
+    schema = arrow_schema(columns)
+    target = batch_path(root, pipeline, window, batch.index)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    rows = 0
+    conn.commit()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        with conn.transaction(), temporary.open("wb") as handle:
+            conn.execute("SET TRANSACTION READ ONLY")
+            with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+                for page in read_pages(conn, pipeline, columns, window, batch):
+                    writer.write_table(page)
+                    rows += page.num_rows
+        temporary.rename(target)
+    finally:
+        conn.isolation_level = None
+    size = int(target.stat().st_size)
+    seconds = time.monotonic() - started
+    log.info("%s %s batch %d: %d rows, %d bytes in %.2f s -> %s",
+             pipeline.source, window, batch.index, rows, size, seconds, target)
+    return BatchFile(path=str(target), rows=rows, bytes=size, seconds=seconds, batch_index=batch.index)

@@ -1,0 +1,142 @@
+"""Plan: which rows a run owns (its window) and how they are split over mapped tasks (keyset batches).
+
+A run owns the half-open window ``[start, end)`` of the cursor column (``start`` is ``None`` for an
+initial snapshot). The window's rows are ordered by the keyset ``(cursor, pk...)``; a batch is a
+half-open range of that order, ``[lower, upper)``, holding at most ``batch_size`` rows when planned.
+Batches tile the window (the first has no lower bound, the last no upper bound), so a row whose
+cursor is in the window is read by exactly one batch even if it arrives after planning.
+
+Boundaries come from one index-order scan with ``row_number()`` over the key columns: never
+``OFFSET``, which skips or repeats rows when rows move during a run (the "OFFSET trap"; see
+use-the-index-luke.com/no-offset).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident, window_filter
+from warehouse_sync.model import Batch, Window
+
+log = logging.getLogger(__name__)
+
+
+def effective_window(
+    pipeline: Pipeline, interval_start: datetime, interval_end: datetime, late_horizon: datetime | None,
+    full_snapshot: bool,
+) -> Window:
+    """The cursor window a run reads: its data interval, widened back by the lookback and by a
+    pending late horizon; unbounded below for a full snapshot.
+
+    Args:
+        pipeline: The table's configuration (``lookback_minutes``).
+        interval_start: The run's data interval start (UTC).
+        interval_end: The run's data interval end (UTC); always the window's exclusive end.
+        late_horizon: The start of the oldest source transaction an earlier run saw still open, or ``None``.
+        full_snapshot: Read every row with cursor < ``interval_end``.
+
+    Returns:
+        ``Window(start, interval_end)``; ``start`` is ``None`` for a snapshot.
+    """
+    if full_snapshot:
+        return Window(None, interval_end)
+    start = interval_start - timedelta(minutes=pipeline.lookback_minutes)
+    if late_horizon is not None and late_horizon < start:
+        log.info("%s: re-reading from late horizon %s (a transaction was still open when it was read)",
+                 pipeline.name, late_horizon)
+        start = late_horizon
+    return Window(start, interval_end)
+
+
+def keyset_columns(pipeline: Pipeline, window: Window) -> tuple[str, ...]:
+    """The keyset order of a window: cursor first, then the primary key columns; for a snapshot
+    (``window.start is None``) the primary key alone, whose index order follows the heap: measured
+    on TPC-H SF 1 orders, reading in key order takes 1.2 s against 4.5 s in (cursor, key) order."""
+    return pipeline.primary_key if window.start is None else (pipeline.cursor, *pipeline.primary_key)
+
+
+def batch_filter(pipeline: Pipeline, window: Window, batch: Batch) -> tuple[sql.Composable, dict[str, Any]]:
+    """SQL predicate and parameters for the rows of one batch (window and keyset range)."""
+    clause, params = window_filter(pipeline.cursor, window)
+    keys = keyset_columns(pipeline, window)
+    parts = [clause]
+    if batch.lower is not None:
+        parts.append(sql.SQL("{} >= {}").format(row_of(keys), placeholders("lower", len(keys))))
+        params.update(bind_row("lower", batch.lower))
+    if batch.upper is not None:
+        parts.append(sql.SQL("{} < {}").format(row_of(keys), placeholders("upper", len(keys))))
+        params.update(bind_row("upper", batch.upper))
+    return sql.SQL(" AND ").join(parts), params
+
+
+def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> list[Batch]:
+    """Splits a window's rows into keyset batches of at most ``pipeline.batch_size`` rows
+    (``snapshot_batch_size`` for a full snapshot).
+
+    Args:
+        conn: Source connection.
+        pipeline: The table's configuration.
+        window: The run's window.
+
+    Returns:
+        Batches in keyset order; an empty list when the window has no rows.
+    """
+    keys = keyset_columns(pipeline, window)
+    where, params = window_filter(pipeline.cursor, window)
+    query = load_sql(
+        "sync/plan_boundaries.sql",
+        key_text=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in keys),
+        keys=idents(keys),
+        table=table_ident(pipeline.source),
+        window=where,
+    )
+    with conn.cursor() as cur:
+        size = pipeline.snapshot_batch_size if window.start is None else pipeline.batch_size
+        starts = [tuple(row[:-1]) for row in cur.execute(query, {**params, "batch_size": size})]
+    conn.commit()
+    batches = []
+    for i, start in enumerate(starts):
+        upper = starts[i + 1] if i + 1 < len(starts) else None
+        batches.append(Batch(index=i, lower=None if i == 0 else start, upper=upper))
+    return batches
+
+
+def wait_for_inflight(
+    conn: psycopg.Connection, window_end: datetime, timeout_s: float, poll_s: float = 0.5
+) -> datetime | None:
+    """Waits until no source transaction that began before ``window_end`` is still open.
+
+    Such a transaction can still commit rows whose cursor (set from ``now()``, its start time) lies
+    inside the window: a *late commit*. Waiting them out before reading makes the window complete.
+
+    Args:
+        conn: Source connection (its role should have ``pg_read_all_stats`` to see other roles).
+        window_end: The window's exclusive end (UTC).
+        timeout_s: Seconds to wait at most.
+        poll_s: Seconds between checks.
+
+    Returns:
+        ``None`` when all settled; otherwise the start time of the oldest transaction still open at
+        the timeout: the *late horizon* a later run must re-read from.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        oldest, open_count = conn.execute(load_sql("sync/inflight_transactions.sql"), {"window_end": window_end}).fetchone()  # type: ignore[misc]
+        conn.commit()
+        if oldest is None:
+            return None
+        if time.monotonic() >= deadline:
+            log.warning(
+                "%d source transaction(s) begun before %s still open after %.0f s (oldest began %s); "
+                "continuing, a later run re-reads from %s",
+                open_count, window_end, timeout_s, oldest, oldest,
+            )
+            return oldest
+        time.sleep(poll_s)

@@ -1,0 +1,178 @@
+"""The task bodies the DAG file wires: plan, extract, load, reconcile, validate, daily reconcile.
+
+Each takes open connections and JSON-friendly values, returns a JSON-friendly result (what the
+DAG passes through XCom) and writes its audit row. The DAG's tasks only open the connections and
+call these, so every step runs the same under a test, ``dag.test()`` and a real scheduler. Each is
+idempotent: running it twice for the same window leaves the same warehouse.
+
+Where each behaviour lives, one hop from here: :mod:`.sync.plan` (windows, keyset batches, late
+commits), :mod:`.sync.extract` (pages to Parquet), :mod:`.sync.load` (COPY and the version-guarded
+merge, the target's DDL), :mod:`.reconcile.loop` (compare → locate → repair → compare → alert),
+:mod:`.quality.validate` (Great Expectations), :mod:`.bookkeeping` (audit, sync state).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any, Iterable
+
+import psycopg
+
+from warehouse_sync.bookkeeping import audit, state
+from warehouse_sync.bookkeeping.migrate import ensure_tables
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.model import Batch, Window
+from warehouse_sync.reconcile import loop
+from warehouse_sync.storage import as_path, staging_root
+from warehouse_sync.sync.extract import extract_batch
+from warehouse_sync.sync.load import load_files
+from warehouse_sync.sync.plan import effective_window, plan_batches, wait_for_inflight
+
+log = logging.getLogger(__name__)
+
+
+def plan(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    interval_start: datetime, interval_end: datetime, run_id: str, full_snapshot: bool = False,
+) -> dict[str, Any]:
+    """Validates the source, settles late commits and splits the window into keyset batches.
+
+    Returns:
+        ``{"window": {...}, "batches": [{"batch": {...}}, ...], "own_horizon": iso str | None}``:
+        the ``batches`` list is what the extract task is expanded over.
+
+    Raises:
+        TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+    """
+    started = time.monotonic()
+    describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    ensure_tables(warehouse)
+    pending = state.read_state(warehouse, pipeline.name).late_horizon
+    window = effective_window(pipeline, interval_start, interval_end, pending, full_snapshot)
+    own_horizon = wait_for_inflight(source, interval_end, pipeline.settle_timeout_seconds)
+    if own_horizon is not None:
+        state.hold_late_horizon(warehouse, pipeline.name, own_horizon)
+    batches = plan_batches(source, pipeline, window)
+    audit.record(warehouse, pipeline.name, run_id, "plan", window, seconds=time.monotonic() - started,
+                 detail={"batches": len(batches), "late_horizon": own_horizon.isoformat() if own_horizon else None})
+    log.info("%s %s: %d batch(es) of <= %d rows", pipeline.source, window, len(batches), pipeline.batch_size)
+    return {
+        "window": window.to_dict(),
+        "batches": [{"batch": b.to_dict()} for b in batches],
+        "own_horizon": own_horizon.isoformat() if own_horizon else None,
+    }
+
+
+def extract(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], batch: dict[str, Any], run_id: str, root: Any = None,
+) -> dict[str, Any]:
+    """Writes one batch to its Parquet file under ``root`` (default: the staging root).
+
+    Returns:
+        ``{"path", "rows", "bytes", "seconds", "batch_index"}`` (path as a URI; rows, bytes, seconds).
+    """
+    win, bat = Window.from_dict(window), Batch.from_dict(batch)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root())
+    audit.record(warehouse, pipeline.name, run_id, "extract", win, rows=result.rows, bytes_=result.bytes,
+                 seconds=result.seconds, batch_index=bat.index, detail={"path": result.path})
+    return result.to_dict()
+
+
+def load(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], files: Iterable[dict[str, Any]], run_id: str, own_horizon: str | None = None,
+    open_path: Any = None,
+) -> dict[str, Any]:
+    """COPYs the window's files into staging and merges them into the target in one transaction.
+
+    Args:
+        open_path: Turns a file's URI into a readable path (default ``ObjectStoragePath``).
+
+    Returns:
+        ``{"files", "staged", "merged", "unchanged", "seconds"}`` (rows and seconds).
+
+    Raises:
+        SchemaChanged: Source and target columns differ (nothing is written).
+    """
+    win = Window.from_dict(window)
+    files = sorted(files, key=lambda f: f["batch_index"])
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    to_path = open_path or as_path
+    try:
+        result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id,
+                            snapshot=win.is_snapshot)
+    except Exception as exc:
+        warehouse.rollback()
+        audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})
+        raise
+    state.release_late_horizon(
+        warehouse, pipeline.name, win, datetime.fromisoformat(own_horizon) if own_horizon else None
+    )
+    summary = {"files": len(files), "staged": result.staged, "merged": result.merged,
+               "unchanged": result.unchanged, "seconds": round(result.seconds, 3)}
+    audit.record(warehouse, pipeline.name, run_id, "load", win, rows=result.merged,
+                 bytes_=sum(int(f["bytes"]) for f in files), seconds=result.seconds, detail=summary)
+    return summary
+
+
+def reconcile(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+    window: dict[str, Any], run_id: str, on_drift: loop.DriftHandler | None = None,
+) -> dict[str, Any]:
+    """The sync run's reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_window`).
+
+    Returns:
+        :meth:`Reconciliation.to_dict`: ``{"scope", "as_of", "comparisons": [...], "drift": {...} | None}``.
+
+    Raises:
+        RepairRefused: More drift than the repair ceiling.
+        DriftDetected: Drift remains after repair.
+    """
+    return loop.reconcile_window(source, warehouse, pipeline, Window.from_dict(window), run_id, on_drift).to_dict()
+
+
+def reconcile_table(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, as_of: datetime | None,
+    run_id: str, on_drift: loop.DriftHandler | None = None,
+) -> dict[str, Any]:
+    """The daily whole-table reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_table`).
+
+    Returns:
+        :meth:`Reconciliation.to_dict`.
+
+    Raises:
+        NothingLoaded: The pipeline has not loaded anything yet.
+        RepairRefused: More drift than the repair ceiling.
+        DriftDetected: Drift remains after repair.
+    """
+    ensure_tables(warehouse)
+    return loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
+
+
+def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, window: dict[str, Any],
+             run_id: str) -> dict[str, Any]:
+    """Runs the pipeline's expectation suite on the window's rows (see :mod:`warehouse_sync.quality.validate`).
+
+    Returns:
+        ``{"expectations", "failed", "warned", "docs", "seconds"}``.
+
+    Raises:
+        DataQualityFailed: A ``fail``-severity expectation failed (results and Data Docs are saved first).
+    """
+    from warehouse_sync.quality.validate import DataQualityFailed, validate as run_validation
+
+    win = Window.from_dict(window)
+    ensure_tables(warehouse)
+    try:
+        summary = run_validation(warehouse, warehouse_url, pipeline, win, run_id, pipeline.dag_id)
+    except DataQualityFailed as exc:
+        audit.record(warehouse, pipeline.name, run_id, "validate", win, status="failed", detail={"error": str(exc)})
+        raise
+    audit.record(warehouse, pipeline.name, run_id, "validate", win, seconds=summary["seconds"],
+                 status="warn" if summary["warned"] else "ok", detail=summary)
+    return summary

@@ -1,0 +1,92 @@
+"""Great Expectations on what a run loaded: fail and warn severities, stored results, Data Docs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from helpers import T0, create_lines, lines_pipeline, sync_window
+
+from warehouse_sync import tasks
+from warehouse_sync.config import Expectation
+from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, sqlalchemy_url
+from warehouse_sync.quality.validate import DataQualityFailed
+
+EXPECTATIONS = tuple(Expectation.parse(entry) for entry in [
+    {"expect": "column_values_to_be_between", "column": "qty", "min_value": 0, "max_value": 100,
+     "label": "quantity between 0 and 100"},
+    {"expect": "column_values_to_not_be_null", "column": "note", "severity": "warn", "label": "every line has a note"},
+])
+WINDOW = timedelta(minutes=10)
+
+
+@pytest.fixture
+def reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_SYNC_REPORTS_ROOT", f"file://{tmp_path / 'reports'}")
+    return tmp_path / "reports"
+
+
+@pytest.fixture
+def url(db_uris):
+    return sqlalchemy_url(db_uris[WAREHOUSE_CONN_ID])
+
+
+def results(warehouse, run_id):
+    rows = warehouse.execute(
+        "SELECT label, severity, success, unexpected_count, sample, docs_path FROM warehouse_sync.dq_results"
+        " WHERE run_id = %s ORDER BY id", [run_id]).fetchall()
+    warehouse.commit()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_a_broken_row_fails_the_fail_expectation_names_its_key_and_is_recorded(source, warehouse, tmp_path, reports, url):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS)
+    create_lines(source, orders=50)
+    source.execute("UPDATE t_src.lines SET qty = 999 WHERE order_id = 7 AND line = 2")  # the trigger-free cursor stays
+    source.commit()
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r1")["planned"]
+    with pytest.raises(DataQualityFailed) as failure:
+        tasks.validate(warehouse, url, pipeline, planned["window"], "r1")
+    message = str(failure.value)
+    assert "t_dst.lines" in message and "quantity between 0 and 100: 1 of 200 rows unexpected" in message
+    assert "order_id=7, line=2" in message
+    stored = results(warehouse, "r1")
+    severity, success, unexpected, sample, docs = stored["quantity between 0 and 100"]
+    assert (severity, success, unexpected) == ("fail", False, 1)
+    assert sample == [{"order_id": 7, "line": 2, "qty": 999.0}]
+    assert stored["primary key is unique"][:2] == ("fail", True)
+    page = reports / "data_docs" / docs
+    html = page.read_text()
+    assert page.is_file() and "qty" in html and "999" in html and "postgresql+psycopg" not in html
+
+
+def test_warn_expectations_are_reported_and_do_not_fail_the_run(source, warehouse, tmp_path, reports, url):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS)
+    create_lines(source, orders=50)  # some notes are NULL by construction
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r2")["planned"]
+    summary = tasks.validate(warehouse, url, pipeline, planned["window"], "r2")
+    assert summary["failed"] == [] and len(summary["warned"]) == 1
+    assert summary["warned"][0].startswith("every line has a note: ")
+    severity, success, unexpected, _, _ = results(warehouse, "r2")["every line has a note"]
+    assert (severity, success) == ("warn", False) and unexpected > 0
+    # a retry of the same run replaces its rows instead of adding to them
+    tasks.validate(warehouse, url, pipeline, planned["window"], "r2")
+    (count,) = warehouse.execute("SELECT count(*) FROM warehouse_sync.dq_results WHERE run_id = 'r2'").fetchone()
+    assert count == len(results(warehouse, "r2")) == 6  # 2 key not-null, key unique, 2 configured, volume
+
+
+def test_a_window_far_above_the_recent_volume_is_a_volume_warning(source, warehouse, tmp_path, reports, url):
+    pipeline = lines_pipeline(batch_size=5000, page_size=5000)
+    create_lines(source, orders=900)  # 3600 lines, one per second of the hour after T0: 600 per window
+    burst = T0 + 5 * WINDOW + timedelta(seconds=30)
+    with source.cursor() as cur:
+        cur.executemany("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'burst', %s)", [(o, burst) for o in range(1001, 2201)])
+    source.commit()
+    warned = {}
+    for k in range(6):
+        start = T0 + k * WINDOW
+        planned = sync_window(source, warehouse, pipeline, start, start + WINDOW, tmp_path, run_id=f"w{k}")["planned"]
+        warned[k] = tasks.validate(warehouse, url, pipeline, planned["window"], f"w{k}")["warned"]
+    assert all(not warned[k] for k in range(5)), warned
+    assert len(warned[5]) == 1 and "rows in the window within 50% of the recent median (600): observed 1800" in warned[5][0]
+

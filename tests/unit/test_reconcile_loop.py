@@ -1,0 +1,138 @@
+"""The reconcile loop's decisions (compare → locate → repair → compare again → alert) with its
+database steps replaced by recorded fakes: when it locates, when it alerts, what it raises."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from warehouse_sync.config import Pipeline
+from warehouse_sync.model import TableRef, Window
+from warehouse_sync.reconcile import loop
+from warehouse_sync.reconcile.compare import Comparison, DriftDetected, Side
+from warehouse_sync.reconcile.locate import Drift
+from warehouse_sync.reconcile.repair import RepairRefused, RepairResult
+
+T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
+AS_OF = T0 + timedelta(hours=1)
+WINDOW = Window(T0, AS_OF)
+PIPELINE = Pipeline(name="lines", source=TableRef("t_src", "lines"), target=TableRef("t_dst", "lines"),
+                    primary_key=("order_id", "line"), cursor="updated_at")
+MATCH = Comparison("window", WINDOW, Side(10, 123), Side(10, 123))
+TABLE_MATCH = Comparison("table", Window(None, AS_OF), Side(1, 1), Side(1, 1))
+BAD = Comparison("window", WINDOW, Side(10, 123), Side(9, 456))
+
+
+class FakeWarehouse:
+    def __init__(self):
+        self.rolled_back = 0
+
+    def rollback(self):
+        self.rolled_back += 1
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Replaces the loop's database steps; ``steps["compare"]`` lists what each compare returns."""
+    calls = {"compare": [], "located": 0, "audit": [], "drift_history": [], "found": Drift(), "repair": None}
+
+    def compare(source, warehouse, pipeline, columns, window, full_table):
+        return list(calls["compare"].pop(0))
+
+    def locate(source, warehouse, pipeline, columns, as_of):
+        calls["located"] += 1
+        return calls["found"]
+
+    def repair(source, warehouse, pipeline, columns, found, run_id):
+        if isinstance(calls["repair"], Exception):
+            raise calls["repair"]
+        return RepairResult(len(found.missing) + len(found.changed), len(found.extra))
+
+    monkeypatch.setattr(loop, "describe_source", lambda *args: [])
+    monkeypatch.setattr(loop, "compare", compare)
+    monkeypatch.setattr(loop, "locate", locate)
+    monkeypatch.setattr(loop, "repair", repair)
+    monkeypatch.setattr(loop.audit, "record",
+                        lambda conn, pipeline, run_id, step, window, **kw: calls["audit"].append((step, kw["status"])))
+    monkeypatch.setattr(loop.audit, "record_drift",
+                        lambda conn, pipeline, run_id, scope, as_of, found, repaired, refused:
+                        calls["drift_history"].append((scope, found.total, repaired, refused)))
+    return calls
+
+
+def run(steps, on_drift=None, warehouse=None):
+    return loop.reconcile(None, warehouse or FakeWarehouse(), PIPELINE, WINDOW, "r1", "window", True, on_drift)
+
+
+def test_a_matching_comparison_locates_nothing_and_does_not_alert(steps):
+    steps["compare"] = [[MATCH, TABLE_MATCH]]
+    alerts = []
+    result = run(steps, alerts.append)
+    assert result.drift is None and not result.keys_differed and steps["located"] == 0 and alerts == []
+    assert steps["audit"] == [("reconcile_window", "ok"), ("reconcile_table", "ok")]
+
+
+def test_drift_is_located_repaired_compared_again_and_alerted_once(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH], [MATCH, TABLE_MATCH]]
+    steps["found"] = Drift(missing=[(1, 1)], extra=[(2, 1), (2, 2)], rows=20)
+    alerts = []
+    result = run(steps, alerts.append)
+    assert result.keys_differed and result.comparisons == (MATCH, TABLE_MATCH)
+    assert alerts == [result.drift] and result.drift["repaired"] == 3 and result.drift["missing"] == 1
+    assert steps["drift_history"] == [("window", 3, 3, False)]
+    assert steps["audit"] == [("reconcile_window", "drift"), ("reconcile_table", "ok"),
+                              ("reconcile_window_after_repair", "ok"), ("reconcile_table_after_repair", "ok")]
+
+
+def test_rows_only_in_flight_are_re_checked_but_never_alerted(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH], [MATCH, TABLE_MATCH]]
+    alerts = []
+    result = run(steps, alerts.append)  # locate found no key: the mismatch was rows in flight
+    assert steps["located"] == 1 and result.drift["repaired"] == 0 and not result.keys_differed and alerts == []
+
+
+def test_drift_that_remains_names_table_window_counts_and_checksums(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
+    with pytest.raises(DriftDetected) as info:
+        run(steps)
+    message = str(info.value)
+    assert "t_src.lines window" in message and "source 10 rows, checksum 123" in message
+    assert "warehouse 9 rows, checksum 456" in message and "|" not in message  # the matching scope is not named
+    assert info.value.comparisons == [BAD]
+
+
+def test_a_refused_repair_is_recorded_rolled_back_and_raised(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH]]
+    steps["found"] = Drift(changed=[(n, 1) for n in range(40)], rows=1200)
+    steps["repair"] = RepairRefused("40 rows differ")
+    warehouse = FakeWarehouse()
+    with pytest.raises(RepairRefused):
+        run(steps, warehouse=warehouse)
+    assert warehouse.rolled_back == 1 and steps["drift_history"] == [("window", 40, 0, True)]
+
+
+def test_the_daily_scope_goes_straight_to_locate(steps):
+    steps["compare"] = [[Comparison("window", Window(None, AS_OF), Side(5, 5), Side(5, 5))]]
+    result = loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "daily", "table", False)
+    assert steps["located"] == 1 and result.scope == "table" and result.drift["repaired"] == 0
+    assert steps["audit"] == [("reconcile_window_daily", "ok")]
+
+
+@pytest.mark.parametrize(("drift", "differed"), [
+    (None, False),
+    ({"missing": 0, "extra": 0, "changed": 0, "repaired": 0}, False),
+    ({"missing": 1, "extra": 0, "changed": 0, "repaired": 1}, True),
+    ({"missing": 0, "extra": 2, "changed": 0, "repaired": 2}, True),
+    ({"missing": 0, "extra": 0, "changed": 3, "repaired": 3}, True),
+], ids=["nothing located", "only in flight", "missing", "extra", "changed"])
+def test_keys_differed_only_when_locate_found_a_missing_extra_or_changed_key(drift, differed):
+    assert loop.Reconciliation("window", AS_OF, (MATCH,), drift).keys_differed is differed
+
+
+def test_a_reconciliation_is_json_friendly_with_scope_as_of_comparisons_and_drift():
+    result = loop.Reconciliation("window", AS_OF, (MATCH, TABLE_MATCH), None).to_dict()
+    assert set(result) == {"scope", "as_of", "comparisons", "drift"}
+    assert result["as_of"] == AS_OF.isoformat() and result["drift"] is None
+    assert [c["scope"] for c in result["comparisons"]] == ["window", "table"]
+    assert result["comparisons"][0]["source_checksum"] == "123" and result["comparisons"][0]["matches"]
