@@ -7,8 +7,9 @@ table's cursor column and runs::
     plan ──> extract (mapped, one per keyset batch) ──> load (COPY + version-guarded merge) ──┬─> reconcile
                                                                                               └─> validate
 
-Trigger with ``{"full_snapshot": true}`` to read every row with cursor < data_interval_end (the
-initial snapshot, or a reload after a schema change). Each task body is one call into
+A pipeline's first run is an initial snapshot; a run triggered without a logical date syncs from the
+watermark to the trigger time; one with a logical date syncs that date's scheduled interval; trigger
+with ``{"full_snapshot": true}`` to read every row before the window end (README, "Operating it"). Each task body is one call into
 ``warehouse_sync.tasks``, which names the module that owns each behaviour; this file is wiring
 only: no database call, no Variable, no heavy import at parse time (the pipeline file is read
 from ``$WAREHOUSE_SYNC_CONFIG`` or ``include/pipelines.yaml`` beside the DAGs folder).
@@ -59,20 +60,25 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
         **common_dag_args(pipeline, alerts, SCHEDULE),
         tags=["warehouse-sync", pipeline.name, *pipeline.tags],
         params={"full_snapshot": Param(False, type="boolean",
-                                       description="Read all rows with cursor < data_interval_end")},
+                                       description="Read every row with cursor before the run's window end")},
         doc_md=__doc__,
     )
     def sync():
         @task
-        def plan(data_interval_start=None, data_interval_end=None, run_id=None, params=None, ti=None):
-            """Returns the batches to map over; pushes the window (with its late horizon) as XCom 'window'."""
+        def plan(dag_run=None, run_id=None, params=None, ti=None):
+            """Returns the batches to map over; pushes the window it synced (and why) as XCom 'window'."""
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
+            from warehouse_sync.model import RunStart
 
-            with source_and_warehouse() as (src, wh):
-                planned = tasks.plan(src, wh, pipeline, data_interval_start, data_interval_end, run_id,
-                                     bool((params or {}).get("full_snapshot")))
-            ti.xcom_push(key="window", value={**planned["window"], "late_horizon": planned["own_horizon"]})
+            run = RunStart(logical_date=dag_run.logical_date, interval_start=dag_run.data_interval_start,
+                           interval_end=dag_run.data_interval_end, run_after=dag_run.run_after,
+                           manual=str(dag_run.run_type).lower().endswith("manual"),
+                           full_snapshot=bool((params or {}).get("full_snapshot")))
+            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+                planned = tasks.plan(src, wh, pipeline, run, run_id, SCHEDULE)
+            ti.xcom_push(key="window", value={**planned["window"], "why": planned["why"],
+                                              "late_horizon": planned["own_horizon"]})
             return planned["batches"]
 
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}")
@@ -80,7 +86,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
 
-            with source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
                 return tasks.extract(src, wh, pipeline, window, batch, run_id)
 
         @task(trigger_rule="none_failed")
@@ -89,7 +95,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync.db.connections import source_and_warehouse
 
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
-            with source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
                 return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
 
         @task(trigger_rule="none_failed")
@@ -98,24 +104,17 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync.db.connections import source_and_warehouse
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
                 return tasks.reconcile(src, wh, pipeline, window, run_id, on_drift)
 
         @task(trigger_rule="none_failed")
         def validate(window: dict, run_id=None):
-            """Great Expectations on the window's rows; a failed `fail` check fails the run, without retries."""
-            from airflow.sdk.exceptions import AirflowFailException
-
+            """Great Expectations on the window's rows; a failed `fail` expectation fails the run, without retries."""
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
-            from warehouse_sync.quality.validate import DataQualityFailed
 
-            with connection(WAREHOUSE_CONN_ID) as wh:
-                try:
-                    return tasks.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window,
-                                          run_id)
-                except DataQualityFailed as exc:  # the data will not change on a retry
-                    raise AirflowFailException(str(exc)) from exc
+            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID) as wh:
+                return tasks.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window, run_id)
 
         planned = plan()
         files = extract.partial(window=planned["window"]).expand_kwargs(planned)
@@ -144,7 +143,7 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync.db.connections import source_and_warehouse
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
                 return tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
 
         reconcile_table()

@@ -8,7 +8,7 @@ from typing import Any
 
 from warehouse_sync import tasks
 from warehouse_sync.config import Pipeline
-from warehouse_sync.model import TableRef
+from warehouse_sync.model import RunStart, TableRef
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 
@@ -30,9 +30,12 @@ CREATE INDEX ON t_src.items (updated_at, tenant, id);
 
 
 def make_pipeline(name: str, primary_key: tuple[str, ...], **settings: Any) -> Pipeline:
-    """A pipeline ``t_src.<name>`` -> ``t_dst.<name>`` on cursor ``updated_at`` that never waits."""
+    """A pipeline ``t_src.<name>`` -> ``t_dst.<name>`` on cursor ``updated_at`` that never waits.
+
+    Its first run reads only its own window (``initial_load="window"``), so that a test controls
+    each window; the first-run snapshot has tests of its own."""
     values = dict(name=name, source=TableRef("t_src", name), target=TableRef("t_dst", name),
-                  primary_key=primary_key, cursor="updated_at", settle_timeout_seconds=0)
+                  primary_key=primary_key, cursor="updated_at", settle_timeout_seconds=0, initial_load="window")
     values.update(settings)
     return Pipeline(**values)
 
@@ -67,7 +70,7 @@ def sync_window(source, warehouse, pipeline: Pipeline, start: datetime, end: dat
         ``{"planned", "files", "loaded", "reconciled"}``: each task's result (``reconciled`` is
         ``None`` when ``reconcile=False``).
     """
-    planned = tasks.plan(source, warehouse, pipeline, start, end, run_id, full_snapshot)
+    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(start, end, full_snapshot), run_id)
     files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
              for b in planned["batches"]]
     loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],

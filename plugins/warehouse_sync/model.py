@@ -1,4 +1,4 @@
-"""Plain values every room shares: a table's name, a window of the cursor, a keyset batch.
+"""Plain values every room shares: a table's name, a window of the cursor, how a run started, a batch.
 
 Frozen dataclasses with no database and no Airflow in them, so that ``sync``, ``reconcile``,
 ``quality`` and ``bookkeeping`` can all speak of a window without importing each other. Windows and
@@ -70,6 +70,34 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat() if self.start else '-inf'}, {self.end.isoformat()})"
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """How an Airflow run started: the values of its context that decide its window.
+
+    Attributes:
+        logical_date: The run's logical date (UTC), or ``None`` for a run triggered without one
+            (the Trigger button's default, ``airflow dags trigger`` without ``-l``, the REST API).
+        interval_start: Airflow's data interval start, or ``None`` (no logical date).
+        interval_end: Airflow's data interval end, or ``None``.
+        run_after: When the run was allowed to start (UTC): the trigger time of a manual run.
+        manual: Whether it was triggered by a person or the API (``run_type == "manual"``), as
+            opposed to the scheduler or a backfill.
+        full_snapshot: The run param ``full_snapshot``: read every row before the window end.
+    """
+
+    logical_date: datetime | None
+    interval_start: datetime | None
+    interval_end: datetime | None
+    run_after: datetime
+    manual: bool = False
+    full_snapshot: bool = False
+
+    @classmethod
+    def scheduled(cls, start: datetime, end: datetime, full_snapshot: bool = False) -> "RunStart":
+        """A scheduled (or backfilled) run of the data interval ``[start, end)``."""
+        return cls(start, start, end, end, manual=False, full_snapshot=full_snapshot)
 
 
 @dataclass(frozen=True)

@@ -15,33 +15,60 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import psycopg
 
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
-from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.model import Batch, Window
-from warehouse_sync.reconcile import loop
+from warehouse_sync.config import ConfigError, Pipeline
+from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, describe_source
+from warehouse_sync.model import Batch, RunStart, Window
+from warehouse_sync.quality.validate import DataQualityFailed, validate as run_validation
+from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
+from warehouse_sync.reconcile.locate import UnsupportedKey
 from warehouse_sync.storage import as_path, staging_root
 from warehouse_sync.sync.extract import extract_batch
-from warehouse_sync.sync.load import load_files
-from warehouse_sync.sync.plan import effective_window, plan_batches, wait_for_inflight
+from warehouse_sync.sync.load import SchemaChanged, load_files
+from warehouse_sync.sync.plan import plan_batches, run_window, wait_for_inflight
 
 log = logging.getLogger(__name__)
 
 
+# Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
+DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
+    NothingLoaded, DataQualityFailed,
+)
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Re-raises a deterministic error (:data:`DETERMINISTIC_ERRORS`) as ``AirflowFailException``, so
+    Airflow fails the task without retrying it; lost connections, timeouts, serialization failures
+    and deadlocks propagate as they are and keep their retries."""
+    try:
+        yield
+    except DETERMINISTIC_ERRORS as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
 def plan(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
-    interval_start: datetime, interval_end: datetime, run_id: str, full_snapshot: bool = False,
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, run: RunStart, run_id: str,
+    schedule: str = "0 */2 * * *",
 ) -> dict[str, Any]:
-    """Validates the source, settles late commits and splits the window into keyset batches.
+    """Validates the source, decides the run's window, settles late commits, splits it into keyset batches.
+
+    Args:
+        run: How the run started (its Airflow context values); see :func:`.sync.plan.run_window`.
+        schedule: The DAG's cron expression (UTC), for manual runs with a logical date.
 
     Returns:
-        ``{"window": {...}, "batches": [{"batch": {...}}, ...], "own_horizon": iso str | None}``:
+        ``{"window": {...}, "why": str, "batches": [{"batch": {...}}, ...], "own_horizon": iso str | None}``:
         the ``batches`` list is what the extract task is expanded over.
 
     Raises:
@@ -50,17 +77,20 @@ def plan(
     started = time.monotonic()
     describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     ensure_tables(warehouse)
-    pending = state.read_state(warehouse, pipeline.name).late_horizon
-    window = effective_window(pipeline, interval_start, interval_end, pending, full_snapshot)
-    own_horizon = wait_for_inflight(source, interval_end, pipeline.settle_timeout_seconds)
+    known = state.read_state(warehouse, pipeline.name)
+    window, why = run_window(pipeline, schedule, run, known.high_watermark, known.late_horizon)
+    own_horizon = wait_for_inflight(source, window.end, pipeline.settle_timeout_seconds)
     if own_horizon is not None:
         state.hold_late_horizon(warehouse, pipeline.name, own_horizon)
     batches = plan_batches(source, pipeline, window)
     audit.record(warehouse, pipeline.name, run_id, "plan", window, seconds=time.monotonic() - started,
-                 detail={"batches": len(batches), "late_horizon": own_horizon.isoformat() if own_horizon else None})
-    log.info("%s %s: %d batch(es) of <= %d rows", pipeline.source, window, len(batches), pipeline.batch_size)
+                 detail={"batches": len(batches), "why": why,
+                         "late_horizon": own_horizon.isoformat() if own_horizon else None})
+    log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
+             pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
     return {
         "window": window.to_dict(),
+        "why": why,
         "batches": [{"batch": b.to_dict()} for b in batches],
         "own_horizon": own_horizon.isoformat() if own_horizon else None,
     }
@@ -164,8 +194,6 @@ def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeli
     Raises:
         DataQualityFailed: A ``fail``-severity expectation failed (results and Data Docs are saved first).
     """
-    from warehouse_sync.quality.validate import DataQualityFailed, validate as run_validation
-
     win = Window.from_dict(window)
     ensure_tables(warehouse)
     try:

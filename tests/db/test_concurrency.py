@@ -15,6 +15,7 @@ from pathlib import Path
 from helpers import T0, create_items, items_pipeline, simple_rows, sync_window, warehouse_rows
 
 from warehouse_sync import tasks
+from warehouse_sync.model import RunStart
 
 HOUR = timedelta(hours=1)
 
@@ -22,7 +23,7 @@ HOUR = timedelta(hours=1)
 def test_a_row_updated_during_extraction_is_not_lost(source, second_source, warehouse, tmp_path):
     create_items(source, simple_rows(12))
     pipeline = items_pipeline(batch_size=4, page_size=2)
-    planned = tasks.plan(source, warehouse, pipeline, T0, T0 + HOUR, "w1")
+    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + HOUR), "w1")
     assert len(planned["batches"]) == 3
     files = [tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][0]["batch"], "w1",
                            root=tmp_path)]

@@ -1,4 +1,4 @@
-"""Which cursor window a run reads (lookback, late horizon, snapshot) and the SQL predicates of a
+"""Which cursor window a run reads (how it started, first run, lookback, late horizon, snapshot) and the SQL predicates of a
 window and a keyset batch: pure logic, no database."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.model import Batch, TableRef, Window
-from warehouse_sync.sync.plan import batch_filter, effective_window, keyset_columns, window_filter
+from warehouse_sync.model import Batch, RunStart, TableRef, Window
+from warehouse_sync.sync.plan import batch_filter, keyset_columns, run_window, window_filter
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 START, END = T0, T0 + timedelta(hours=2)
@@ -18,31 +18,87 @@ def pipeline(**settings) -> Pipeline:
                     primary_key=("tenant", "id"), cursor="updated_at", **settings)
 
 
+SCHEDULE = "0 */2 * * *"
+WATERMARK = START - timedelta(hours=6)
+
+
+def window(p=None, run=None, watermark=WATERMARK, horizon=None) -> Window:
+    return run_window(p or pipeline(), SCHEDULE, run or RunStart.scheduled(START, END), watermark, horizon)[0]
+
+
 def test_the_window_is_the_data_interval_when_nothing_is_pending():
-    assert effective_window(pipeline(), START, END, None, False) == Window(START, END)
+    assert window() == Window(START, END)
 
 
 def test_the_lookback_widens_the_window_start_back_but_never_its_end():
-    assert effective_window(pipeline(lookback_minutes=15), START, END, None, False) == \
-        Window(START - timedelta(minutes=15), END)
+    assert window(pipeline(lookback_minutes=15)) == Window(START - timedelta(minutes=15), END)
 
 
 def test_a_late_horizon_before_the_start_makes_the_run_re_read_from_it(caplog):
     horizon = START - timedelta(hours=3, seconds=1)
     with caplog.at_level("INFO", logger="warehouse_sync.sync.plan"):
-        assert effective_window(pipeline(), START, END, horizon, False) == Window(horizon, END)
+        assert window(horizon=horizon) == Window(horizon, END)
     assert "re-reading from late horizon" in caplog.text
 
 
 def test_a_late_horizon_inside_the_lookback_changes_nothing():
     horizon = START - timedelta(minutes=5)
-    assert effective_window(pipeline(lookback_minutes=15), START, END, horizon, False) == \
-        Window(START - timedelta(minutes=15), END)
+    assert window(pipeline(lookback_minutes=15), horizon=horizon) == Window(START - timedelta(minutes=15), END)
 
 
 def test_a_full_snapshot_is_unbounded_below_whatever_the_lookback_or_horizon():
-    window = effective_window(pipeline(lookback_minutes=15), START, END, START - timedelta(days=1), True)
-    assert window == Window(None, END) and window.is_snapshot
+    run = RunStart.scheduled(START, END, full_snapshot=True)
+    got = window(pipeline(lookback_minutes=15), run, horizon=START - timedelta(days=1))
+    assert got == Window(None, END) and got.is_snapshot
+
+
+def test_the_first_run_of_a_pipeline_with_no_sync_state_is_a_snapshot_to_its_window_end():
+    got, why = run_window(pipeline(), SCHEDULE, RunStart.scheduled(START, END), None, None)
+    assert got == Window(None, END) and "initial load" in why
+
+
+def test_with_initial_load_window_the_first_run_reads_only_its_own_window():
+    assert window(pipeline(initial_load="window"), watermark=None) == Window(START, END)
+
+
+def test_a_manual_run_with_a_logical_date_syncs_the_scheduled_interval_that_starts_there():
+    # Airflow gives such a run the interval that ENDS at L (or one derived from the trigger time);
+    # the window is the one a scheduled or backfilled run with logical date L syncs.
+    run = RunStart(logical_date=START, interval_start=START - timedelta(hours=2), interval_end=START,
+                   run_after=END + timedelta(days=1), manual=True)
+    assert window(run=run) == Window(START, END)
+
+
+def test_a_logical_date_between_boundaries_syncs_the_interval_that_contains_it():
+    run = RunStart(START + timedelta(minutes=37), None, None, END + timedelta(days=1), manual=True)
+    assert window(run=run) == Window(START, END)
+
+
+def test_a_manual_run_of_the_current_interval_syncs_the_whole_interval_like_its_scheduled_run():
+    trigger = START + timedelta(minutes=20)
+    assert window(run=RunStart(START, None, None, trigger, manual=True)) == Window(START, END)
+
+
+def test_a_run_without_a_logical_date_syncs_from_the_watermark_to_the_trigger_time():
+    trigger = END + timedelta(minutes=13)
+    got, why = run_window(pipeline(), SCHEDULE, RunStart(None, None, None, trigger, manual=True), WATERMARK, None)
+    assert got == Window(WATERMARK, trigger) and "watermark" in why
+
+
+def test_a_run_without_a_logical_date_and_full_snapshot_reads_every_row_before_the_trigger_time():
+    trigger = END + timedelta(minutes=13)
+    assert window(run=RunStart(None, None, None, trigger, manual=True, full_snapshot=True)) == Window(None, trigger)
+
+
+def test_a_run_without_a_logical_date_on_a_new_pipeline_is_the_initial_snapshot():
+    trigger = END + timedelta(minutes=13)
+    assert window(run=RunStart(None, None, None, trigger, manual=True), watermark=None) == Window(None, trigger)
+
+
+def test_a_watermark_past_the_trigger_time_gives_an_empty_window_not_an_inverted_one():
+    trigger = END + timedelta(minutes=13)
+    got = window(run=RunStart(None, None, None, trigger, manual=True), watermark=trigger + timedelta(hours=1))
+    assert got == Window(trigger, trigger)
 
 
 def test_a_window_is_read_in_cursor_then_key_order_and_a_snapshot_in_key_order():

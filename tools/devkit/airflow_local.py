@@ -77,15 +77,16 @@ def floor_window(moment: datetime) -> datetime:
 
 
 def run_window(dag: Any, window_end: datetime, conf: dict[str, Any] | None = None) -> Any:
-    """Runs one DAG run whose data interval ends at ``window_end`` (``[end - 2 h, end)``).
+    """Runs one DAG run of the window ``[window_end - 2 h, window_end)``; returns the finished ``DagRun``.
 
-    For a ``CronDataIntervalTimetable`` DAG, Airflow 3 gives a run triggered at a logical date L the
-    interval that ends at L, so L = window end. Returns the finished ``DagRun``.
+    ``dag.test()`` makes a manual run with a logical date; a manual run with logical date L syncs
+    the schedule's interval that starts at L, exactly as the scheduled run with that logical date
+    would (README, "Operating it"), so L is the window's start.
 
     ``full_snapshot`` is always passed explicitly: in one process, ``dag.test()`` keeps a run's conf
     in the DAG object's params for the next run.
     """
-    return dag.test(logical_date=window_end, run_conf={"full_snapshot": False, **(conf or {})})
+    return dag.test(logical_date=window_end - WINDOW, run_conf={"full_snapshot": False, **(conf or {})})
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

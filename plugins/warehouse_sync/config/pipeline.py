@@ -113,6 +113,9 @@ class Pipeline(BaseModel):
         reconcile_full_table: Also reconcile the whole table (not only the window) each run.
         delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
             deleted at the source.
+        initial_load: What the first run of a pipeline with no sync state (never run, or reset) reads:
+            ``snapshot`` (every row before its window end, so a first deploy never finds rows
+            missing) or ``window`` (only its own window; earlier rows wait for a reconcile).
         repair_max_rows: Most rows a repair may write (>= 0); beyond it the repair is refused.
         repair_max_fraction: Most rows a repair may write, as a fraction of the table's rows
             (0 < fraction <= 1).
@@ -140,6 +143,7 @@ class Pipeline(BaseModel):
     lookback_minutes: int = Field(0, strict=True, ge=0)
     reconcile_full_table: bool = Field(True, strict=True)
     delete_mode: Literal["soft", "hard"] = "soft"
+    initial_load: Literal["snapshot", "window"] = "snapshot"
     repair_max_rows: int = Field(10_000, strict=True, ge=0)
     repair_max_fraction: float = Field(0.05, strict=True, gt=0, le=1)
     volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)

@@ -23,36 +23,64 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident, window_filter
-from warehouse_sync.model import Batch, Window
+from warehouse_sync.model import Batch, RunStart, Window
 
 log = logging.getLogger(__name__)
 
 
-def effective_window(
-    pipeline: Pipeline, interval_start: datetime, interval_end: datetime, late_horizon: datetime | None,
-    full_snapshot: bool,
-) -> Window:
-    """The cursor window a run reads: its data interval, widened back by the lookback and by a
-    pending late horizon; unbounded below for a full snapshot.
+def run_window(
+    pipeline: Pipeline, schedule: str, run: RunStart, watermark: datetime | None, late_horizon: datetime | None,
+) -> tuple[Window, str]:
+    """The cursor window a run syncs, for every way a run starts (README, "Operating it").
+
+    ==============================================  ============================================
+    run                                             window
+    ==============================================  ============================================
+    scheduled or backfilled                         its data interval ``[start, end)``
+    manual with logical date ``L``                  the schedule's interval that starts at ``L``
+                                                    (or contains it): what the scheduled run with
+                                                    that logical date syncs
+    manual without a logical date                   ``[watermark, trigger time)``
+    ``full_snapshot``, or a pipeline with no sync   every row with cursor < the end above
+    state (``initial_load: snapshot``)
+    ==============================================  ============================================
+
+    The start is then widened back by ``lookback_minutes`` and by a pending late horizon.
 
     Args:
-        pipeline: The table's configuration (``lookback_minutes``).
-        interval_start: The run's data interval start (UTC).
-        interval_end: The run's data interval end (UTC); always the window's exclusive end.
-        late_horizon: The start of the oldest source transaction an earlier run saw still open, or ``None``.
-        full_snapshot: Read every row with cursor < ``interval_end``.
+        pipeline: The table's configuration (``initial_load``, ``lookback_minutes``).
+        schedule: The DAG's cron expression, UTC (``"0 */2 * * *"``).
+        run: How the run started.
+        watermark: The end of the last loaded window (UTC), ``None`` before the first load.
+        late_horizon: Where a late commit may still hide (UTC), or ``None``.
 
     Returns:
-        ``Window(start, interval_end)``; ``start`` is ``None`` for a snapshot.
+        The window and a short reason, for the log, the audit row and the task's XCom.
     """
-    if full_snapshot:
-        return Window(None, interval_end)
-    start = interval_start - timedelta(minutes=pipeline.lookback_minutes)
+    from croniter import croniter
+
+    if run.logical_date is None:
+        end, start, why = run.run_after, watermark, "from the watermark to the trigger time"
+    elif run.manual:
+        # The schedule's interval that starts at (or contains) L: what a scheduled run with logical date L reads.
+        start = croniter(schedule, run.logical_date + timedelta(microseconds=1)).get_prev(datetime)
+        end = croniter(schedule, start).get_next(datetime)
+        why = "the schedule's interval of the logical date"
+    else:
+        start, end, why = run.interval_start, run.interval_end, "the data interval"
+    if start is None and not run.full_snapshot and pipeline.initial_load == "window":
+        start = croniter(schedule, end).get_prev(datetime)  # no watermark yet: one schedule interval
+    if run.full_snapshot:
+        return Window(None, end), "full_snapshot: every row before the window end"
+    if watermark is None and pipeline.initial_load == "snapshot":
+        return Window(None, end), "initial load: the pipeline has no sync state, so its first run is a snapshot"
+    assert start is not None and end is not None
+    start = min(start, end) - timedelta(minutes=pipeline.lookback_minutes)
     if late_horizon is not None and late_horizon < start:
         log.info("%s: re-reading from late horizon %s (a transaction was still open when it was read)",
                  pipeline.name, late_horizon)
-        start = late_horizon
-    return Window(start, interval_end)
+        start, why = late_horizon, why + ", widened back to the late horizon"
+    return Window(start, end), why
 
 
 def keyset_columns(pipeline: Pipeline, window: Window) -> tuple[str, ...]:
