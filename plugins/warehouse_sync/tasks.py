@@ -33,6 +33,7 @@ from warehouse_sync.storage import as_path, staging_root
 from warehouse_sync.sync.extract import extract_batch
 from warehouse_sync.sync.load import SchemaChanged, load_files
 from warehouse_sync.sync.plan import plan_batches, run_window, wait_for_inflight
+from warehouse_sync.sync.staging import remove_expired
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +205,32 @@ def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeli
     audit.record(warehouse, pipeline.name, run_id, "validate", win, seconds=summary["seconds"],
                  status="warn" if summary["warned"] else "ok", detail=summary)
     return summary
+
+
+def clean_staging(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str, root: Any = None,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """Removes the staged files of windows older than ``pipeline.staging_retention_days`` and records the size left.
+
+    See :func:`warehouse_sync.sync.staging.remove_expired`. Writes one audit row, step
+    ``clean_staging``: rows = files removed, bytes = bytes removed, window ``[-inf, cutoff)``,
+    status ``warn`` if a folder could not be removed (it is kept and named), detail
+    ``{"kept_bytes", "kept_files", "removed_windows", "retention_days", "errors"}``.
+
+    Args:
+        root: Staging root (default: the staging root setting).
+        now: The current time (timezone-aware; default: the clock).
+
+    Returns:
+        :meth:`StagingCleanup.to_dict`: cutoff, removed windows, files and bytes, kept files and bytes.
+    """
+    started = time.monotonic()
+    cleanup = remove_expired(root if root is not None else staging_root(), pipeline.name,
+                             pipeline.staging_retention_days, now)
+    ensure_tables(warehouse)
+    audit.record(warehouse, pipeline.name, run_id, "clean_staging", Window(None, cleanup.cutoff),
+                 rows=cleanup.removed_files, bytes_=cleanup.removed_bytes, seconds=time.monotonic() - started,
+                 status="warn" if cleanup.errors else "ok",
+                 detail={"kept_bytes": cleanup.kept_bytes, "kept_files": cleanup.kept_files,
+                         "removed_windows": list(cleanup.removed_windows),
+                         "retention_days": cleanup.retention_days, "errors": list(cleanup.errors)})
+    return cleanup.to_dict()

@@ -122,6 +122,8 @@ class Pipeline(BaseModel):
         volume_tolerance: Relative half-width of the volume band around the median row count of the
             recent windows, as a fraction of that median (0 < tolerance < 10; 0.5 = 50 % either
             side); outside it is a data-quality ``warn``.
+        staging_retention_days: Days the staged Parquet files of a window are kept after its window
+            end (>= 1); the daily reconcile DAG's ``clean_staging`` task removes older windows.
         expectations: Configured data-quality rules (:class:`~warehouse_sync.config.Expectation`),
             in file order; the standard ones (key not null and unique, volume band) are added by the
             validate step.
@@ -147,6 +149,7 @@ class Pipeline(BaseModel):
     repair_max_rows: int = Field(10_000, strict=True, ge=0)
     repair_max_fraction: float = Field(0.05, strict=True, gt=0, le=1)
     volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)
+    staging_retention_days: int = Field(7, strict=True, ge=1)
     expectations: Annotated[tuple[_ExpectationEntry, ...], BeforeValidator(_none_is_empty)] = ()
     tags: tuple[str, ...] = ()
 

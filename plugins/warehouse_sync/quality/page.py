@@ -11,7 +11,7 @@ API server, and the tests render it from a plain connection. Runs are listed new
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -39,7 +39,7 @@ class RunView:
 
 @dataclass
 class TableView:
-    """One synced table: its runs, the latest run's expectations, and the row-count trend."""
+    """One synced table: its runs, the latest run's expectations, the row-count trend, the staging size."""
 
     pipeline: Pipeline
     runs: list[RunView] = field(default_factory=list)
@@ -47,6 +47,7 @@ class TableView:
     expectations_window: str = ""
     docs_path: str | None = None
     trend: list[tuple[datetime, int]] = field(default_factory=list)
+    staging: str = ""
 
 
 def _format_window(start: datetime | None, end: datetime | None) -> str:
@@ -81,6 +82,34 @@ def _expectations_text(rows: list[tuple]) -> tuple[str, bool]:
     if warned:
         return f"all required expectations passed, {warned} warning{'s' if warned > 1 else ''}", False
     return f"all {len(rows)} expectations passed", False
+
+
+def _size_text(size: int) -> str:
+    """``12.3 MiB``: a size in bytes in binary units, one decimal above bytes."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def staging_text(kept_bytes: int, kept_files: int, retention_days: int | None, measured: datetime | None) -> str:
+    """``staging: 12.3 MiB in 40 files, kept 7 days (measured 2026-11-29 03:00 UTC)``.
+
+    Args:
+        kept_bytes: Bytes of staged files left by the latest cleanup.
+        kept_files: Files left (count).
+        retention_days: The retention it applied (days), if recorded.
+        measured: When it ran (UTC), if known.
+    """
+    text = f"staging: {_size_text(kept_bytes)} in {kept_files:,} file{'' if kept_files == 1 else 's'}"
+    if retention_days is not None:
+        text += f", kept {retention_days} day{'' if retention_days == 1 else 's'}"
+    if measured is not None:
+        when = measured.astimezone(timezone.utc) if measured.tzinfo else measured
+        text += f" (measured {when:%Y-%m-%d %H:%M} UTC)"
+    return text
 
 
 def _sample_text(sample: list[dict[str, Any]], key: tuple[str, ...]) -> str:
@@ -133,6 +162,9 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
             } for r in rows]
         view.trend = [(r[0], int(r[1])) for r in conn.execute(
             load_sql("quality/page_trend.sql"), {"pipeline": p.name, "days": TREND_DAYS}).fetchall()]
+        staged = conn.execute(load_sql("quality/page_staging.sql"), {"pipeline": p.name}).fetchone()
+        if staged is not None:
+            view.staging = staging_text(int(staged[0] or 0), int(staged[1] or 0), staged[2], staged[3])
     conn.commit()
     return views
 

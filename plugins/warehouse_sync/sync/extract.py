@@ -8,7 +8,9 @@ page, whatever the size of the window or the table. All pages of a batch are rea
 
 The file is written under a temporary name and renamed to its deterministic path
 ``<root>/<table>/<window>/batch-00000.parquet``, so a retried task overwrites its own output and a
-reader never sees half a file.
+reader never sees half a file. A failed attempt removes its temporary file; one that was killed
+cannot, so a successful attempt removes the temporary files earlier attempts of the same batch left
+(:func:`warehouse_sync.sync.staging.remove_orphans`; the layout is :mod:`.staging`'s).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,9 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident
 from warehouse_sync.model import Batch, Window
 from warehouse_sync.sync.plan import batch_filter, keyset_columns
+from warehouse_sync.sync.staging import (
+    batch_file_name, remove_orphans, temporary_file_name, window_folder_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class StoragePath(Protocol):
     def open(self, mode: str = ...) -> Any: ...
     def rename(self, target: Any) -> Any: ...
     def stat(self) -> Any: ...
+    def unlink(self, missing_ok: bool = ...) -> None: ...
+    def iterdir(self) -> Any: ...
     def __truediv__(self, other: str) -> Any: ...
 
 
@@ -64,12 +70,8 @@ class BatchFile:
 
 
 def batch_path(root: StoragePath, pipeline: Pipeline, window: Window, batch_index: int) -> Any:
-    """Deterministic file location for (table, window, batch)."""
-    def stamp(value: Any) -> str:
-        return value.strftime("%Y%m%dT%H%M%S%fZ") if value is not None else "begin"
-
-    folder = root / pipeline.name / f"{stamp(window.start)}__{stamp(window.end)}"
-    return folder / f"batch-{batch_index:05d}.parquet"
+    """Deterministic file location for (table, window, batch): ``<root>/<pipeline>/<start>__<end>/batch-NNNNN.parquet``."""
+    return root / pipeline.name / window_folder_name(window) / batch_file_name(batch_index)
 
 
 def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
@@ -144,13 +146,14 @@ def extract_batch(
 
     Returns:
         The written file's path, rows, bytes and seconds. A batch whose rows all moved out of the
-        window since planning writes an empty file with the schema.
+        window since planning writes an empty file with the schema. Temporary files of this batch
+        that earlier attempts left are removed; other batches' are not touched.
     """
     started = time.monotonic()
     schema = arrow_schema(columns)
     target = batch_path(root, pipeline, window, batch.index)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    temporary = target.parent / temporary_file_name(batch.index)
     rows = 0
     conn.commit()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -162,8 +165,15 @@ def extract_batch(
                     writer.write_table(page)
                     rows += page.num_rows
         temporary.rename(target)
+    except BaseException:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError as exc:  # the original error matters more; the next attempt removes it
+            log.warning("could not remove %s: %s", temporary, exc)
+        raise
     finally:
         conn.isolation_level = None
+    remove_orphans(target.parent, batch.index)  # what killed attempts of this batch left
     size = int(target.stat().st_size)
     seconds = time.monotonic() - started
     log.info("%s %s batch %d: %d rows, %d bytes in %.2f s -> %s",

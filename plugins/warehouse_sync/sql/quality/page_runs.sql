@@ -7,7 +7,7 @@ SELECT a.run_id,
        bool_or(a.step LIKE 'reconcile%%') AS reconciled,
        bool_or(a.step = 'plan') AS is_sync   -- else a run of the daily reconcile DAG
 FROM warehouse_sync.audit AS a
-WHERE a.pipeline = %(pipeline)s
+WHERE a.pipeline = %(pipeline)s AND a.step <> 'clean_staging'   -- clean_staging rows: window = cutoff
 GROUP BY a.run_id
 ORDER BY max(a.window_end) DESC, max(a.recorded_at) DESC
 LIMIT %(limit)s
