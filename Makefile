@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test test-unit test-db test-airflow test-dags test-browser airflow reconcile lock bench bench-reconcile clean
+.PHONY: install demo test test-unit test-db test-airflow test-dags test-browser test-scheduler airflow reconcile lock bench bench-reconcile clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -33,7 +33,8 @@ demo: install
 	$(PY) -m devkit.demo --sf $(DEMO_SF)
 
 # Every layer: unit (no database), dags (integrity), db (real PostgreSQL), airflow (real DAG runs),
-# browser (the data-quality page in headless Chromium; skipped without it unless required).
+# browser (the data-quality page in headless Chromium; skipped without it unless required),
+# scheduler (a real airflow scheduler, dag-processor and api-server: every way a run starts).
 test: install
 	$(PY) -m pytest
 
@@ -51,6 +52,9 @@ test-airflow: install
 
 test-browser: install
 	$(PY) -m pytest tests/browser
+
+test-scheduler: install
+	$(PY) -m pytest tests/scheduler
 
 reconcile: install
 	@test -n "$(TABLE)" || (echo "usage: make reconcile TABLE=schema.table" >&2; exit 2)
