@@ -47,6 +47,8 @@ def common_dag_args(pipeline: Pipeline, alerts: Alerts, schedule: str) -> dict:
         "catchup": False,
         "max_active_runs": 1,
         "default_args": {**DEFAULT_ARGS,
+                         # each task sets its own; the longest bounds a task that does not
+                         "execution_timeout": pipeline.task_timeout_minutes.longest,
                          "on_failure_callback": partial(alert_failure, alerts=alerts, table=str(pipeline.target))},
     }
 
@@ -64,7 +66,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
         doc_md=__doc__,
     )
     def sync():
-        @task
+        @task(execution_timeout=pipeline.execution_timeout("plan"))
         def plan(dag_run=None, run_id=None, params=None, ti=None):
             """Returns the batches to map over; pushes the window it synced (and why) as XCom 'window'."""
             from warehouse_sync import tasks
@@ -75,46 +77,49 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
                            interval_end=dag_run.data_interval_end, run_after=dag_run.run_after,
                            manual=str(dag_run.run_type).lower().endswith("manual"),
                            full_snapshot=bool((params or {}).get("full_snapshot")))
-            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 planned = tasks.plan(src, wh, pipeline, run, run_id, SCHEDULE)
             ti.xcom_push(key="window", value={**planned["window"], "why": planned["why"],
                                               "late_horizon": planned["own_horizon"]})
             return planned["batches"]
 
-        @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}")
+        @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}",
+              execution_timeout=pipeline.execution_timeout("extract"))
         def extract(batch: dict, window: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
 
-            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.extract(src, wh, pipeline, window, batch, run_id)
 
-        @task(trigger_rule="none_failed")
+        @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("load"))
         def load(files, window: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
 
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
-            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
 
-        @task(trigger_rule="none_failed")
+        @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("reconcile"))
         def reconcile(window: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.reconcile(src, wh, pipeline, window, run_id, on_drift)
 
-        @task(trigger_rule="none_failed")
+        @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("validate"))
         def validate(window: dict, run_id=None):
             """Great Expectations on the window's rows; a failed `fail` expectation fails the run, without retries."""
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
 
-            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID) as wh:
-                return tasks.validate(wh, sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID)), pipeline, window, run_id)
+            lock = pipeline.lock_timeout_seconds
+            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID, lock_timeout_seconds=lock) as wh:
+                url = sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID, lock_timeout_seconds=lock))
+                return tasks.validate(wh, url, pipeline, window, run_id)
 
         planned = plan()
         files = extract.partial(window=planned["window"]).expand_kwargs(planned)
@@ -137,13 +142,13 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
                "the result in warehouse_sync.drift_history. Fails (and alerts) on refused repair.",
     )
     def reconcile_daily():
-        @task
+        @task(execution_timeout=pipeline.execution_timeout("reconcile_table"))
         def reconcile_table(run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with tasks.fail_fast(), source_and_warehouse() as (src, wh):
+            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
 
         reconcile_table()

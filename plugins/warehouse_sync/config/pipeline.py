@@ -24,6 +24,7 @@ turning validation errors into messages that name the file, the pipeline and the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +39,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from warehouse_sync.config.expectations import Expectation
@@ -88,6 +90,55 @@ _EmailAddress = Annotated[str, AfterValidator(_email_address)]
 _Recipients = Annotated[tuple[_EmailAddress, ...], BeforeValidator(_one_or_many)]
 
 
+class ExecutionTimeouts(BaseModel):
+    """Minutes each task of a pipeline's DAGs may run before Airflow stops it (its ``execution_timeout``).
+
+    A task that runs out of time fails and retries like any transient failure. The file gives the
+    tasks to change, by task name (``task_timeout_minutes: {extract: 45}``); the others keep the
+    defaults below (README, "Timeouts", says why each is what it is). A pipeline's own mapping
+    replaces the ``defaults:`` section's mapping as a whole, as every field does.
+
+    Attributes:
+        plan: The ``plan`` task: waits out in-flight transactions (``settle_timeout_seconds``), then
+            one keyset scan of the window.
+        extract: One mapped ``extract`` task: one batch, page by page, to Parquet.
+        load: The ``load`` task: every file of the window COPYed and merged in one transaction.
+        reconcile: The sync run's ``reconcile`` task: window and whole-table checks, locate, repair.
+        validate: The ``validate`` task: Great Expectations on the window's rows.
+        reconcile_table: The daily reconcile DAG's ``reconcile_table`` task: the whole table,
+            located and repaired.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    plan: int = Field(10, strict=True, ge=1)
+    extract: int = Field(30, strict=True, ge=1)
+    load: int = Field(60, strict=True, ge=1)
+    reconcile: int = Field(60, strict=True, ge=1)
+    validate_: int = Field(30, strict=True, ge=1, alias="validate")  # "validate" would shadow BaseModel.validate
+    reconcile_table: int = Field(180, strict=True, ge=1)
+
+    def minutes(self) -> dict[str, int]:
+        """Minutes by task name."""
+        return self.model_dump(by_alias=True)
+
+    def of(self, task: str) -> timedelta:
+        """The ``execution_timeout`` of the task named ``task``.
+
+        Raises:
+            KeyError: No such task (the message lists the known ones).
+        """
+        minutes = self.minutes()
+        if task not in minutes:
+            raise KeyError(f"no execution timeout for task {task!r} (known: {', '.join(minutes)})")
+        return timedelta(minutes=minutes[task])
+
+    @property
+    def longest(self) -> timedelta:
+        """The longest of them: the bound of a task that has no entry of its own."""
+        return timedelta(minutes=max(self.minutes().values()))
+
+
 class Pipeline(BaseModel):
     """One synced table: one entry of ``pipelines:`` in the pipeline file.
 
@@ -116,6 +167,15 @@ class Pipeline(BaseModel):
         initial_load: What the first run of a pipeline with no sync state (never run, or reset) reads:
             ``snapshot`` (every row before its window end, so a first deploy never finds rows
             missing) or ``window`` (only its own window; earlier rows wait for a reconcile).
+        statement_timeout_seconds: PostgreSQL ``statement_timeout`` of every source session (>= 0;
+            0 = none): the longest one statement on the source may run (a page, a window's keyset
+            scan, a whole-table checksum). The source connection's extra ``statement_timeout`` wins
+            over it.
+        lock_timeout_seconds: PostgreSQL ``lock_timeout`` of every source and warehouse session
+            (>= 0; 0 = none): the longest one wait for a lock may last. A connection's extra
+            ``lock_timeout`` wins over it.
+        task_timeout_minutes: Minutes each task may run, its Airflow ``execution_timeout``
+            (:class:`ExecutionTimeouts`; the file gives only the tasks it changes, by task name).
         repair_max_rows: Most rows a repair may write (>= 0); beyond it the repair is refused.
         repair_max_fraction: Most rows a repair may write, as a fraction of the table's rows
             (0 < fraction <= 1).
@@ -143,6 +203,9 @@ class Pipeline(BaseModel):
     page_size: int = Field(20_000, strict=True, ge=1)
     settle_timeout_seconds: int = Field(30, strict=True, ge=0)
     lookback_minutes: int = Field(0, strict=True, ge=0)
+    statement_timeout_seconds: int = Field(300, strict=True, ge=0)
+    lock_timeout_seconds: int = Field(30, strict=True, ge=0)
+    task_timeout_minutes: ExecutionTimeouts = ExecutionTimeouts()
     reconcile_full_table: bool = Field(True, strict=True)
     delete_mode: Literal["soft", "hard"] = "soft"
     initial_load: Literal["snapshot", "window"] = "snapshot"
@@ -159,6 +222,18 @@ class Pipeline(BaseModel):
         if cursor in info.data.get("primary_key", ()):
             raise ValueError(f"the cursor {cursor!r} may not be part of the primary key")
         return cursor
+
+    @model_validator(mode="after")
+    def _plan_outlives_its_settle_wait(self) -> Pipeline:
+        plan = self.task_timeout_minutes.plan
+        if plan * 60 <= self.settle_timeout_seconds:
+            raise ValueError(f"task_timeout_minutes.plan ({plan} min) must be longer than "
+                             f"settle_timeout_seconds ({self.settle_timeout_seconds} s): plan waits that long first")
+        return self
+
+    def execution_timeout(self, task: str) -> timedelta:
+        """The ``execution_timeout`` of the task named ``task`` (:meth:`ExecutionTimeouts.of`)."""
+        return self.task_timeout_minutes.of(task)
 
     @property
     def dag_id(self) -> str:
