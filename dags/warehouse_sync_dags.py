@@ -139,7 +139,9 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
         tags=["warehouse-sync", "reconcile", pipeline.name, *pipeline.tags],
         doc_md="Compares the whole table by checksum bisection up to the pipeline's high watermark, "
                "re-extracts missing and changed rows, marks rows deleted at the source, and records "
-               "the result in warehouse_sync.drift_history. Fails (and alerts) on refused repair.",
+               "the result in warehouse_sync.drift_history. Fails (and alerts) on refused repair. "
+               "Beside it, clean_staging removes the staged files of windows older than "
+               "staging_retention_days and records the staging size left.",
     )
     def reconcile_daily():
         @task(execution_timeout=pipeline.execution_timeout("reconcile_table"))
@@ -151,7 +153,18 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
 
+        @task(execution_timeout=pipeline.execution_timeout("clean_staging"))
+        def clean_staging(run_id=None):
+            """Removes staged files of windows older than staging_retention_days; records the size left."""
+            from warehouse_sync import tasks
+            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection
+
+            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID,
+                                               lock_timeout_seconds=pipeline.lock_timeout_seconds) as wh:
+                return tasks.clean_staging(wh, pipeline, run_id)
+
         reconcile_table()
+        clean_staging()  # beside the reconcile, not downstream: neither can fail or skip the other
 
     return reconcile_daily()
 

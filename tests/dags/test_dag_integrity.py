@@ -142,4 +142,4 @@ def test_every_task_alerts_when_it_fails_after_its_retries(dagbag):
 
 def test_every_table_has_a_daily_whole_table_reconcile(dagbag):
     for dag_id in ("reconcile_tpch_orders", "reconcile_tpch_lineitem"):
-        assert [t.task_id for t in dagbag.dags[dag_id].tasks] == ["reconcile_table"]
+        assert [t.task_id for t in dagbag.dags[dag_id].tasks] == ["reconcile_table", "clean_staging"]

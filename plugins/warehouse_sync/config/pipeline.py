@@ -107,6 +107,8 @@ class ExecutionTimeouts(BaseModel):
         validate: The ``validate`` task: Great Expectations on the window's rows.
         reconcile_table: The daily reconcile DAG's ``reconcile_table`` task: the whole table,
             located and repaired.
+        clean_staging: The daily reconcile DAG's ``clean_staging`` task: lists and removes the staged
+            files of expired windows.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
@@ -117,6 +119,7 @@ class ExecutionTimeouts(BaseModel):
     reconcile: int = Field(60, strict=True, ge=1)
     validate_: int = Field(30, strict=True, ge=1, alias="validate")  # "validate" would shadow BaseModel.validate
     reconcile_table: int = Field(180, strict=True, ge=1)
+    clean_staging: int = Field(30, strict=True, ge=1)
 
     def minutes(self) -> dict[str, int]:
         """Minutes by task name."""
