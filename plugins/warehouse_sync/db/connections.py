@@ -142,34 +142,28 @@ class TimeoutNamingCursor(psycopg.Cursor):
     """A cursor whose lock and statement timeouts name the connection, the setting and the statement
     (PostgreSQL's own message names none of them)."""
 
-    def execute(self, query, params=None, **kwargs):
+    @contextmanager
+    def _naming_timeouts(self, query: Any) -> Iterator[None]:
         try:
-            return super().execute(query, params, **kwargs)
+            yield
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
             named = _named_timeout(self, exc, query)
             if named is None:
                 raise
             raise named from exc
 
+    def execute(self, query, params=None, **kwargs):
+        with self._naming_timeouts(query):
+            return super().execute(query, params, **kwargs)
+
     def executemany(self, query, params_seq, **kwargs):
-        try:
+        with self._naming_timeouts(query):
             return super().executemany(query, params_seq, **kwargs)
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
-            named = _named_timeout(self, exc, query)
-            if named is None:
-                raise
-            raise named from exc
 
     @contextmanager
     def copy(self, statement, params=None, **kwargs):
-        try:
-            with super().copy(statement, params, **kwargs) as copy_:
-                yield copy_
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
-            named = _named_timeout(self, exc, statement)
-            if named is None:
-                raise
-            raise named from exc
+        with self._naming_timeouts(statement), super().copy(statement, params, **kwargs) as copy_:
+            yield copy_
 
 
 def prepare_session(conn: psycopg.Connection, timeouts: Mapping[str, str] | None = None,
