@@ -23,7 +23,7 @@ from functools import partial
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from warehouse_sync.alerts import alert_drift, alert_failure
+from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change
 from warehouse_sync.config import Alerts, Pipeline, load_config
 from warehouse_sync.storage import config_path
 
@@ -98,8 +98,10 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync.db.connections import source_and_warehouse
 
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
+            on_schema_change = partial(alert_schema_change, get_current_context(), alerts, str(pipeline.target))
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"))
+                return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"),
+                                  on_schema_change=on_schema_change)
 
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("reconcile"))
         def reconcile(window: dict, run_id=None):

@@ -6,8 +6,9 @@ Rooms, in the order a run meets them (each depends only on the rooms above it)::
     config       the pipeline file as pydantic models (Pipeline, Alerts, Expectation)
     db           connections (Airflow Connections), SQL statements (package data), the catalog
     storage      where files are: config path, staging root, reports root
-    bookkeeping  audit trail, sync state (watermark, late horizon), the bookkeeping tables' DDL
-    sync         plan -> extract -> load: windows, keyset batches, Parquet, COPY + version-guarded merge
+    bookkeeping  audit trail, sync state (watermark, late horizon), schema history, the bookkeeping tables' DDL
+    sync         plan -> extract -> load: windows, keyset batches, Parquet, COPY + version-guarded merge;
+                 schema changes (schema decides under the schema_changes policy, load runs the DDL)
     reconcile    compare -> locate -> repair -> compare -> alert, owned by reconcile.loop
     quality      validate (Great Expectations), the suite, the data-quality page and its app
     alerts       notifiers (SMTP, Slack webhook)

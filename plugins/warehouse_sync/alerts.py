@@ -1,4 +1,4 @@
-"""Alerts that reach people: drift found, repair refused, or a task failing after its retries.
+"""Alerts that reach people: drift found, repair refused, a source schema change, or a task failing after its retries.
 
 Sent through Airflow's notifier interface with the maintained providers: ``SmtpNotifier``
 (``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier`` (``apache-airflow-providers-slack``),
@@ -95,3 +95,28 @@ def alert_drift(context: Any, alerts: Alerts, table: str, drift: dict[str, Any])
         f"sample changed (key: columns): {json.dumps(drift.get('sample_changed', {}))}",
     ]
     return send(alerts, f"[warehouse-sync] {table}: drift found and repaired", lines, context)
+
+
+def alert_schema_change(context: Any, alerts: Alerts, table: str, report: dict[str, Any]) -> list[str]:
+    """The load met a source schema change: one line per column, with what the policy made of it.
+
+    Called by :func:`warehouse_sync.sync.load.load_files` (as its ``on_schema_change``) with the
+    changes it recorded: ``{"table", "source", "policy", "changes": [{"column", "change", "old_type",
+    "new_type", "outcome", "detail"}, ...]}``. Applied, kept and ignored changes alert here. A
+    rejected change fails the load task at once (no retries), and that task's failure alert
+    (:func:`alert_failure`) carries the full message (table, column, both types, the way out), so it
+    is not sent twice: when every change was rejected, nothing is sent here.
+    """
+    changes = report.get("changes", [])
+    accepted = [c for c in changes if c.get("outcome") != "rejected"]
+    if not accepted:
+        log.info("schema change of %s rejected: the load's failure alert reports it", table)
+        return []
+    outcomes = sorted({c["outcome"] for c in accepted})
+    lines = [f"table {table} (source {report.get('source', '?')}), schema_changes: {report.get('policy', '?')}"]
+    lines += _where(context)
+    for c in changes:
+        types = (f"{c['old_type']} -> {c['new_type']}" if c.get("old_type") and c.get("new_type")
+                 else c.get("new_type") or c.get("old_type") or "")
+        lines.append(f"column {c['column']}: {c['change']} ({types}): {c['outcome']}, {c['detail']}")
+    return send(alerts, f"[warehouse-sync] {table}: source schema changed ({', '.join(outcomes)})", lines, context)

@@ -7,8 +7,9 @@ idempotent: running it twice for the same window leaves the same warehouse.
 
 Where each behaviour lives, one hop from here: :mod:`.sync.plan` (windows, keyset batches, late
 commits), :mod:`.sync.extract` (pages to Parquet), :mod:`.sync.load` (COPY and the version-guarded
-merge, the target's DDL), :mod:`.reconcile.loop` (compare → locate → repair → compare → alert),
-:mod:`.quality.validate` (Great Expectations), :mod:`.bookkeeping` (audit, sync state).
+merge, the target's DDL), :mod:`.sync.schema` (what a source schema change does),
+:mod:`.reconcile.loop` (compare → locate → repair → compare → alert), :mod:`.quality.validate`
+(Great Expectations), :mod:`.bookkeeping` (audit, sync state, schema history).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
 from warehouse_sync.reconcile.locate import UnsupportedKey
 from warehouse_sync.storage import as_path, staging_root
 from warehouse_sync.sync.extract import extract_batch
-from warehouse_sync.sync.load import SchemaChanged, load_files
+from warehouse_sync.sync.load import SchemaChanged, SchemaChangeHandler, load_files
 from warehouse_sync.sync.plan import plan_batches, run_window, wait_for_inflight
 from warehouse_sync.sync.staging import remove_expired
 
@@ -117,18 +118,22 @@ def extract(
 def load(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
     window: dict[str, Any], files: Iterable[dict[str, Any]], run_id: str, own_horizon: str | None = None,
-    open_path: Any = None,
+    open_path: Any = None, on_schema_change: SchemaChangeHandler | None = None,
 ) -> dict[str, Any]:
-    """COPYs the window's files into staging and merges them into the target in one transaction.
+    """COPYs the window's files into staging and merges them into the target in one transaction,
+    first applying the source's schema changes the pipeline's ``schema_changes`` policy accepts.
 
     Args:
         open_path: Turns a file's URI into a readable path (default ``ObjectStoragePath``).
+        on_schema_change: Called with the schema changes the load recorded (applied, kept, ignored or
+            rejected): ``{"table", "source", "policy", "changes": [...]}``.
 
     Returns:
-        ``{"files", "staged", "merged", "unchanged", "seconds"}`` (rows and seconds).
+        ``{"files", "staged", "merged", "unchanged", "backfilled", "schema_changes", "seconds"}`` (rows,
+        the changes recorded, seconds).
 
     Raises:
-        SchemaChanged: Source and target columns differ (nothing is written).
+        SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).
     """
     win = Window.from_dict(window)
     files = sorted(files, key=lambda f: f["batch_index"])
@@ -136,7 +141,7 @@ def load(
     to_path = open_path or as_path
     try:
         result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id,
-                            snapshot=win.is_snapshot)
+                            snapshot=win.is_snapshot, source=source, on_schema_change=on_schema_change)
     except Exception as exc:
         warehouse.rollback()
         audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})
@@ -145,7 +150,8 @@ def load(
         warehouse, pipeline.name, win, datetime.fromisoformat(own_horizon) if own_horizon else None
     )
     summary = {"files": len(files), "staged": result.staged, "merged": result.merged,
-               "unchanged": result.unchanged, "seconds": round(result.seconds, 3)}
+               "unchanged": result.unchanged, "backfilled": result.backfilled,
+               "schema_changes": [c.to_dict() for c in result.schema_changes], "seconds": round(result.seconds, 3)}
     audit.record(warehouse, pipeline.name, run_id, "load", win, rows=result.merged,
                  bytes_=sum(int(f["bytes"]) for f in files), seconds=result.seconds, detail=summary)
     return summary

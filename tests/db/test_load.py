@@ -66,8 +66,9 @@ def test_an_update_to_an_old_row_arrives_with_the_next_window(source, warehouse,
 
 
 def test_a_new_source_column_stops_the_load_and_names_the_column(source, warehouse, tmp_path):
+    """Under ``schema_changes: freeze``; the other policies: ``test_schema_changes.py``."""
     create_items(source, simple_rows(2))
-    pipeline = items_pipeline()
+    pipeline = items_pipeline(schema_changes="freeze")
     sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path)
     source.execute("ALTER TABLE t_src.items ADD COLUMN currency char(3), ALTER COLUMN note TYPE varchar(20)")
     source.execute("UPDATE t_src.items SET currency = 'EUR', updated_at = %s", (T0 + HOUR,))

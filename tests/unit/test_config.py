@@ -306,3 +306,15 @@ def test_importing_the_config_package_stays_cheap():
             "assert not heavy, heavy\n")
     env_path = str(REPO / "plugins")
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": env_path})
+
+
+def test_schema_changes_evolve_by_default_and_take_only_the_three_policies(tmp_path):
+    assert Pipeline.model_fields["schema_changes"].default == "evolve"
+    doc = good()
+    doc["pipelines"][0]["schema_changes"] = "freeze"
+    doc["pipelines"][1]["schema_changes"] = "discard"
+    orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert (orders.schema_changes, lineitem.schema_changes) == ("freeze", "discard")
+    doc["pipelines"][0]["schema_changes"] = "ignore"
+    message = error_of(write(tmp_path, doc))
+    assert "pipeline 'orders', field 'schema_changes'" in message and "'evolve', 'freeze' or 'discard'" in message

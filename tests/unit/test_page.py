@@ -95,3 +95,20 @@ def test_chart_bars_are_scaled_to_the_busiest_window():
 def test_a_chart_without_windows_has_no_bars_and_all_zero_windows_do_not_divide_by_zero():
     assert chart([]) == {"bars": [], "width": 560, "height": 120, "max": 0}
     assert [b["h"] for b in chart([(T0, 0), (T0 + timedelta(hours=2), 0)])["bars"]] == [0.0, 0.0]
+
+
+def test_schema_changes_are_listed_with_types_policy_and_outcome_and_a_rejection_stands_out():
+    from warehouse_sync.quality.page import schema_change_view
+
+    rows = [(T0, "r2", "status", "incompatible", "text", "integer", "evolve", "rejected", "the types are not compatible"),
+            (T0, "r1", "currency", "added", None, "character(3)", "evolve", "applied", "added <to> the target")]
+    view = TableView(ORDERS, runs=orders_view().runs, schema_changes=[schema_change_view(r) for r in rows])
+    assert view.schema_changes[0]["types"] == "text → integer" and view.schema_changes[1]["types"] == "character(3)"
+    html = render([view])
+    section = html[html.index("Source schema changes"):]
+    assert '<tr class="failed">' in section and '<span class="bad">rejected</span>' in section
+    assert "currency" in section and "added &lt;to&gt; the target" in section and "2026-11-20 00:00 UTC" in section
+
+
+def test_a_table_without_schema_changes_has_no_schema_section(page):
+    assert "Source schema changes" not in page

@@ -31,6 +31,9 @@ class FakeWarehouse:
     def rollback(self):
         self.rolled_back += 1
 
+    def commit(self):
+        pass
+
 
 @pytest.fixture
 def steps(monkeypatch):
@@ -50,6 +53,7 @@ def steps(monkeypatch):
         return RepairResult(len(found.missing) + len(found.changed), len(found.extra))
 
     monkeypatch.setattr(loop, "describe_source", lambda *args: [])
+    monkeypatch.setattr(loop, "read_columns", lambda *args: [])
     monkeypatch.setattr(loop, "compare", compare)
     monkeypatch.setattr(loop, "locate", locate)
     monkeypatch.setattr(loop, "repair", repair)

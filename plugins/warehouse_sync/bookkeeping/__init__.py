@@ -2,5 +2,6 @@
 
 * :mod:`.audit` — one row per step of every run; one per located drift.
 * :mod:`.state` — per pipeline: high watermark and late horizon.
+* :mod:`.schema_history` — one row per schema change of a source (applied, kept, ignored, rejected).
 * :mod:`.migrate` — the tables' DDL (the only DDL outside the load).
 """

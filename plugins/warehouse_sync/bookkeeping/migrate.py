@@ -1,7 +1,7 @@
 """The bookkeeping tables' DDL, applied once per task that writes them: the only DDL outside the load.
 
 ``warehouse_sync/sql/bookkeeping/tables.sql`` creates the ``warehouse_sync`` schema with ``audit``,
-``sync_state``, ``drift_history`` and ``dq_results`` (``CREATE … IF NOT EXISTS``: idempotent). A
+``sync_state``, ``drift_history``, ``dq_results`` and ``schema_history`` (``CREATE … IF NOT EXISTS``: idempotent). A
 transaction-scoped advisory lock serialises concurrent first runs, which would otherwise race on
 the catalog.
 """

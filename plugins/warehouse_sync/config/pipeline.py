@@ -167,6 +167,12 @@ class Pipeline(BaseModel):
         reconcile_full_table: Also reconcile the whole table (not only the window) each run.
         delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
             deleted at the source.
+        schema_changes: What a load does when the source's columns differ from the target's (the
+            modes of dlt's schema contracts; README, "When the source schema changes"): ``evolve``
+            (a new column is added to the target and its existing rows back-filled, a widened type
+            widens the target's, a dropped column stays in the target unfilled), ``freeze`` (any
+            difference fails the load) or ``discard`` (new columns are not loaded; the target is
+            never altered). A narrowing or incompatible type change fails the load under every policy.
         initial_load: What the first run of a pipeline with no sync state (never run, or reset) reads:
             ``snapshot`` (every row before its window end, so a first deploy never finds rows
             missing) or ``window`` (only its own window; earlier rows wait for a reconcile).
@@ -212,6 +218,7 @@ class Pipeline(BaseModel):
     reconcile_full_table: bool = Field(True, strict=True)
     delete_mode: Literal["soft", "hard"] = "soft"
     initial_load: Literal["snapshot", "window"] = "snapshot"
+    schema_changes: Literal["evolve", "freeze", "discard"] = "evolve"
     repair_max_rows: int = Field(10_000, strict=True, ge=0)
     repair_max_fraction: float = Field(0.05, strict=True, gt=0, le=1)
     volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)

@@ -1,7 +1,7 @@
 """The "Data quality" page: what analysts read instead of task logs.
 
 :func:`collect` reads, per pipeline, the latest runs (window, rows loaded, reconciliation, expectations)
-from the warehouse's bookkeeping tables (``audit``, ``drift_history``, ``dq_results``), and
+from the warehouse's bookkeeping tables (``audit``, ``drift_history``, ``dq_results``, ``schema_history``), and
 :func:`render` turns that into one HTML page (Jinja2, autoescaped) with a small SVG chart of rows
 per window. No Airflow import here: :mod:`warehouse_sync.quality.app` serves it inside the Airflow
 API server, and the tests render it from a plain connection. Runs are listed newest window first
@@ -21,6 +21,7 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import load_sql
 
 RUNS_SHOWN = 8
+SCHEMA_CHANGES_SHOWN = 10
 TREND_DAYS = 3
 
 
@@ -39,7 +40,9 @@ class RunView:
 
 @dataclass
 class TableView:
-    """One synced table: its runs, the latest run's expectations, the row-count trend, the staging size."""
+    """One synced table: its runs, the latest run's expectations, the row-count trend, the staging size,
+    and the latest schema changes of its source (``{"when", "run_id", "column", "change", "types",
+    "policy", "outcome", "detail"}``, newest first)."""
 
     pipeline: Pipeline
     runs: list[RunView] = field(default_factory=list)
@@ -48,6 +51,7 @@ class TableView:
     docs_path: str | None = None
     trend: list[tuple[datetime, int]] = field(default_factory=list)
     staging: str = ""
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _format_window(start: datetime | None, end: datetime | None) -> str:
@@ -112,6 +116,15 @@ def staging_text(kept_bytes: int, kept_files: int, retention_days: int | None, m
     return text
 
 
+def schema_change_view(row: tuple) -> dict[str, Any]:
+    """One ``schema_history`` row as the page shows it (types as ``old → new``)."""
+    recorded_at, run_id, column, change, old_type, new_type, policy, outcome, detail = row
+    when = recorded_at.astimezone(timezone.utc) if recorded_at.tzinfo else recorded_at
+    types = f"{old_type} → {new_type}" if old_type and new_type else (new_type or old_type or "")
+    return {"when": f"{when:%Y-%m-%d %H:%M} UTC", "run_id": run_id, "column": column, "change": change,
+            "types": types, "policy": policy, "outcome": outcome, "detail": detail}
+
+
 def _sample_text(sample: list[dict[str, Any]], key: tuple[str, ...]) -> str:
     """``o_orderkey 6000001 (o_orderstatus: X)`` for up to 5 failing rows."""
     parts = []
@@ -133,6 +146,8 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
     if not ready:
         conn.commit()
         return views
+    (history,) = conn.execute(  # type: ignore[misc]
+        "SELECT to_regclass('warehouse_sync.schema_history') IS NOT NULL").fetchone()
     for view in views:
         p = view.pipeline
         runs = conn.execute(load_sql("quality/page_runs.sql"), {"pipeline": p.name, "limit": RUNS_SHOWN}).fetchall()
@@ -162,6 +177,9 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
             } for r in rows]
         view.trend = [(r[0], int(r[1])) for r in conn.execute(
             load_sql("quality/page_trend.sql"), {"pipeline": p.name, "days": TREND_DAYS}).fetchall()]
+        if history:
+            view.schema_changes = [schema_change_view(r) for r in conn.execute(
+                load_sql("quality/page_schema_changes.sql"), {"pipeline": p.name, "limit": SCHEMA_CHANGES_SHOWN})]
         staged = conn.execute(load_sql("quality/page_staging.sql"), {"pipeline": p.name}).fetchone()
         if staged is not None:
             view.staging = staging_text(int(staged[0] or 0), int(staged[1] or 0), staged[2], staged[3])

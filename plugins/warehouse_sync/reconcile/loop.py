@@ -4,7 +4,8 @@ A sync run reconciles its window (and, if ``reconcile_full_table``, the whole ta
 window end); the daily reconcile DAG reconciles the whole table up to the pipeline's high
 watermark. Both go through :func:`reconcile`:
 
-1. **compare** (:mod:`.compare`): row count and checksum on each side; equal means done.
+1. **compare** (:mod:`.compare`): row count and checksum on each side over the source's columns
+   that the target has (:func:`compared_columns`); equal means done.
 2. **locate** (:mod:`.locate`): checksum bisection finds every missing, extra and changed key.
 3. **repair** (:mod:`.repair`): within the repair ceiling, re-read and merge, soft/hard-delete;
    above it, nothing changes and :class:`RepairRefused` is raised (after recording it).
@@ -25,7 +26,7 @@ import psycopg
 from warehouse_sync.bookkeeping import audit
 from warehouse_sync.bookkeeping.state import read_state
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, describe_source
+from warehouse_sync.db.catalog import Column, describe_source, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
 from warehouse_sync.reconcile.locate import locate
@@ -121,7 +122,9 @@ def reconcile(
         RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
         DriftDetected: Drift remains after repair.
     """
-    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    columns = compared_columns(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor),
+                               read_columns(warehouse, pipeline.target))
+    warehouse.commit()
     drift = None
     # The daily scope goes straight to locate: its first bisection level counts the whole table anyway.
     comparisons = compare(source, warehouse, pipeline, columns, window, full_table) if scope == "window" else []
@@ -138,6 +141,17 @@ def reconcile(
         raise DriftDetected("drift between source and warehouse: "
                             + " | ".join(c.describe(str(pipeline.source)) for c in bad), bad)
     return result
+
+
+def compared_columns(source_columns: list[Column], target_columns: list[Column]) -> list[Column]:
+    """The columns the loop compares and repairs: the source's that the target has, in source order.
+
+    Equal to the source's columns unless the pipeline's ``schema_changes`` left them apart: under
+    ``discard`` the target lacks a new source column (it is not compared); a column dropped from the
+    source and kept in the target is not a source column (it is not compared either).
+    """
+    names = {c.name for c in target_columns}
+    return [c for c in source_columns if c.name in names]
 
 
 def _locate_and_repair(

@@ -15,8 +15,15 @@ target.cursor < excluded.cursor`` (``warehouse_sync/sql/merge_staging.sql``). A 
 everything back, and a replay of the same files changes nothing.
 
 The target keeps the source's column names and types and adds ``_synced_at``, ``_run_id`` and
-``_deleted_at``. A difference between source and target columns is a :class:`SchemaChanged` error
-that names every differing column, so a source schema change never breaks the sink silently.
+``_deleted_at``. When source and target columns differ, :mod:`.schema` decides under the pipeline's
+``schema_changes`` policy and this module runs the decision in the load's one transaction: ``ALTER
+TABLE`` (add a column, widen a type, drop the ``NOT NULL`` of a column gone from the source), then
+the back-fill of added columns for the rows already in the target (key, cursor and the new columns
+streamed from the source by ``COPY`` into a temporary table, then one ``UPDATE`` of the rows whose
+cursor equals the source's), then the copy and merge of the shared columns, then the
+``warehouse_sync.schema_history`` rows. A change the policy rejects is a :class:`SchemaChanged`
+error that names table, column, both types and the way out, raised before anything is written, so a
+source schema change never breaks the sink silently.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import psycopg
 import pyarrow as pa
@@ -33,9 +40,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, TableNotFound, read_columns
+from warehouse_sync.db.catalog import Column, TableNotFound, arrow_schema, read_columns
 from warehouse_sync.db.statements import COPY_CSV, CREATE_STAGING, DDL_LOCK, idents, load_sql, table_ident
+from warehouse_sync.sync.schema import ColumnChange, SchemaDecision, decide, describe_schema_changes
+
+__all__ = ["SchemaChanged", "LoadResult", "ensure_target", "load_files", "copy_files", "binary_ready",
+           "column_definitions", "describe_schema_changes", "SchemaChangeHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +57,30 @@ TARGET_IS_EMPTY = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {table})")
 # Window queries on the warehouse side (validate, the window comparison) read by cursor. Built after
 # the first load: a snapshot copies faster into a table without it; IF NOT EXISTS makes it free after.
 CURSOR_INDEX = sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} ({cursor})")
+ALTER_TARGET = sql.SQL("ALTER TABLE {table} {actions}")
+CREATE_BACKFILL = sql.SQL("CREATE TEMP TABLE {backfill} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
+FETCH_BACKFILL = sql.SQL("COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT csv)")
+
+# Called after the load with the schema changes it recorded (the DAG passes an alert through the notifiers).
+SchemaChangeHandler = Callable[[dict[str, Any]], Any]
 
 
 class SchemaChanged(RuntimeError):
-    """Source and target columns differ; the message lists each difference and the fix."""
+    """The pipeline's ``schema_changes`` policy rejects a difference between source and target columns
+    (or a file was extracted with other columns than the source has now); the message names the
+    tables, each column with its old and new type, and the way out. Nothing was written."""
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Rows staged (read from files), rows merged (inserted or replaced by a newer version), seconds."""
+    """Rows staged (read from files), rows merged (inserted or replaced by a newer version), seconds;
+    rows back-filled (existing rows given the values of added columns) and the schema changes recorded."""
 
     staged: int
     merged: int
     seconds: float
+    backfilled: int = 0
+    schema_changes: tuple[ColumnChange, ...] = ()
 
     @property
     def unchanged(self) -> int:
@@ -65,11 +88,13 @@ class LoadResult:
         return self.staged - self.merged
 
 
-def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column]) -> None:
-    """Creates the target table if missing, else checks that its columns still match the source.
+def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column]) -> SchemaDecision:
+    """Creates the target table if missing, else compares its columns with the source's.
 
-    Raises:
-        SchemaChanged: A column was added to, dropped from, or changed type in the source.
+    Returns:
+        What the load does about the differences (:func:`warehouse_sync.sync.schema.decide` under
+        the pipeline's ``schema_changes``); no change for a table just created. An existing target is
+        not altered here: the load runs the decision in its transaction.
     """
     try:
         target_columns = [c for c in read_columns(conn, pipeline.target) if not c.name.startswith(METADATA_PREFIX)]
@@ -83,15 +108,32 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
             ))
         conn.commit()
         log.info("created target table %s", pipeline.target)
-        return
+        return decide(source_columns, source_columns, pipeline.schema_changes)
     conn.commit()
-    problems = describe_schema_changes(source_columns, target_columns)
-    if problems:
-        raise SchemaChanged(
-            f"source {pipeline.source} and target {pipeline.target} no longer match: {'; '.join(problems)}. "
-            f"Change the target to match (e.g. ALTER TABLE {pipeline.target} ADD COLUMN …), then trigger "
-            f"{pipeline.dag_id} with full_snapshot=true to reload existing rows."
-        )
+    return decide(source_columns, target_columns, pipeline.schema_changes)
+
+
+def rejection_message(pipeline: Pipeline, decision: SchemaDecision) -> str:
+    """The :class:`SchemaChanged` message: table, each rejected column with both types, and the way out."""
+    rejected = decision.rejected
+    lines = "; ".join(f"{c.describe()} ({c.detail})" for c in rejected)
+    retyped = [c for c in rejected if c.change in ("narrowed", "incompatible", "widened")]
+    ways = []
+    if retyped:
+        ways.append("change the source column back, or alter the target yourself ("
+                    + "; ".join(f"ALTER TABLE {pipeline.target} ALTER COLUMN {c.column} TYPE {c.new_type}"
+                                for c in retyped) + ")"
+                    + (", or set schema_changes: evolve to widen it"
+                       if decision.policy != "evolve" and any(c.change == "widened" for c in retyped) else ""))
+    if decision.policy == "freeze" and any(c.change == "added" for c in rejected):
+        ways.append(f"add the new column to the target (e.g. ALTER TABLE {pipeline.target} ADD COLUMN …) or set "
+                    f"schema_changes: evolve (the load then adds it and back-fills existing rows)")
+    if decision.policy != "evolve" and any(c.change == "dropped" for c in rejected):
+        ways.append(f"drop the column from the target or its NOT NULL (ALTER TABLE {pipeline.target} ALTER COLUMN … "
+                    f"DROP NOT NULL), or set schema_changes: evolve")
+    return (f"source {pipeline.source} and target {pipeline.target} no longer match and schema_changes is "
+            f"{decision.policy!r}: {lines}. Nothing was loaded. Way out: {'; or '.join(ways)}; then trigger "
+            f"{pipeline.dag_id} with full_snapshot=true to reload existing rows.")
 
 
 def column_definitions(columns: list[Column]) -> sql.Composable:
@@ -100,18 +142,6 @@ def column_definitions(columns: list[Column]) -> sql.Composable:
         sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
         for c in columns
     )
-
-
-def describe_schema_changes(source: list[Column], target: list[Column]) -> list[str]:
-    """Human-readable differences between source and target columns (empty when they match)."""
-    src = {c.name: c.sql_type for c in source}
-    tgt = {c.name: c.sql_type for c in target}
-    problems = [f"column {n!r} ({t}) is new in the source" for n, t in src.items() if n not in tgt]
-    problems += [f"column {n!r} is gone from the source" for n in tgt if n not in src]
-    problems += [
-        f"column {n!r} changed type from {tgt[n]} to {t}" for n, t in src.items() if n in tgt and tgt[n] != t
-    ]
-    return problems
 
 
 def _copy_into_empty(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], paths: list[Any],
@@ -145,11 +175,14 @@ def load_files(
     paths: Iterable[Any],
     run_id: str,
     snapshot: bool = False,
+    source: psycopg.Connection | None = None,
+    on_schema_change: SchemaChangeHandler | None = None,
 ) -> LoadResult:
     """Bulk-loads Parquet files into a staging table and merges them into the target, atomically.
 
     For a snapshot (``snapshot=True``) into a target that has no row, the files are copied straight
-    into the target instead (no staging table, no merge: nothing to merge with).
+    into the target instead (no staging table, no merge: nothing to merge with). Schema changes are
+    applied first, in the same transaction (module docstring).
 
     Args:
         conn: Warehouse connection.
@@ -158,34 +191,123 @@ def load_files(
         paths: Batch files (``ObjectStoragePath`` or ``pathlib.Path``).
         run_id: Airflow run id, stored in ``_run_id``.
         snapshot: The files hold a full snapshot (disjoint key ranges).
+        source: Source connection, read to back-fill columns the load adds (required when it adds one).
+        on_schema_change: Called once the load committed (or was refused) with
+            ``{"table", "source", "policy", "changes": [...]}`` when it recorded a schema change.
 
     Returns:
-        Rows staged and merged, seconds taken.
+        Rows staged, merged and back-filled, seconds taken, the schema changes recorded.
 
     Raises:
-        SchemaChanged: Target columns differ from the source (checked first; nothing is written).
+        SchemaChanged: The policy rejects a difference between source and target columns (checked
+            first; nothing is written but its ``schema_history`` rows), or a file was extracted with
+            other columns than the source has now.
     """
     started = time.monotonic()
-    ensure_target(conn, pipeline, source_columns)
+    decision = ensure_target(conn, pipeline, source_columns)
+    if decision.rejected:
+        _reject(conn, pipeline, run_id, decision, on_schema_change)
+    columns = list(decision.columns)
     staging = sql.Identifier(f"_stg_{pipeline.name}")
     target = table_ident(pipeline.target)
     paths = list(paths)
+    backfilled = 0
     with conn.transaction():
-        copied = _copy_into_empty(conn, pipeline, source_columns, paths, run_id) if snapshot else None
+        if decision.alters_target:
+            backfilled = _alter_target(conn, pipeline, decision, source)
+        copied = _copy_into_empty(conn, pipeline, columns, paths, run_id) if snapshot else None
         if copied is None:
-            staged, merged = _stage_and_merge(conn, pipeline, source_columns, paths, run_id, staging, target)
+            staged, merged = _stage_and_merge(conn, pipeline, columns, paths, run_id, staging, target)
         else:
             staged = merged = copied
+        recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
+                                               decision.changes)) if decision.changes else ()
     if merged:
         conn.execute(CURSOR_INDEX.format(index=sql.Identifier(f"{pipeline.target.name}_{pipeline.cursor}_idx"[:63]),
                                          table=target, cursor=sql.Identifier(pipeline.cursor)))
         conn.execute(sql.SQL("ANALYZE {}").format(target))  # keep plans of later merges and reconciles sane
         conn.commit()
-    result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started)
+    result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started, backfilled=backfilled,
+                        schema_changes=recorded)
     log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s%s",
              pipeline.target, result.staged, result.merged, result.unchanged, result.seconds,
              " (copied into the empty target)" if copied is not None else "")
+    if recorded:
+        _report(pipeline, decision.policy, recorded, on_schema_change)
     return result
+
+
+def _report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
+            on_schema_change: SchemaChangeHandler | None) -> None:
+    changes = list(changes)
+    for change in changes:
+        log.warning("%s: schema change (%s): %s: %s, %s", pipeline.target, policy, change.describe(), change.outcome,
+                    change.detail)
+    if on_schema_change is not None:
+        on_schema_change({"table": str(pipeline.target), "source": str(pipeline.source), "policy": policy,
+                          "changes": [c.to_dict() for c in changes]})
+
+
+def _reject(conn: psycopg.Connection, pipeline: Pipeline, run_id: str, decision: SchemaDecision,
+            on_schema_change: SchemaChangeHandler | None) -> None:
+    """Records the refused changes (every difference seen, committed on its own), reports them, raises."""
+    with conn.transaction():
+        recorded = schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
+                                         decision.changes)
+    conn.commit()
+    _report(pipeline, decision.policy, recorded, on_schema_change)
+    raise SchemaChanged(rejection_message(pipeline, decision))
+
+
+def _alter_target(conn: psycopg.Connection, pipeline: Pipeline, decision: SchemaDecision,
+                  source: psycopg.Connection | None) -> int:
+    """Runs the decided DDL in the caller's transaction and back-fills added columns (rows updated).
+
+    Added columns are nullable whatever the source says: the warehouse keeps rows deleted at the
+    source (tombstones), which have no value for them.
+    """
+    target = table_ident(pipeline.target)
+    actions = [sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type)) for c in decision.add]
+    actions += [sql.SQL("ALTER COLUMN {} TYPE {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type))
+                for c in decision.widen]
+    actions += [sql.SQL("ALTER COLUMN {} DROP NOT NULL").format(sql.Identifier(n)) for n in decision.relax]
+    conn.execute(ALTER_TARGET.format(table=target, actions=sql.SQL(", ").join(actions)))
+    log.info("%s: altered for schema changes: %s", pipeline.target, "; ".join(c.describe() for c in decision.changes))
+    if not decision.add:
+        return 0
+    (empty,) = conn.execute(TARGET_IS_EMPTY.format(table=target)).fetchone()  # type: ignore[misc]
+    if empty:
+        return 0
+    if source is None:
+        raise ValueError("a source connection is needed to back-fill the columns the load adds")
+    return _backfill(conn, source, pipeline, list(decision.add))
+
+
+def _backfill(conn: psycopg.Connection, source: psycopg.Connection, pipeline: Pipeline, added: list[Column]) -> int:
+    """Gives the target's rows the source's values of the ``added`` columns, by key, where the target
+    holds the source's current version (same cursor); a newer source version arrives with a merge.
+
+    Key, cursor and the added columns stream from one source ``COPY`` into a temporary table (memory
+    stays bounded by COPY's chunks, whatever the table's size), then one ``UPDATE … FROM`` joins it.
+    """
+    backfill = sql.Identifier(f"_backfill_{pipeline.name}")
+    names = [*pipeline.primary_key, pipeline.cursor, *(c.name for c in added)]
+    conn.execute(CREATE_BACKFILL.format(backfill=backfill, columns=idents(names), table=table_ident(pipeline.target)))
+    fetch = FETCH_BACKFILL.format(columns=idents(names), table=table_ident(pipeline.source))
+    with source.cursor() as out, out.copy(fetch) as reader, conn.cursor() as cur:
+        with cur.copy(COPY_CSV.format(table=backfill, columns=idents(names))) as writer:
+            for chunk in reader:
+                writer.write(chunk)
+    source.commit()
+    conn.execute(sql.SQL("ANALYZE {}").format(backfill))
+    updated = conn.execute(load_sql(
+        "sync/backfill_columns.sql", table=table_ident(pipeline.target), backfill=backfill,
+        assignments=sql.SQL(", ").join(sql.SQL("{c} = b.{c}").format(c=sql.Identifier(c.name)) for c in added),
+        join=sql.SQL(" AND ").join(sql.SQL("t.{k} = b.{k}").format(k=sql.Identifier(k)) for k in pipeline.primary_key),
+        cursor=sql.Identifier(pipeline.cursor),
+    )).rowcount
+    log.info("%s: back-filled %s for %d existing rows", pipeline.target, ", ".join(c.name for c in added), updated)
+    return max(updated, 0)
 
 
 def _stage_and_merge(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], paths: list[Any],
@@ -222,10 +344,26 @@ def binary_ready(columns: list[Column]) -> bool:
     return all(ok(c) for c in columns)
 
 
-def _batches(paths: Iterable[Any], names: list[str], run_id: str | None) -> Iterator[pa.RecordBatch]:
+def _check_file(path: Any, found: pa.Schema, expected: pa.Schema) -> None:
+    """Raises :class:`SchemaChanged` when a file lacks a column the load copies, or has it with another type."""
+    wrong = [f"{field.name} ({'missing' if field.name not in found.names else found.field(field.name).type} in the "
+             f"file, {field.type} at the source)" for field in expected
+             if field.name not in found.names or found.field(field.name).type != field.type]
+    if wrong:
+        raise SchemaChanged(
+            f"batch file {path} was extracted with other columns than the source has now: {', '.join(wrong)}. The "
+            "source schema changed while this run was extracting; nothing was loaded. Clear the run's extract and "
+            "load tasks (or the whole run) to extract the window again.")
+
+
+def _batches(paths: Iterable[Any], columns: list[Column], run_id: str | None) -> Iterator[pa.RecordBatch]:
+    names = [c.name for c in columns]
+    expected = arrow_schema(columns)
     for path in paths:
         with path.open("rb") as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=COPY_ROWS, columns=names):
+            parquet = pq.ParquetFile(handle)
+            _check_file(path, parquet.schema_arrow, expected)
+            for batch in parquet.iter_batches(batch_size=COPY_ROWS, columns=names):
                 if run_id is not None:
                     batch = batch.append_column(RUN_ID, pa.array([run_id] * batch.num_rows, pa.string()))
                 yield batch
@@ -238,7 +376,8 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
     Args:
         cur: Cursor of the open transaction.
         table: Target (or staging) table identifier.
-        columns: The files' columns, in order (their types choose binary or CSV).
+        columns: The columns to copy, in the files' order (their types choose binary or CSV); each
+            file must have them with these types (it may have more).
         paths: Parquet files (``ObjectStoragePath`` or ``pathlib.Path``).
         run_id: If given, appended to every row as the ``_run_id`` column.
 
@@ -253,7 +392,7 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
 
         encoder = None
         with cur.copy(COPY_BINARY.format(table=table, columns=target_columns)) as copy:
-            for batch in _batches(paths, names, run_id):
+            for batch in _batches(paths, columns, run_id):
                 if encoder is None:
                     encoder = ArrowToPostgresBinaryEncoder(batch.schema)
                     copy.write(encoder.write_header())
@@ -263,7 +402,7 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
                 copy.write(encoder.finish())
         return rows
     with cur.copy(COPY_CSV.format(table=table, columns=target_columns)) as copy:
-        for batch in _batches(paths, names, run_id):
+        for batch in _batches(paths, columns, run_id):
             buffer = io.BytesIO()
             pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
             copy.write(buffer.getbuffer())

@@ -63,3 +63,19 @@ CREATE TABLE IF NOT EXISTS warehouse_sync.dq_results (
     recorded_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS dq_results_pipeline_run ON warehouse_sync.dq_results (pipeline, window_end DESC);
+
+CREATE TABLE IF NOT EXISTS warehouse_sync.schema_history (
+    id            bigserial PRIMARY KEY,
+    pipeline      text        NOT NULL,
+    run_id        text        NOT NULL,
+    target        text        NOT NULL,   -- schema.table in the warehouse
+    column_name   text        NOT NULL,
+    change        text        NOT NULL,   -- added | dropped | widened | narrowed | incompatible
+    old_type      text,                   -- the target's type before (NULL when added)
+    new_type      text,                   -- the source's type (NULL when dropped)
+    policy        text        NOT NULL,   -- evolve | freeze | discard
+    outcome       text        NOT NULL,   -- applied | kept | ignored | rejected
+    detail        text        NOT NULL DEFAULT '',
+    recorded_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS schema_history_pipeline ON warehouse_sync.schema_history (pipeline, recorded_at DESC);
