@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test test-unit test-db test-airflow test-dags test-browser test-scheduler airflow reconcile lock bench bench-reconcile clean
+.PHONY: install demo test airflow reconcile lock bench bench-reconcile clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -38,23 +38,9 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-test-unit: install
-	$(PY) -m pytest tests/unit
-
-test-dags: install
-	$(PY) -m pytest tests/dags
-
-test-db: install
-	$(PY) -m pytest tests/db
-
-test-airflow: install
-	$(PY) -m pytest tests/airflow
-
-test-browser: install
-	$(PY) -m pytest tests/browser
-
-test-scheduler: install
-	$(PY) -m pytest tests/scheduler
+# One layer: make test-unit, test-dags, test-db, test-airflow, test-browser, test-scheduler.
+test-%: install
+	$(PY) -m pytest tests/$*
 
 reconcile: install
 	@test -n "$(TABLE)" || (echo "usage: make reconcile TABLE=schema.table" >&2; exit 2)
