@@ -2,13 +2,14 @@
 
 Rooms, in the order a run meets them (each depends only on the rooms above it)::
 
-    model        Window, Batch, TableRef: plain frozen values every room shares
+    model        Window, Batch, TableRef, RunStart: plain frozen values every room shares
     config       the pipeline file as pydantic models (Pipeline, Alerts, Expectation)
     db           connections (Airflow Connections), SQL statements (package data), the catalog
     storage      where files are: config path, staging root, reports root
     bookkeeping  audit trail, sync state (watermark, late horizon), schema history, the bookkeeping tables' DDL
     sync         plan -> extract -> load: windows, keyset batches, Parquet, COPY + version-guarded merge;
-                 schema changes (schema decides under the schema_changes policy, load runs the DDL)
+                 schema changes (schema decides under the schema_changes policy, load runs the DDL);
+                 staging (staged file names, orphans, retention)
     reconcile    compare -> locate -> repair -> compare -> alert, owned by reconcile.loop
     quality      validate (Great Expectations), the suite, the data-quality page and its app
     alerts       notifiers (SMTP, Slack webhook)
