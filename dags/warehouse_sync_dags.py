@@ -24,11 +24,9 @@ from functools import partial
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change
-from warehouse_sync.config import Alerts, Pipeline, load_config
+from warehouse_sync.config import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, Pipeline, load_config
 from warehouse_sync.storage import config_path
 
-SCHEDULE = "0 */2 * * *"
-RECONCILE_SCHEDULE = "0 3 * * *"
 DEFAULT_ARGS = {
     "owner": "data-engineering",
     "retries": int(os.environ.get("WAREHOUSE_SYNC_RETRIES", "2")),
@@ -59,7 +57,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
     @dag(
         dag_id=pipeline.dag_id,
         description=f"Incremental sync {pipeline.source} -> warehouse {pipeline.target}",
-        **common_dag_args(pipeline, alerts, SCHEDULE),
+        **common_dag_args(pipeline, alerts, SYNC_SCHEDULE),
         tags=["warehouse-sync", pipeline.name, *pipeline.tags],
         params={"full_snapshot": Param(False, type="boolean",
                                        description="Read every row with cursor before the run's window end")},
@@ -73,12 +71,8 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync.db.connections import source_and_warehouse
             from warehouse_sync.model import RunStart
 
-            run = RunStart(logical_date=dag_run.logical_date, interval_start=dag_run.data_interval_start,
-                           interval_end=dag_run.data_interval_end, run_after=dag_run.run_after,
-                           manual=str(dag_run.run_type).lower().endswith("manual"),
-                           full_snapshot=bool((params or {}).get("full_snapshot")))
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                planned = tasks.plan(src, wh, pipeline, run, run_id, SCHEDULE)
+                planned = tasks.plan(src, wh, pipeline, RunStart.from_dag_run(dag_run, params), run_id)
             ti.xcom_push(key="window", value={**planned["window"], "why": planned["why"],
                                               "late_horizon": planned["own_horizon"]})
             return planned["batches"]
@@ -116,12 +110,14 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
         def validate(window: dict, run_id=None):
             """Great Expectations on the window's rows; a failed `fail` expectation fails the run, without retries."""
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection, connection_uri, sqlalchemy_url
+            from contextlib import closing
 
-            lock = pipeline.lock_timeout_seconds
-            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID, lock_timeout_seconds=lock) as wh:
-                url = sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID, lock_timeout_seconds=lock))
-                return tasks.validate(wh, url, pipeline, window, run_id)
+            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connect_uri, connection_uri, sqlalchemy_url
+
+            with tasks.fail_fast():  # one lookup of the connection, for psycopg and for Great Expectations
+                uri = connection_uri(WAREHOUSE_CONN_ID, lock_timeout_seconds=pipeline.lock_timeout_seconds)
+                with closing(connect_uri(uri, WAREHOUSE_CONN_ID)) as wh:
+                    return tasks.validate(wh, sqlalchemy_url(uri), pipeline, window, run_id)
 
         planned = plan()
         files = extract.partial(window=planned["window"]).expand_kwargs(planned)

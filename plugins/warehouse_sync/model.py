@@ -95,6 +95,19 @@ class RunStart:
     full_snapshot: bool = False
 
     @classmethod
+    def from_dag_run(cls, dag_run: Any, params: dict[str, Any] | None = None) -> "RunStart":
+        """Reads an Airflow ``DagRun`` (the task context's ``dag_run``) and the run's ``params``.
+
+        A run is manual when its ``run_type`` is ``manual`` (the enum or its value), as opposed to
+        ``scheduled``, ``backfill`` or ``asset_triggered``.
+        """
+        run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+        return cls(logical_date=dag_run.logical_date, interval_start=dag_run.data_interval_start,
+                   interval_end=dag_run.data_interval_end, run_after=dag_run.run_after,
+                   manual=str(run_type).lower() == "manual",
+                   full_snapshot=bool((params or {}).get("full_snapshot")))
+
+    @classmethod
     def scheduled(cls, start: datetime, end: datetime, full_snapshot: bool = False) -> "RunStart":
         """A scheduled (or backfilled) run of the data interval ``[start, end)``."""
         return cls(start, start, end, end, manual=False, full_snapshot=full_snapshot)

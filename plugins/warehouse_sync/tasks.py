@@ -24,7 +24,7 @@ import psycopg
 
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
-from warehouse_sync.config import ConfigError, Pipeline
+from warehouse_sync.config import SYNC_SCHEDULE, ConfigError, Pipeline
 from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, describe_source
 from warehouse_sync.model import Batch, RunStart, Window
 from warehouse_sync.quality.validate import DataQualityFailed, validate as run_validation
@@ -61,7 +61,7 @@ def fail_fast() -> Iterator[None]:
 
 def plan(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, run: RunStart, run_id: str,
-    schedule: str = "0 */2 * * *",
+    schedule: str = SYNC_SCHEDULE,
 ) -> dict[str, Any]:
     """Validates the source, decides the run's window, settles late commits, splits it into keyset batches.
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from warehouse_sync.model import Batch, TableRef, Window
+from warehouse_sync.model import Batch, RunStart, TableRef, Window
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 
@@ -56,3 +56,25 @@ def test_a_table_ref_parses_schema_dot_table_and_prints_it_back():
 def test_a_table_ref_without_exactly_one_schema_and_name_is_rejected(text):
     with pytest.raises(ValueError, match="expected 'schema.table'"):
         TableRef.parse(text)
+
+
+def test_a_run_start_reads_a_dag_run_and_knows_a_manual_run_by_its_run_type():
+    from enum import Enum
+    from types import SimpleNamespace
+
+    class RunType(str, Enum):  # the shape of Airflow's DagRunType
+        MANUAL = "manual"
+        SCHEDULED = "scheduled"
+
+    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    end = start + timedelta(hours=2)
+
+    def dag_run(run_type, logical_date=start):
+        return SimpleNamespace(run_type=run_type, logical_date=logical_date, data_interval_start=start,
+                               data_interval_end=end, run_after=end)
+
+    manual = RunStart.from_dag_run(dag_run(RunType.MANUAL), {"full_snapshot": True})
+    assert manual.manual and manual.full_snapshot and manual.interval_end == end
+    assert RunStart.from_dag_run(dag_run("manual", None), None).manual
+    assert not RunStart.from_dag_run(dag_run(RunType.SCHEDULED)).manual
+    assert not RunStart.from_dag_run(dag_run("backfill")).full_snapshot

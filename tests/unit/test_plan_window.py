@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from warehouse_sync.config import Pipeline
+from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
 from warehouse_sync.model import Batch, RunStart, TableRef, Window
 from warehouse_sync.sync.plan import batch_filter, keyset_columns, run_window, window_filter
 
@@ -18,7 +18,7 @@ def pipeline(**settings) -> Pipeline:
                     primary_key=("tenant", "id"), cursor="updated_at", **settings)
 
 
-SCHEDULE = "0 */2 * * *"
+SCHEDULE = SYNC_SCHEDULE
 WATERMARK = START - timedelta(hours=6)
 
 

@@ -19,7 +19,7 @@ so that DAG files parse fast.
 
 from warehouse_sync.config.expectations import EXPECTATIONS, SEVERITIES, Expectation
 from warehouse_sync.config.load import load_config
-from warehouse_sync.config.pipeline import Alerts, ConfigError, Pipeline, SyncConfig
+from warehouse_sync.config.pipeline import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, ConfigError, Pipeline, SyncConfig
 
 __all__ = [
     "ConfigError",
@@ -30,4 +30,6 @@ __all__ = [
     "Expectation",
     "EXPECTATIONS",
     "SEVERITIES",
+    "SYNC_SCHEDULE",
+    "RECONCILE_SCHEDULE",
 ]

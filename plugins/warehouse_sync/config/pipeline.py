@@ -45,6 +45,12 @@ from pydantic import (
 from warehouse_sync.config.expectations import Expectation
 from warehouse_sync.model import TableRef
 
+# The DAGs' schedules (cron, UTC): the two-hourly sync and the daily reconcile. The plan task computes
+# a manual run's window with the same expression, so both read it from here.
+SYNC_SCHEDULE = "0 */2 * * *"
+RECONCILE_SCHEDULE = "0 3 * * *"
+
+
 class ConfigError(ValueError):
     """A pipeline configuration is invalid; the message names file, pipeline and field."""
 

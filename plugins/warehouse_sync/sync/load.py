@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 METADATA_PREFIX = "_"
 LOCK_TARGET = sql.SQL("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 TARGET_IS_EMPTY = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {table})")
-# Window queries on the warehouse side (validate, the window comparison) read by cursor. Built after
-# the first load: a snapshot copies faster into a table without it; IF NOT EXISTS makes it free after.
+# Window queries on the warehouse side (validate, the window comparison) read by cursor. Built at the
+# end of the first load's transaction (a snapshot copies faster into a table without it).
 CURSOR_INDEX = sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} ({cursor})")
 ALTER_TARGET = sql.SQL("ALTER TABLE {table} {actions}")
 CREATE_BACKFILL = sql.SQL("CREATE TEMP TABLE {backfill} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
@@ -222,11 +222,15 @@ def load_files(
             staged = merged = copied
         recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
                                                decision.changes)) if decision.changes else ()
+        if merged:
+            _ensure_cursor_index(conn, pipeline, target)
     if merged:
-        conn.execute(CURSOR_INDEX.format(index=sql.Identifier(f"{pipeline.target.name}_{pipeline.cursor}_idx"[:63]),
-                                         table=target, cursor=sql.Identifier(pipeline.cursor)))
-        conn.execute(sql.SQL("ANALYZE {}").format(target))  # keep plans of later merges and reconciles sane
-        conn.commit()
+        try:  # keep plans of later merges and reconciles sane; the load itself has committed
+            conn.execute(sql.SQL("ANALYZE {}").format(target))
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.rollback()
+            log.warning("%s: ANALYZE after the load failed (%s); the loaded rows are committed", pipeline.target, exc)
     result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started, backfilled=backfilled,
                         schema_changes=recorded)
     log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s%s",
@@ -235,6 +239,17 @@ def load_files(
     if recorded:
         _report(pipeline, decision.policy, recorded, on_schema_change)
     return result
+
+
+def _ensure_cursor_index(conn: psycopg.Connection, pipeline: Pipeline, target: sql.Identifier) -> None:
+    """Builds the target's cursor index inside the load's transaction, once: ``to_regclass`` looks it up
+    without a table lock, so a load never queues behind other writers for an index that exists."""
+    name = f"{pipeline.target.name}_{pipeline.cursor}_idx"[:63]
+    qualified = sql.Identifier(pipeline.target.schema, name).as_string(conn)
+    (exists,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()  # type: ignore[misc]
+    if not exists:
+        conn.execute(CURSOR_INDEX.format(index=sql.Identifier(name), table=target,
+                                         cursor=sql.Identifier(pipeline.cursor)))
 
 
 def _report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
