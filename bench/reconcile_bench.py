@@ -9,7 +9,7 @@ a copy as our warehouse target in ``bench_warehouse``. Two cases, each ``$BENCH_
   (missing), 7 deleted at the source (extra), 7 changed in the warehouse (text with a quote, a tab
   and non-ASCII, a price off by one cent, a status, a date).
 
-Ours is :func:`warehouse_sync.diff.locate` in this process; reladiff is its CLI (``--json``, all
+Ours is :func:`warehouse_sync.reconcile.locate.locate` in this process; reladiff is its CLI (``--json``, all
 columns, default bisection settings, ``-j 1`` and ``-j 2`` threads per database, the faster one
 counts) in its own virtualenv. Both must report exactly the injected key sets. Results go to
 ``bench/results/reconcile.md`` and ``bench/results/reconcile.json``.

@@ -112,3 +112,17 @@ def create_lines(conn, orders: int = 300, lines_per_order: int = 4) -> None:
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO t_src.lines VALUES (%s, %s, %s, %s, %s)", rows)
     conn.commit()
+
+
+def dag_module(monkeypatch, name: str = "warehouse_sync_dags_under_test"):
+    """The DAG file imported as a module under the shipped pipeline file (its builders and task bodies
+    are what a worker runs)."""
+    import importlib.util
+
+    from devkit.paths import CONFIG, DAGS
+
+    monkeypatch.setenv("WAREHOUSE_SYNC_CONFIG", str(CONFIG))
+    spec = importlib.util.spec_from_file_location(name, DAGS / "warehouse_sync_dags.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module

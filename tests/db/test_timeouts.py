@@ -5,7 +5,6 @@ pipeline's, or the connection extra's, which win)."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import threading
 import time
@@ -15,7 +14,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from helpers import T0, create_items, insert_items, items_pipeline, simple_rows, sync_window, warehouse_rows
+from helpers import T0, create_items, dag_module, insert_items, items_pipeline, simple_rows, sync_window, warehouse_rows
 
 from warehouse_sync import tasks
 from warehouse_sync.config import Alerts
@@ -32,7 +31,6 @@ from warehouse_sync.db.connections import (
 )
 from warehouse_sync.model import RunStart
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret-never-shown"
 HUNG_BOUND_SECONDS = 30  # the issue's requirement: a hung server fails the task within 30 s
 
@@ -70,15 +68,6 @@ def hung_uri(port: int, **extra: str) -> str:
 
 def with_extra(uri: str, **extra: str) -> str:
     return uri + ("&" if "?" in uri else "?") + "&".join(f"{k}={quote(v)}" for k, v in extra.items())
-
-
-def dag_module(monkeypatch):
-    """The DAG file as a module (its tasks' bodies are what a worker runs)."""
-    monkeypatch.setenv("WAREHOUSE_SYNC_CONFIG", str(REPO / "include" / "pipelines.yaml"))
-    spec = importlib.util.spec_from_file_location("warehouse_sync_dags_under_test", REPO / "dags" / "warehouse_sync_dags.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def show(conn: psycopg.Connection, setting: str) -> str:

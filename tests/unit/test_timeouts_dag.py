@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
-from pathlib import Path
+
+from helpers import dag_module
 
 from warehouse_sync.config import Alerts, Pipeline
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def dag_module(monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_SYNC_CONFIG", str(REPO / "include" / "pipelines.yaml"))
-    spec = importlib.util.spec_from_file_location("warehouse_sync_dags_timeouts", REPO / "dags" / "warehouse_sync_dags.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_task_gets_its_pipeline_s_execution_timeout_and_a_task_without_one_the_longest(monkeypatch):
