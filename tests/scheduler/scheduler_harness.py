@@ -332,6 +332,14 @@ class AirflowStack:
                                  + self.component_logs(80))
 
     # ---- the CLI ----
+    def import_pools(self, pipeline_file: Path) -> None:
+        """Creates (or updates) the pipelines' extract pools, as a deployment does: ``airflow pools import``."""
+        printed = subprocess.run([str(VENV_BIN / "python"), "-m", "warehouse_sync.config.pools", str(pipeline_file)],
+                                 env=self.env, cwd=self.tmp, text=True, capture_output=True, check=True, timeout=120)
+        pools = self.tmp / "pools.json"
+        pools.write_text(printed.stdout)
+        self.airflow("pools", "import", str(pools))
+
     def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         """Runs ``airflow <args>`` with the components' environment; fails with its output and the logs."""
         started = time.monotonic()
