@@ -13,6 +13,7 @@ by ``plugins/warehouse_sync``.
 from __future__ import annotations
 
 import ctypes
+import glob
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,22 +67,25 @@ class ServerProcess:
     process: subprocess.Popen
     log_path: Path
     url: str
+    leftovers: tuple[str, ...] = ()  # glob patterns of files the server leaves behind, removed by stop()
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM to the server's process group, SIGKILL after ``timeout`` seconds."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        """SIGTERM to the server's process group, SIGKILL after ``timeout`` seconds; then removes its leftovers."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        for pattern in self.leftovers:
+            for path in glob.glob(pattern):
+                Path(path).unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
@@ -88,13 +93,13 @@ class ServerProcess:
 
 
 def _start(name: str, argv: list[str], folder: Path, url: str, ready: Callable[[], bool],
-           timeout: float) -> ServerProcess:
+           timeout: float, leftovers: tuple[str, ...] = ()) -> ServerProcess:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"{name}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    preexec_fn=_child_setup)
-    server = ServerProcess(name, process, log_path, url)
+    server = ServerProcess(name, process, log_path, url, leftovers)
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -141,7 +146,11 @@ def start_seaweedfs(folder: Path, bucket: str, timeout: float = 60.0) -> ServerP
     data.mkdir(parents=True, exist_ok=True)
     argv = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3", "-s3.iam=false",
             "-webdav=false", "-volume.max=0", "-master.volumeSizeLimitMB=64",
+            f"-filer.localSocket={folder / 'filer.sock'}", f"-s3.localSocket={folder / 's3.sock'}",
             *(f"-{flag}={port}" for flag, port in ports.items())]
+    # its gRPC servers also listen on /tmp/seaweedfs-<kind>-grpc-<port>.sock, with no setting to move them
+    tmp = tempfile.gettempdir()
+    leftovers = tuple(f"{tmp}/seaweedfs-*-{port}.sock" for port in ports.values())
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
 
     def bucket_ready() -> bool:
@@ -152,7 +161,7 @@ def start_seaweedfs(folder: Path, bucket: str, timeout: float = 60.0) -> ServerP
         client.head_bucket(Bucket=bucket)
         return True
 
-    return _start("seaweedfs", argv, folder, endpoint, bucket_ready, timeout)
+    return _start("seaweedfs", argv, folder, endpoint, bucket_ready, timeout, leftovers)
 
 
 def aws_connection(endpoint_url: str) -> str:
