@@ -21,7 +21,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change
 from warehouse_sync.config import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, Pipeline, load_config
@@ -78,7 +78,8 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             return planned["batches"]
 
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}",
-              execution_timeout=pipeline.execution_timeout("extract"))
+              execution_timeout=pipeline.execution_timeout("extract"),
+              pool=pipeline.extract_pool)  # one pool per source: bounds its concurrent extracts
         def extract(batch: dict, window: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
@@ -86,7 +87,8 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
                 return tasks.extract(src, wh, pipeline, window, batch, run_id)
 
-        @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("load"))
+        @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("load"),
+              outlets=[Asset(pipeline.asset_uri)])  # a successful load is an asset event: downstream DAGs run
         def load(files, window: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.db.connections import source_and_warehouse
@@ -112,11 +114,11 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             from warehouse_sync import tasks
             from contextlib import closing
 
-            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connect_uri, connection_uri, sqlalchemy_url
+            from warehouse_sync.db.connections import connect_uri, connection_uri, sqlalchemy_url
 
             with tasks.fail_fast():  # one lookup of the connection, for psycopg and for Great Expectations
-                uri = connection_uri(WAREHOUSE_CONN_ID, lock_timeout_seconds=pipeline.lock_timeout_seconds)
-                with closing(connect_uri(uri, WAREHOUSE_CONN_ID)) as wh:
+                uri = connection_uri(pipeline.warehouse_conn_id, lock_timeout_seconds=pipeline.lock_timeout_seconds)
+                with closing(connect_uri(uri, pipeline.warehouse_conn_id)) as wh:
                     return tasks.validate(wh, sqlalchemy_url(uri), pipeline, window, run_id)
 
         planned = plan()
@@ -155,9 +157,9 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
         def clean_staging(run_id=None):
             """Removes staged files of windows older than staging_retention_days; records the size left."""
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection
+            from warehouse_sync.db.connections import connection
 
-            with tasks.fail_fast(), connection(WAREHOUSE_CONN_ID,
+            with tasks.fail_fast(), connection(pipeline.warehouse_conn_id,
                                                lock_timeout_seconds=pipeline.lock_timeout_seconds) as wh:
                 return tasks.clean_staging(wh, pipeline, run_id)
 

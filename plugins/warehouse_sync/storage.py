@@ -12,10 +12,21 @@ setting                            default
                                    repository and of the usual Airflow project images
 ``WAREHOUSE_SYNC_STAGING_ROOT``    ``file://$AIRFLOW_HOME/warehouse_sync/staging``
 ``WAREHOUSE_SYNC_REPORTS_ROOT``    ``file://$AIRFLOW_HOME/warehouse_sync/reports``
+``WAREHOUSE_SYNC_STORAGE_CONN_ID`` none: the Airflow connection of both roots when their URI
+                                   names none
 =================================  ==========================================================
 
 (``$AIRFLOW_HOME`` defaults to ``~/airflow``, as in Airflow.) Every Airflow component that runs
-tasks or serves the data-quality page must see the same roots.
+tasks or serves the data-quality page must see the same roots; with more than one worker
+(CeleryExecutor, Kubernetes) they must be object storage, e.g. ``s3://warehouse-sync/staging``.
+
+Object storage credentials come only from an Airflow connection, named either in the URI
+(``s3://<conn_id>@<bucket>/<prefix>``, which ``ObjectStoragePath`` parses) or by
+``WAREHOUSE_SYNC_STORAGE_CONN_ID``; for S3 and any S3-compatible store it is an ``aws``
+connection whose extra holds ``endpoint_url`` (and ``region_name``) when the store is not AWS's.
+Without either, ``s3://`` uses boto's default chain (an instance or pod role). A path turned into
+text (a batch file's URI in XCom) keeps the connection id (``s3://<conn_id>@bucket/…``), never a
+secret, so :func:`as_path` reads it back with the same connection.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any
 CONFIG_ENV = "WAREHOUSE_SYNC_CONFIG"
 STAGING_ENV = "WAREHOUSE_SYNC_STAGING_ROOT"
 REPORTS_ENV = "WAREHOUSE_SYNC_REPORTS_ROOT"
+STORAGE_CONN_ENV = "WAREHOUSE_SYNC_STORAGE_CONN_ID"
 
 
 def config_path() -> Path:
@@ -41,11 +53,26 @@ def config_path() -> Path:
     return Path(conf.get("core", "dags_folder")).parent / "include" / "pipelines.yaml"
 
 
-def _root(env_var: str, folder: str) -> Any:
+def storage_path(uri: str) -> Any:
+    """An ``ObjectStoragePath`` for ``uri`` (``file://…``, ``s3://[conn_id@]bucket/key``, or a bare local path).
+
+    The connection is the one the URI names, else ``$WAREHOUSE_SYNC_STORAGE_CONN_ID`` (object
+    storage only; a local file needs none), else none.
+    """
     from airflow.sdk import ObjectStoragePath
 
+    uri = uri if "://" in uri else f"file://{uri}"
+    scheme, _, rest = uri.partition("://")
+    names_conn = "@" in rest.split("/", 1)[0]
+    conn_id = os.environ.get(STORAGE_CONN_ENV) or None
+    if scheme == "file" or names_conn or conn_id is None:
+        return ObjectStoragePath(uri)
+    return ObjectStoragePath(uri, conn_id=conn_id)
+
+
+def _root(env_var: str, folder: str) -> Any:
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    return ObjectStoragePath(os.environ.get(env_var) or f"file://{home / 'warehouse_sync' / folder}")
+    return storage_path(os.environ.get(env_var) or f"file://{home / 'warehouse_sync' / folder}")
 
 
 def staging_root() -> Any:
@@ -59,7 +86,5 @@ def reports_root() -> Any:
 
 
 def as_path(uri: str) -> Any:
-    """A batch file's URI (as written into XCom by extract) back as an ``ObjectStoragePath``."""
-    from airflow.sdk import ObjectStoragePath
-
-    return ObjectStoragePath(uri if "://" in uri else f"file://{uri}")
+    """A batch file's URI (as written into XCom by extract) back as an ``ObjectStoragePath`` (:func:`storage_path`)."""
+    return storage_path(uri)

@@ -1,8 +1,10 @@
 """docker-compose.yaml: no Docker engine runs here, so the file itself is checked: it parses, has the
-Airflow 3 services and both databases, mounts dags/plugins/include, and pins the versions we pin."""
+Airflow 3 CeleryExecutor services (official shape), a Redis broker, an S3 store whose bucket every
+component stages in, both databases with logical WAL, mounts dags/plugins/include, and pins every image."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -24,14 +26,65 @@ def pinned(package: str) -> str:
 def test_compose_has_airflow3_services_and_both_databases():
     services = compose()["services"]
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                 "airflow-init", "airflow-db", "source-postgres", "warehouse-postgres"):
+                 "airflow-worker", "airflow-init", "airflow-db", "redis", "seaweedfs", "source-postgres",
+                 "warehouse-postgres"):
         assert name in services, name
-    assert services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+
+
+AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker")
+
+
+def test_celery_uses_the_redis_broker_and_the_metadata_database_as_result_backend():
+    services = compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://") and "@airflow-db/" in env[
+            "AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert "redis" in services[name]["depends_on"], name
+
+
+def test_the_worker_scales_no_fixed_name_or_host_port():
+    worker = compose()["services"]["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert "container_name" not in worker and "ports" not in worker and "hostname" not in worker
+
+
+def test_every_component_stages_in_the_same_s3_bucket_created_at_start_and_no_host_path():
+    services = compose()["services"]
+    roots = {(services[n]["environment"]["WAREHOUSE_SYNC_STAGING_ROOT"],
+              services[n]["environment"]["WAREHOUSE_SYNC_REPORTS_ROOT"],
+              services[n]["environment"]["WAREHOUSE_SYNC_STORAGE_CONN_ID"]) for n in AIRFLOW_SERVICES}
+    assert roots == {("s3://warehouse-sync/staging", "s3://warehouse-sync/reports", "warehouse_sync_s3")}
+    conn = json.loads(services["airflow-worker"]["environment"]["AIRFLOW_CONN_WAREHOUSE_SYNC_S3"])
+    assert conn["conn_type"] == "aws" and conn["extra"]["endpoint_url"] == "http://seaweedfs:8333"
+    assert "${" in conn["password"], "the store's secret must come from the environment"
+    assert "-bucket=warehouse-sync" in services["seaweedfs"]["command"]
+    for name in AIRFLOW_SERVICES:
+        for volume in services[name]["volumes"]:
+            source, target = volume.split(":")[:2]
+            assert "staging" not in target and "staging" not in source, f"{name} mounts a staging path: {volume}"
+        assert services[name]["depends_on"]["seaweedfs"]["condition"] == "service_healthy", name
+
+
+def test_the_init_step_creates_the_extract_pools():
+    command = " ".join(compose()["services"]["airflow-init"]["command"])
+    assert "airflow db migrate" in command and "warehouse_sync.config.pools" in command
+    assert "airflow pools import" in command
+
+
+def test_source_and_warehouse_run_with_logical_wal():
+    services = compose()["services"]
+    for name in ("source-postgres", "warehouse-postgres"):
+        assert services[name]["command"] == ["postgres", "-c", "wal_level=logical"], name
 
 
 def test_airflow_services_mount_dags_plugins_and_include():
     for name, service in compose()["services"].items():
-        if name.startswith("airflow-") and name != "airflow-db":
+        if name in AIRFLOW_SERVICES:
             targets = {v.split(":")[1] for v in service["volumes"]}
             assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= targets, name
 
@@ -48,6 +101,7 @@ def test_images_are_pinned_to_the_required_airflow_version():
     assert f"FROM apache/airflow:{version}-python3.11" in dockerfile
     for name, service in compose()["services"].items():
         image = service.get("image", "")
-        assert ":" in image and not image.endswith(":latest"), f"{name} image is not pinned: {image!r}"
-        if name.startswith("airflow-") and name != "airflow-db":
+        tag = image.rpartition(":")[2] if ":" in image else ""
+        assert re.match(r"^v?\d+\.\d+", tag), f"{name} image is not pinned to a version: {image!r}"
+        if name in AIRFLOW_SERVICES:
             assert image.endswith(f":{version}"), name

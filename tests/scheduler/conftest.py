@@ -16,7 +16,7 @@ What one session starts (once, in the session fixture ``stack``), and stops agai
    be one this layer may drop, and the layer tests Airflow's scheduling, not the server version;
 2. an SMTP server (aiosmtpd ``Controller``) on a free loopback port: the ``smtp_default``
    connection, which the pipeline file's ``alerts`` use;
-3. ``airflow db migrate``, then ``airflow api-server`` (also the execution API the tasks talk to),
+3. ``airflow db migrate`` and the pipelines' extract pools (``airflow pools import``), then ``airflow api-server`` (also the execution API the tasks talk to),
    ``airflow dag-processor`` and ``airflow scheduler`` (``LocalExecutor``) as subprocesses, each in
    its own process group (``setsid``, and ``PR_SET_PDEATHSIG`` so that it dies with pytest), each
    logging to ``<tmp>/logs/<component>.log``.
@@ -49,7 +49,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -78,45 +80,113 @@ class _Terminated(KeyboardInterrupt):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The running Airflow of this layer (see the module docstring); yields a ``scheduler_harness.AirflowStack``."""
+    with airflow_stack(tmp_path_factory) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory):
+    """The Celery stack (``test_celery_runs.py``): the same components plus a real Redis broker, a real
+    S3 store (SeaweedFS) for the staging and reports roots, two ``airflow celery worker`` processes
+    with their own working folders and hostnames, and an analyst's DAG scheduled on the sync DAG's
+    asset beside the DAG file. Module-scoped: it stops before the LocalExecutor
+    tests start their stack. Yields a ``scheduler_harness.AirflowStack`` whose ``celery`` attribute
+    holds the bucket, the S3 endpoint and the run's windows."""
+    from devkit.servers import ServerUnavailable, aws_connection, start_redis, start_seaweedfs
+
+    boundary = h.floor_boundary(h.utcnow())
+
+    def extras(tmp: Path):
+        servers = []
+        try:
+            servers.append(start_redis(tmp / "redis"))
+            servers.append(start_seaweedfs(tmp / "seaweedfs", h.CELERY_BUCKET))
+        except ServerUnavailable as exc:
+            for server in servers:
+                server.stop()
+            pytest.fail(f"the Celery layer needs its servers: {exc}", pytrace=False)
+        redis, s3 = servers
+        overrides = {**h.celery_environment(redis.url, s3.url, aws_connection(s3.url)),
+                     "AIRFLOW__CORE__DAGS_FOLDER": str(h.dags_folder_with_analyst_dag(tmp / "dags"))}
+        airflow = str(h.VENV_BIN / "airflow")
+        workers = [h.Component(f"celery-worker-{i}", [airflow, "celery", "worker", "--celery-hostname",
+                                                      f"celery-worker-{i}@%h", "--concurrency", "2",
+                                                      "--skip-serve-logs"],
+                               tmp / "logs" / f"celery-worker-{i}.log", cwd=tmp / f"worker-{i}",
+                               env={"AIRFLOW__CORE__HOSTNAME_CALLABLE": "scheduler_harness.worker_hostname",
+                                    "WS_TEST_WORKER_HOSTNAME": f"celery-worker-{i}"})
+                   for i in (1, 2)]
+        return overrides, workers, servers
+
+    with airflow_stack(tmp_path_factory, name="celery", databases=h.CELERY_DATABASES,
+                       seed=lambda uri: h.seed_source(uri, boundary, rows=240, span=4 * h.WINDOW),
+                       pipeline=h.CELERY_PIPELINE, extras=extras) as running:
+        running.celery = h.CeleryRun(boundary=boundary, bucket=h.CELERY_BUCKET,
+                                     endpoint_url=running.env["WS_TEST_S3_ENDPOINT"])
+        yield running
+
+
+@contextmanager
+def airflow_stack(tmp_path_factory, *, name: str = "scheduler", databases: dict[str, str] = h.DATABASES,
+                  seed: Callable[[str], None] | None = None, pipeline: dict | None = None,
+                  extras: Callable[[Path], tuple[dict[str, str], list[h.Component], list]] | None = None):
+    """Starts a stack (see the module docstring) and stops it by PID on the way out.
+
+    Args:
+        name: The stack's name (its tmp folder and session lock).
+        databases: Its metadata, source and warehouse database names (dropped and created afresh).
+        seed: Fills the source (given its URI); default: ``scheduler_harness.seed_source`` up to now.
+        pipeline: Overrides of the pipeline file's one pipeline.
+        extras: Given the stack's tmp folder, starts what else the stack needs and returns the
+            environment overrides of every component, extra components (started after the
+            scheduler) and servers (``devkit.servers.ServerProcess``, stopped last).
+    """
     _require_tools()
     from aiosmtpd.controller import Controller
 
     from devkit.embedded import embedded_uri, start_embedded
 
     started = time.monotonic()
-    tmp = tmp_path_factory.mktemp("scheduler")
+    tmp = tmp_path_factory.mktemp(name)
     home, logs = tmp / "airflow_home", tmp / "logs"
     home.mkdir()
     logs.mkdir()
     socket_dir = start_embedded(databases=[])
-    lock = _session_lock(socket_dir)
-    h.reset_databases(embedded_uri(socket_dir, "postgres"))
-    uris = {key: embedded_uri(socket_dir, name) for key, name in h.DATABASES.items()}
-    now = h.utcnow()
-    h.seed_source(uris["source"], now)
-    h.write_pipeline_file(tmp / "pipelines.yaml")
+    lock = _session_lock(socket_dir, name)
+    h.reset_databases(embedded_uri(socket_dir, "postgres"), databases)
+    uris = {key: embedded_uri(socket_dir, db) for key, db in databases.items()}
+    (seed or (lambda uri: h.seed_source(uri, h.utcnow())))(uris["source"])
+    h.write_pipeline_file(tmp / "pipelines.yaml", **(pipeline or {}))
     seconds_pg = time.monotonic() - started
 
     inbox = h.Inbox()
     smtp_port, api_port = h.free_port(), h.free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
-    env = h.component_environment(home=home, tmp=tmp, socket_dir=socket_dir, uris=uris, api_port=api_port,
-                                  log_server_port=h.free_port(), smtp_port=smtp_port)
-    stack = h.AirflowStack(tmp=tmp, env=env, uris=uris, api_url=f"http://127.0.0.1:{api_port}", inbox=inbox)
-    airflow = str(h.VENV_BIN / "airflow")
-    stack.components = [
-        h.Component("api-server", [airflow, "api-server", "--port", str(api_port), "--host", "127.0.0.1"],
-                    logs / "api-server.log"),
-        h.Component("dag-processor", [airflow, "dag-processor"], logs / "dag-processor.log"),
-        h.Component("scheduler", [airflow, "scheduler"], logs / "scheduler.log"),
-    ]
+    servers: list = []
     previous_sigterm = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):
         raise _Terminated("SIGTERM")
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    stack = None
     try:
+        overrides, extra_components = {}, []
+        if extras is not None:
+            overrides, extra_components, servers = extras(tmp)
+        env = h.component_environment(home=home, tmp=tmp, socket_dir=socket_dir, uris=uris, api_port=api_port,
+                                      log_server_port=h.free_port(), smtp_port=smtp_port, databases=databases,
+                                      overrides=overrides)
+        stack = h.AirflowStack(tmp=tmp, env=env, uris=uris, api_url=f"http://127.0.0.1:{api_port}", inbox=inbox,
+                               extra_logs=[server.log_path for server in servers])
+        airflow = str(h.VENV_BIN / "airflow")
+        stack.components = [
+            h.Component("api-server", [airflow, "api-server", "--port", str(api_port), "--host", "127.0.0.1"],
+                        logs / "api-server.log"),
+            h.Component("dag-processor", [airflow, "dag-processor"], logs / "dag-processor.log"),
+            h.Component("scheduler", [airflow, "scheduler"], logs / "scheduler.log"),
+            *extra_components,
+        ]
         controller.start()
         t = time.monotonic()
         migrate = subprocess.run([airflow, "db", "migrate"], env=env, cwd=tmp, capture_output=True, text=True,
@@ -125,30 +195,36 @@ def stack(tmp_path_factory):
         if migrate.returncode != 0:
             pytest.fail(f"`airflow db migrate` exited {migrate.returncode}:\n{migrate.stdout[-5000:]}\n"
                         f"{migrate.stderr[-5000:]}", pytrace=False)
+        stack.import_pools(tmp / "pipelines.yaml")  # the extract pools must exist before a run is scheduled
         seconds_migrate = time.monotonic() - t
         t = time.monotonic()
         for component in stack.components:
             component.start(env, tmp)
         _wait_until_ready(stack)
         seconds_ready = time.monotonic() - t
-        stack.note(f"startup: embedded PostgreSQL + databases + seed {seconds_pg:.1f}s, db migrate {seconds_migrate:.1f}s, "
-                   f"components ready {seconds_ready:.1f}s, total {time.monotonic() - started:.1f}s "
-                   f"(tmp {tmp}, pids " + ", ".join(f"{c.name}={c.process.pid}" for c in stack.components) + ")")
+        stack.note(f"{name} startup: embedded PostgreSQL + databases + seed {seconds_pg:.1f}s, "
+                   f"db migrate {seconds_migrate:.1f}s, components ready {seconds_ready:.1f}s, total "
+                   f"{time.monotonic() - started:.1f}s (tmp {tmp}, pids "
+                   + ", ".join(f"{c.name}={c.process.pid}" for c in stack.components) + ")")
         yield stack
     finally:
         t = time.monotonic()
-        forced = stack.stop()
+        forced = stack.stop() if stack else []
+        for server in reversed(servers):
+            server.stop()
         controller.stop()
         signal.signal(signal.SIGTERM, previous_sigterm)
         lock.close()
-        stack.note(f"shutdown: {time.monotonic() - t:.1f}s" + ("; " + "; ".join(forced) if forced else
-                                                                 ", every component stopped on SIGTERM"))
-        _print_summary(stack)
+        if stack:
+            stack.note(f"{name} shutdown: {time.monotonic() - t:.1f}s" + (
+                "; " + "; ".join(forced) if forced else ", every component stopped on SIGTERM"))
+            _print_summary(stack)
 
 
-def _session_lock(socket_dir: str):
-    """One scheduler-layer session per embedded server: a second one would drop this one's databases."""
-    path = Path(tempfile.gettempdir()) / f"ws-scheduler-layer-{hashlib.sha1(socket_dir.encode()).hexdigest()[:12]}.lock"
+def _session_lock(socket_dir: str, name: str = "scheduler"):
+    """One session of a stack per embedded server: a second one would drop this one's databases."""
+    digest = hashlib.sha1(socket_dir.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"ws-{name}-layer-{digest}.lock"
     handle = path.open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -183,6 +259,10 @@ def _wait_until_ready(stack: h.AirflowStack, timeout: float = 180) -> None:
     stack.wait_for("the API server's health endpoint", api_healthy, timeout)
     stack.wait_for(f"the dag-processor to parse {h.DAG_ID} and {h.RECONCILE_DAG_ID}", dags_parsed, timeout)
     stack.wait_for("the scheduler's first heartbeat", scheduler_running, timeout)
+    for worker in (c for c in stack.components if c.name.startswith("celery-worker")):
+        stack.wait_for(f"{worker.name} to connect to the broker",
+                       lambda: worker.log_path.exists() and " ready." in worker.log_path.read_text(errors="replace"),
+                       timeout)
     dag = stack.api_get(f"/api/v2/dags/{h.DAG_ID}")  # the REST API, with a token, sees the DAG too
     if not dag.get("is_paused"):
         raise AssertionError(f"{h.DAG_ID} should be paused at creation: {dag}")
@@ -225,8 +305,9 @@ def synced(stack):
 
 
 @pytest.fixture(autouse=True)
-def _timed(request, stack):
-    """Notes each test's wall time (printed with -s, and in the session summary)."""
+def _timed(request):
+    """Notes each test's wall time (printed with -s, and in the session summary) in its stack's notes."""
+    running = request.getfixturevalue("celery_stack" if "celery_stack" in request.fixturenames else "stack")
     started = time.monotonic()
     yield
-    stack.note(f"{request.node.name}: {time.monotonic() - started:.1f}s")
+    running.note(f"{request.node.name}: {time.monotonic() - started:.1f}s")

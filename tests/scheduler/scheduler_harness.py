@@ -132,19 +132,25 @@ def _child_setup() -> None:  # runs in the child between fork and exec: keep it 
 
 @dataclass
 class Component:
-    """One long-running Airflow process (api-server, dag-processor, scheduler) in its own process group."""
+    """One long-running Airflow process (api-server, dag-processor, scheduler, celery worker) in its own
+    process group; ``env`` and ``cwd`` are its own additions to the stack's environment and folder."""
 
     name: str
     argv: list[str]
     log_path: Path
     process: subprocess.Popen | None = None
     pgid: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
 
     def start(self, env: dict[str, str], cwd: Path) -> None:
         log = self.log_path.open("ab")
+        if self.cwd is not None:
+            self.cwd.mkdir(parents=True, exist_ok=True)
         try:
-            self.process = subprocess.Popen(self.argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, preexec_fn=_child_setup)
+            self.process = subprocess.Popen(self.argv, env={**env, **self.env}, cwd=self.cwd or cwd,
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=_child_setup)
         finally:
             log.close()  # the child holds its own descriptor
         self.pgid = self.process.pid  # setsid(): the group id is the child's pid
@@ -213,8 +219,12 @@ INHERITED = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMP
 
 
 def component_environment(*, home: Path, tmp: Path, socket_dir: str, uris: dict[str, str], api_port: int,
-                          log_server_port: int, smtp_port: int) -> dict[str, str]:
-    """The environment of every Airflow process of this layer (and of the ``airflow`` CLI calls)."""
+                          log_server_port: int, smtp_port: int, databases: dict[str, str] = DATABASES,
+                          overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every Airflow process of this layer (and of the ``airflow`` CLI calls).
+
+    LocalExecutor and local staging unless ``overrides`` (e.g. the Celery stack's executor, broker
+    and ``s3://`` roots) replace them; ``databases`` names the metadata database."""
     env = {key: os.environ[key] for key in INHERITED if key in os.environ}
     base = f"http://127.0.0.1:{api_port}"
     env.update({
@@ -223,7 +233,7 @@ def component_environment(*, home: Path, tmp: Path, socket_dir: str, uris: dict[
         "PYTHONUNBUFFERED": "1",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@/{DATABASES['meta']}?host={socket_dir}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@/{databases['meta']}?host={socket_dir}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "5",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -256,11 +266,86 @@ def component_environment(*, home: Path, tmp: Path, socket_dir: str, uris: dict[
         "WAREHOUSE_SYNC_REPORTS_ROOT": f"file://{tmp / 'reports'}",
         "WAREHOUSE_SYNC_RETRY_DELAY_SECONDS": "1",
     })
+    env.update(overrides or {})
     return env
 
 
-def write_pipeline_file(path: Path) -> None:
-    path.write_text(yaml.safe_dump(PIPELINE_FILE, sort_keys=False))
+# --- the Celery stack ----------------------------------------------------------------------------
+
+CELERY_DATABASES = {"meta": "ws_celery_meta", "source": "ws_celery_source", "warehouse": "ws_celery_warehouse"}
+CELERY_BUCKET = "ws-celery"
+STORAGE_CONN_ID = "ws_staging_s3"
+# Small batches so each window maps over three extracts; each run reads and reconciles only its own
+# window (the windows land in any order); a lock on the target fails a load after 3 s instead of 30.
+CELERY_PIPELINE = {"batch_size": 25, "initial_load": "window", "reconcile_full_table": False,
+                   "lock_timeout_seconds": 3}
+
+
+ANALYST_DAG_ID = "analyst_orders_report"
+# An analyst's DAG scheduled on the asset that sync_sched_orders' load updates (README, "Downstream DAGs").
+ANALYST_DAG = f'''
+from airflow.sdk import Asset, dag, task
+
+
+@dag(dag_id="{ANALYST_DAG_ID}", schedule=[Asset("warehouse-sync://warehouse_postgres/t_sched.orders")],
+     catchup=False, tags=["analyst"])
+def analyst_orders_report():
+    @task
+    def refresh(triggering_asset_events=None):
+        return sorted(str(asset) for asset in (triggering_asset_events or {{}}))
+
+    refresh()
+
+
+analyst_orders_report()
+'''
+
+
+def dags_folder_with_analyst_dag(folder: Path) -> Path:
+    """A DAGs folder with this repository's DAG file (a symlink) and :data:`ANALYST_DAG` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "warehouse_sync_dags.py").symlink_to(REPO / "dags" / "warehouse_sync_dags.py")
+    (folder / "analyst_orders_report.py").write_text(ANALYST_DAG)
+    return folder
+
+
+@dataclass(frozen=True)
+class CeleryRun:
+    """The Celery stack's fixed facts: the schedule boundary its seed ends at, the bucket and the S3 endpoint."""
+
+    boundary: datetime
+    bucket: str
+    endpoint_url: str
+
+
+def celery_environment(broker_url: str, s3_url: str, s3_connection: str) -> dict[str, str]:
+    """What the Celery stack changes in every component's environment: executor, broker, result
+    backend (the metadata database), and object-storage staging and reports roots with their
+    connection: the settings a Celery deployment changes (README, "Deploy")."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "WAREHOUSE_SYNC_STAGING_ROOT": f"s3://{CELERY_BUCKET}/staging",
+        "WAREHOUSE_SYNC_REPORTS_ROOT": f"s3://{CELERY_BUCKET}/reports",
+        "WAREHOUSE_SYNC_STORAGE_CONN_ID": STORAGE_CONN_ID,
+        f"AIRFLOW_CONN_{STORAGE_CONN_ID.upper()}": s3_connection,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "tools"), str(Path(__file__).parent)]),
+        "WS_TEST_S3_ENDPOINT": s3_url,
+    }
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the Celery stack's workers: each worker's name from its own
+    environment, so that two workers on one machine record different ``task_instance.hostname``."""
+    return os.environ["WS_TEST_WORKER_HOSTNAME"]
+
+
+def write_pipeline_file(path: Path, **settings: Any) -> None:
+    """The layer's pipeline file; ``settings`` override the pipeline's (e.g. ``batch_size``)."""
+    content = {**PIPELINE_FILE, "pipelines": [{**PIPELINE_FILE["pipelines"][0], **settings}]}
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
 # --- the stack ---------------------------------------------------------------------------------
@@ -332,6 +417,14 @@ class AirflowStack:
                                  + self.component_logs(80))
 
     # ---- the CLI ----
+    def import_pools(self, pipeline_file: Path) -> None:
+        """Creates (or updates) the pipelines' extract pools, as a deployment does: ``airflow pools import``."""
+        printed = subprocess.run([str(VENV_BIN / "python"), "-m", "warehouse_sync.config.pools", str(pipeline_file)],
+                                 env=self.env, cwd=self.tmp, text=True, capture_output=True, check=True, timeout=120)
+        pools = self.tmp / "pools.json"
+        pools.write_text(printed.stdout)
+        self.airflow("pools", "import", str(pools))
+
     def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         """Runs ``airflow <args>`` with the components' environment; fails with its output and the logs."""
         started = time.monotonic()
@@ -470,8 +563,8 @@ class AirflowStack:
     def stop(self) -> list[str]:
         """Stops every component (scheduler first, so it launches nothing more); returns what needed force."""
         notes: list[str] = []
-        order = {"scheduler": 0, "dag-processor": 1, "api-server": 2}
-        for component in sorted(self.components, key=lambda c: order.get(c.name, 9)):
+        order = {"scheduler": 0, "celery-worker": 1, "dag-processor": 2, "api-server": 3}
+        for component in sorted(self.components, key=lambda c: order.get(c.name.rstrip("-0123456789"), 9)):
             try:
                 notes.extend(component.stop())
             except Exception as exc:  # keep stopping the others
@@ -495,10 +588,10 @@ def render_task_log(path: Path, lines: int = 25) -> str:
     return "\n".join(rendered[-lines:])
 
 
-def reset_databases(admin_uri: str) -> None:
-    """Drops and creates this layer's three databases (a fresh metadata database every session)."""
+def reset_databases(admin_uri: str, databases: dict[str, str] = DATABASES) -> None:
+    """Drops and creates a stack's three databases (a fresh metadata database every session)."""
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        for name in DATABASES.values():
+        for name in databases.values():
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 

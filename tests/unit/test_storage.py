@@ -54,3 +54,25 @@ def test_the_config_file_defaults_to_include_beside_the_dags_folder(monkeypatch,
 def test_a_batch_file_uri_or_bare_path_reads_back_as_a_storage_path(tmp_path):
     assert str(as_path(f"file://{tmp_path}/b.parquet")) == f"file://{tmp_path}/b.parquet"
     assert str(as_path(f"{tmp_path}/b.parquet")) == f"file://{tmp_path}/b.parquet"
+
+
+def test_an_s3_root_takes_the_storage_connection_setting_and_keeps_it_in_its_text(monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_SYNC_STAGING_ROOT", "s3://warehouse-sync/staging")
+    monkeypatch.setenv("WAREHOUSE_SYNC_STORAGE_CONN_ID", "staging_s3")
+    root = staging_root()
+    assert root.conn_id == "staging_s3"
+    batch = root / "orders" / "w" / "batch-00000.parquet"
+    assert str(batch) == "s3://staging_s3@warehouse-sync/staging/orders/w/batch-00000.parquet"
+    assert as_path(str(batch)).conn_id == "staging_s3"
+
+
+def test_a_connection_named_in_the_uri_wins_over_the_setting(monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_SYNC_REPORTS_ROOT", "s3://reports_s3@bucket/reports")
+    monkeypatch.setenv("WAREHOUSE_SYNC_STORAGE_CONN_ID", "staging_s3")
+    assert reports_root().conn_id == "reports_s3"
+
+
+def test_a_local_root_ignores_the_storage_connection(monkeypatch, tmp_path):
+    monkeypatch.setenv("WAREHOUSE_SYNC_STAGING_ROOT", f"file://{tmp_path}")
+    monkeypatch.setenv("WAREHOUSE_SYNC_STORAGE_CONN_ID", "staging_s3")
+    assert staging_root().conn_id is None

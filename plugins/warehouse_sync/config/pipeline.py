@@ -49,6 +49,9 @@ from warehouse_sync.model import TableRef
 # a manual run's window with the same expression, so both read it from here.
 SYNC_SCHEDULE = "0 */2 * * *"
 RECONCILE_SCHEDULE = "0 3 * * *"
+# The Airflow connections a pipeline uses unless it names its own (``source_conn_id``, ``warehouse_conn_id``).
+DEFAULT_SOURCE_CONN_ID = "source_postgres"
+DEFAULT_WAREHOUSE_CONN_ID = "warehouse_postgres"
 
 
 class ConfigError(ValueError):
@@ -156,8 +159,8 @@ class Pipeline(BaseModel):
 
     Attributes:
         name: Short lower_snake_case name (``^[a-z][a-z0-9_]{0,62}$``); the DAG id is ``sync_<name>``.
-        source: Source table in the ``source_postgres`` connection (``schema.table`` in the file).
-        target: Target table in the ``warehouse_postgres`` connection (``schema.table`` in the file).
+        source: Source table in the ``source_conn_id`` connection (``schema.table`` in the file).
+        target: Target table in the ``warehouse_conn_id`` connection (``schema.table`` in the file).
         primary_key: Primary-key columns, in key order (one or more, no repeats; the file may give a
             single column as a string).
         cursor: Column that moves forward on every insert and update (``updated_at``); not part of
@@ -203,6 +206,13 @@ class Pipeline(BaseModel):
             in file order; the standard ones (key not null and unique, volume band) are added by the
             validate step.
         tags: Extra DAG tags.
+        source_conn_id: Airflow connection of the source database (default ``source_postgres``);
+            pipelines naming different ones sync several sources from one deployment.
+        warehouse_conn_id: Airflow connection of the warehouse (default ``warehouse_postgres``).
+        extract_pool_slots: Slots of the Airflow pool ``extract_<source_conn_id>`` that every
+            pipeline's extract tasks on that source share (>= 1): at most this many extracts read
+            one source at once, however many batches a run maps. Pipelines sharing a source get
+            the largest value any of them gives (``warehouse_sync.config.pools``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -231,6 +241,9 @@ class Pipeline(BaseModel):
     staging_retention_days: int = Field(7, strict=True, ge=1)
     expectations: Annotated[tuple[_ExpectationEntry, ...], BeforeValidator(_none_is_empty)] = ()
     tags: tuple[str, ...] = ()
+    source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    warehouse_conn_id: str = Field(DEFAULT_WAREHOUSE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    extract_pool_slots: int = Field(4, strict=True, ge=1)
 
     @field_validator("cursor")
     @classmethod
@@ -255,6 +268,21 @@ class Pipeline(BaseModel):
     def dag_id(self) -> str:
         """The sync DAG's id: ``sync_<name>``."""
         return f"sync_{self.name}"
+
+    @property
+    def asset_uri(self) -> str:
+        """The Airflow ``Asset`` the sync DAG's load updates: ``warehouse-sync://<warehouse_conn_id>/<schema>.<table>``.
+
+        A scheme of our own (Airflow 3 accepts any scheme but ``airflow``; it normalizes only those a
+        provider registers, and ``postgres://`` would need the warehouse's host, which the DAG file
+        may not look up at parse time). Downstream DAGs schedule on ``Asset(<this URI>)``.
+        """
+        return f"warehouse-sync://{self.warehouse_conn_id}/{self.target}"
+
+    @property
+    def extract_pool(self) -> str:
+        """The Airflow pool of this pipeline's extract tasks: ``extract_<source_conn_id>``, one per source."""
+        return f"extract_{self.source_conn_id}"
 
 
 class Alerts(BaseModel):

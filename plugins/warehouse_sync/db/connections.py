@@ -1,7 +1,9 @@
 """Database connections of the tasks: Airflow Connections through the Postgres provider's hook.
 
-Secrets live only in the Airflow Connections ``source_postgres`` and ``warehouse_postgres`` (the
-UI, ``AIRFLOW_CONN_*`` variables or any secrets backend). Nothing here writes a credential
+Secrets live only in Airflow Connections: each pipeline's ``source_conn_id`` and
+``warehouse_conn_id`` (defaults ``source_postgres`` and ``warehouse_postgres``, in
+:mod:`warehouse_sync.config.pipeline`), defined in the UI, ``AIRFLOW_CONN_*`` variables or any
+secrets backend. Nothing here writes a credential
 anywhere: errors name the connection id and host, never a password. Every session runs in UTC with
 ISO dates, which the catalog's types and the text keyset bounds rely on.
 
@@ -28,12 +30,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
 
+from warehouse_sync.config.pipeline import DEFAULT_SOURCE_CONN_ID, DEFAULT_WAREHOUSE_CONN_ID
+
 if TYPE_CHECKING:
     from warehouse_sync.config import Pipeline
 
-
-SOURCE_CONN_ID = "source_postgres"
-WAREHOUSE_CONN_ID = "warehouse_postgres"
+# The default connections (a pipeline may name others: Pipeline.source_conn_id / warehouse_conn_id).
+SOURCE_CONN_ID = DEFAULT_SOURCE_CONN_ID
+WAREHOUSE_CONN_ID = DEFAULT_WAREHOUSE_CONN_ID
 
 # libpq parameters every connection gets unless its extra (or URI) sets them: fail a connect to a
 # server that accepts and never answers after 10 s; notice a dead peer after 30 + 3 x 10 s idle.
@@ -318,10 +322,13 @@ def sqlalchemy_url(uri: str) -> str:
 def source_and_warehouse(pipeline: Pipeline | None = None) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
     """``with source_and_warehouse(pipeline) as (src, wh):`` both Airflow connections, always closed.
 
-    With a pipeline, the source session gets its ``statement_timeout_seconds`` and both sessions its
-    ``lock_timeout_seconds`` (each unless the connection's extra sets its own)."""
+    With a pipeline: its ``source_conn_id`` and ``warehouse_conn_id``; the source session gets its
+    ``statement_timeout_seconds`` and both sessions its ``lock_timeout_seconds`` (each unless the
+    connection's extra sets its own). Without one: the default connections, no session timeouts."""
     statement = pipeline.statement_timeout_seconds if pipeline else None
     lock = pipeline.lock_timeout_seconds if pipeline else None
-    with connection(SOURCE_CONN_ID, statement_timeout_seconds=statement, lock_timeout_seconds=lock) as src, \
-            connection(WAREHOUSE_CONN_ID, lock_timeout_seconds=lock) as wh:
+    source_id = pipeline.source_conn_id if pipeline else SOURCE_CONN_ID
+    warehouse_id = pipeline.warehouse_conn_id if pipeline else WAREHOUSE_CONN_ID
+    with connection(source_id, statement_timeout_seconds=statement, lock_timeout_seconds=lock) as src, \
+            connection(warehouse_id, lock_timeout_seconds=lock) as wh:
         yield src, wh
