@@ -24,6 +24,9 @@ import psycopg
 
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
+from warehouse_sync.cdc import run as cdc
+from warehouse_sync.cdc.changes import TruncateSeen
+from warehouse_sync.cdc.slot import CdcUnavailable, SlotLost
 from warehouse_sync.config import SYNC_SCHEDULE, ConfigError, Pipeline
 from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, describe_source
 from warehouse_sync.model import Batch, RunStart, Window
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 # Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
-    NothingLoaded, DataQualityFailed,
+    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, cdc.NoPastWindows, TruncateSeen,
 )
 
 
@@ -75,7 +78,10 @@ def plan(
 
     Raises:
         TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+        CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:func:`.cdc.run.plan`).
     """
+    if pipeline.mode == "cdc":
+        return cdc.plan(source, warehouse, pipeline, run, run_id)
     started = time.monotonic()
     describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     ensure_tables(warehouse)
@@ -107,6 +113,9 @@ def extract(
     Returns:
         ``{"path", "rows", "bytes", "seconds", "batch_index"}`` (path as a URI; rows, bytes, seconds).
     """
+    if pipeline.mode == "cdc":
+        return cdc.extract(source, warehouse, pipeline, window, batch, run_id,
+                           root if root is not None else staging_root())
     win, bat = Window.from_dict(window), Batch.from_dict(batch)
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root())
@@ -135,6 +144,9 @@ def load(
     Raises:
         SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).
     """
+    if pipeline.mode == "cdc":
+        return cdc.load(source, warehouse, pipeline, window, files, run_id, own_horizon, open_path or as_path,
+                        on_schema_change)
     win = Window.from_dict(window)
     files = sorted(files, key=lambda f: f["batch_index"])
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
