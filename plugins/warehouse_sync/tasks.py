@@ -192,7 +192,8 @@ def reconcile_table(
     """The daily whole-table reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_table`).
 
     Returns:
-        :meth:`Reconciliation.to_dict`.
+        :meth:`Reconciliation.to_dict`; in CDC mode also ``"cdc"``: the slot's health and alerts
+        (:func:`.cdc.run.record_health`).
 
     Raises:
         NothingLoaded: The pipeline has not loaded anything yet.
@@ -200,7 +201,10 @@ def reconcile_table(
         DriftDetected: Drift remains after repair.
     """
     ensure_tables(warehouse)
-    return loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
+    # CDC mode: a paused sync DAG's slot still keeps WAL; measure it daily, before anything can fail
+    health = cdc.record_health(source, warehouse, pipeline, run_id) if pipeline.mode == "cdc" else None
+    result = loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
+    return {**result, "cdc": health} if health is not None else result
 
 
 def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, window: dict[str, Any],

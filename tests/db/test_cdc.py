@@ -61,7 +61,7 @@ def _drop_ours(conn) -> None:
 
 
 def docs_pipeline(**overrides):
-    return make_pipeline("docs", ("id",), mode="cdc", cdc_chunk_changes=7, **overrides)
+    return make_pipeline("docs", ("id",), mode="cdc", slot_chunk_changes=7, **overrides)
 
 
 def run_once(source, warehouse, pipeline, root: Path, run_id: str, full_snapshot: bool = False,
@@ -288,14 +288,30 @@ def test_a_source_without_logical_wal_fails_clearly(source, warehouse):
 
 
 def test_slot_health_reports_retained_wal_and_alerts_over_the_threshold(cdc_source, warehouse, tmp_path):
-    pipeline = docs_pipeline(cdc_max_retained_wal_bytes=1)
+    pipeline = docs_pipeline(slot_max_retained_wal_bytes=1)
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     cdc_source.execute("UPDATE t_src.docs SET qty = 3")
     cdc_source.commit()
     loaded = run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")["loaded"]
     assert loaded["slot"]["retained_wal_bytes"] > 1
-    assert any("retains" in a and "cdc_max_retained_wal_bytes" in a for a in loaded["alerts"])
+    assert any("retains" in a and "slot_max_retained_wal_bytes" in a for a in loaded["alerts"])
     (status, detail) = warehouse.execute("SELECT status, detail FROM warehouse_sync.audit WHERE step = 'cdc_slot' "
                                          "AND run_id = 'r2'").fetchone()
     warehouse.commit()
     assert status == "warn" and detail["changes_applied"] == 20
+    from warehouse_sync.quality.page import collect
+
+    (view,) = collect(warehouse, (pipeline,))
+    assert view.cdc_slot.startswith("ALERT replication slot: retains ") and "20 changes applied" in view.cdc_slot
+
+
+def test_the_daily_reconcile_measures_the_slot_of_a_paused_sync_dag(cdc_source, warehouse, tmp_path):
+    pipeline = docs_pipeline(slot_max_retained_wal_bytes=1)
+    run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
+    cdc_source.execute("UPDATE t_src.docs SET qty = 5, updated_at = now()")  # no sync run follows: the slot keeps it
+    cdc_source.commit()
+    daily = tasks.reconcile_table(cdc_source, warehouse, pipeline, None, "daily")
+    assert daily["cdc"]["slot"]["retained_wal_bytes"] > 0 and daily["cdc"]["alerts"]
+    slots.drop_slot(cdc_source, pipeline.cdc_slot)
+    lost = tasks.reconcile_table(cdc_source, warehouse, pipeline, None, "daily2")
+    assert any("ws_docs is missing; way back: trigger sync_docs" in a for a in lost["cdc"]["alerts"])

@@ -17,7 +17,7 @@ each column         string                 the source's text form of the value (
 ==================  =====================  ==========================================================
 
 Values stay in PostgreSQL's own text form: the warehouse casts them with the target column's type,
-so every type round-trips exactly. A file holds at most ``cdc_chunk_changes`` rows; a relation
+so every type round-trips exactly. A file holds at most ``slot_chunk_changes`` rows; a relation
 message that changes the columns starts a new file. Changes are read with
 ``pg_logical_slot_peek_binary_changes`` up to the LSN fixed by ``plan`` through a server-side cursor
 (the server materialises the decoded changes, spilling to disk past ``work_mem``; this process holds
@@ -141,7 +141,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
     """
     started = time.monotonic()
     names = tuple(c.name for c in columns)
-    writer = _Writer(_folder(root, pipeline, window), pipeline.cdc_chunk_changes)
+    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
     version, seq = created.snapshot_version, 0
     source.commit()
     previous = source.isolation_level
@@ -153,7 +153,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
                 columns=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names),
                 table=table_ident(pipeline.source))
             with source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
-                cur.itersize = pipeline.cdc_chunk_changes
+                cur.itersize = pipeline.slot_chunk_changes
                 cur.execute(select)
                 for values in cur:
                     writer.add(names, ("I", version, seq, None, None, *values))
@@ -168,7 +168,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
 
 def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str) -> Iterator[bytes]:
     with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
-        cur.itersize = pipeline.cdc_chunk_changes
+        cur.itersize = pipeline.slot_chunk_changes
         cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
                                                        "publication": pipeline.cdc_slot})
         for (data,) in cur:
@@ -187,7 +187,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
         DecodeError: A message the decoder does not know.
     """
     started = time.monotonic()
-    writer = _Writer(_folder(root, pipeline, window), pipeline.cdc_chunk_changes)
+    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
     relations: dict[int, Relation] = {}
     commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
     oldest: datetime | None = None

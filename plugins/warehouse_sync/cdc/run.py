@@ -10,7 +10,7 @@ values stay those of cursor mode (plan → one mapped extract → load → recon
   cursor mode. A first run (no sync state) or ``full_snapshot`` is a *snapshot* run.
 * **extract** (one mapped task): a snapshot run creates publication and slot and reads the table in
   the slot's exported snapshot; any other run decodes the slot's changes up to the plan's LSN. Both
-  write Parquet files of at most ``cdc_chunk_changes`` rows (:mod:`.changes`).
+  write Parquet files of at most ``slot_chunk_changes`` rows (:mod:`.changes`).
 * **load** merges them with the LSN version guard (:mod:`.apply`), then, only after the warehouse
   commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`), raises the watermark and
   records slot health (retained WAL, lag, changes applied) with alerts over the thresholds.
@@ -173,10 +173,32 @@ def load(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pi
 def threshold_alerts(pipeline: Pipeline, slot_info: dict[str, Any]) -> list[str]:
     """One line per threshold crossed (retained WAL bytes, lag seconds); empty when healthy."""
     lines = []
-    if slot_info["retained_wal_bytes"] > pipeline.cdc_max_retained_wal_bytes:
+    if slot_info["retained_wal_bytes"] > pipeline.slot_max_retained_wal_bytes:
         lines.append(f"slot {pipeline.cdc_slot} retains {slot_info['retained_wal_bytes']} bytes of WAL at the source "
-                     f"(threshold cdc_max_retained_wal_bytes = {pipeline.cdc_max_retained_wal_bytes})")
-    if slot_info["lag_seconds"] > pipeline.cdc_max_lag_seconds:
+                     f"(threshold slot_max_retained_wal_bytes = {pipeline.slot_max_retained_wal_bytes})")
+    if slot_info["lag_seconds"] > pipeline.slot_max_lag_seconds:
         lines.append(f"changes reached the warehouse {slot_info['lag_seconds']} s after they committed "
-                     f"(threshold cdc_max_lag_seconds = {pipeline.cdc_max_lag_seconds})")
+                     f"(threshold slot_max_lag_seconds = {pipeline.slot_max_lag_seconds})")
     return lines
+
+
+def record_health(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
+                  run_id: str) -> dict[str, Any]:
+    """Measures the slot outside a sync run (the daily reconcile DAG calls it), so that a paused sync DAG
+    whose slot keeps WAL still shows on the data-quality page and alerts.
+
+    Returns:
+        ``{"slot": SlotHealth.to_dict(), "alerts": [str, ...]}`` (a missing or invalidated slot alerts).
+    """
+    health = slots.health(source, pipeline.cdc_slot)
+    known = state.read_state(warehouse, pipeline.name)
+    info = {"retained_wal_bytes": health.retained_wal_bytes, "wal_status": health.wal_status, "lag_seconds": (
+        (datetime.now(timezone.utc) - known.high_watermark).total_seconds() if known.high_watermark else 0.0)}
+    alerts = threshold_alerts(pipeline, info)
+    if known.high_watermark is not None and (not health.exists or health.invalidated):
+        alerts.append(f"replication slot {pipeline.cdc_slot} is {'missing' if not health.exists else 'invalidated'}; "
+                      f"way back: {resnapshot_path(pipeline)}")
+    audit.record(warehouse, pipeline.name, run_id, "cdc_slot", Window(None, datetime.now(timezone.utc)), rows=0,
+                 bytes_=health.retained_wal_bytes, status="warn" if alerts else "ok",
+                 detail={**health.to_dict(), **info, "alerts": alerts})
+    return {"slot": health.to_dict(), "alerts": alerts}

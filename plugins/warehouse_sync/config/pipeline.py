@@ -206,11 +206,11 @@ class Pipeline(BaseModel):
         mode: ``cursor`` (default: windows of the ``cursor`` column) or ``cdc`` (every committed change
             from a logical replication slot; README, "CDC mode"). The slot and the publication are
             both named :attr:`cdc_slot` (``ws_<name>``, truncated to 63 characters).
-        cdc_chunk_changes: CDC: changes per staged Parquet file, i.e. per read from the slot (>= 1;
+        slot_chunk_changes: CDC: changes per staged Parquet file, i.e. per read from the slot (>= 1;
             bounds task memory whatever the backlog).
-        cdc_max_lag_seconds: CDC: alert when a change reached the warehouse more than this many
+        slot_max_lag_seconds: CDC: alert when a change reached the warehouse more than this many
             seconds after it committed at the source (>= 1).
-        cdc_max_retained_wal_bytes: CDC: alert when the slot makes the source keep more WAL than
+        slot_max_retained_wal_bytes: CDC: alert when the slot makes the source keep more WAL than
             this (bytes, >= 1; default 1 GiB): a paused DAG must not fill the source's disk silently.
     """
 
@@ -242,9 +242,9 @@ class Pipeline(BaseModel):
     tags: tuple[str, ...] = ()
     # CDC mode (issue 14): one block, one default each.
     mode: Literal["cursor", "cdc"] = "cursor"
-    cdc_chunk_changes: int = Field(50_000, strict=True, ge=1)
-    cdc_max_lag_seconds: int = Field(3600, strict=True, ge=1)
-    cdc_max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
+    slot_chunk_changes: int = Field(50_000, strict=True, ge=1)
+    slot_max_lag_seconds: int = Field(3600, strict=True, ge=1)
+    slot_max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
 
     @property
     def cdc_slot(self) -> str:
