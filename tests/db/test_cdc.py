@@ -315,3 +315,14 @@ def test_the_daily_reconcile_measures_the_slot_of_a_paused_sync_dag(cdc_source, 
     slots.drop_slot(cdc_source, pipeline.cdc_slot)
     lost = tasks.reconcile_table(cdc_source, warehouse, pipeline, None, "daily2")
     assert any("ws_docs is missing; way back: trigger sync_docs" in a for a in lost["cdc"]["alerts"])
+
+
+def test_a_truncate_at_the_source_fails_clearly_with_the_resnapshot_path(cdc_source, warehouse, tmp_path):
+    from warehouse_sync.cdc.changes import TruncateSeen
+
+    pipeline = docs_pipeline()
+    run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
+    cdc_source.execute("TRUNCATE t_src.docs")
+    cdc_source.commit()
+    with pytest.raises(TruncateSeen, match=r"truncated at the source.*Re-snapshot: trigger sync_docs with .*full_snapshot"):
+        run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")

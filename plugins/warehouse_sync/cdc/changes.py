@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Commit, Relation, Truncate, decode, lsn_to_int
-from warehouse_sync.cdc.slot import SlotCreated
+from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import load_sql, table_ident
@@ -114,7 +114,8 @@ class _Writer:
         if not self.rows:
             return
         schema = pa.schema([*META_FIELDS, *(pa.field(c, pa.string()) for c in self.columns)])
-        table = pa.Table.from_pylist([dict(zip(schema.names, r)) for r in self.rows], schema=schema)
+        table = pa.Table.from_arrays([pa.array(values, type=f.type) for f, values in zip(schema, zip(*self.rows))],
+                                     schema=schema)
         index = len(self.written)
         path = self.folder / batch_file_name(index)
         temporary = self.folder / f".{batch_file_name(index)}.{uuid.uuid4().hex}.tmp"
@@ -213,9 +214,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
         elif isinstance(message, Truncate):
             raise TruncateSeen(
                 f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
-                f"{commit_time}); a truncate is not replicated. Re-snapshot: drop the slot "
-                f"(SELECT pg_drop_replication_slot('{pipeline.cdc_slot}')), truncate {pipeline.target}, delete the "
-                f"pipeline's row in warehouse_sync.sync_state, and trigger {pipeline.dag_id}.")
+                f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
         elif isinstance(message, Commit):
             pass
     writer.flush()

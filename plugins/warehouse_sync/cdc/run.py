@@ -43,14 +43,6 @@ class NoPastWindows(RuntimeError):
     has no past windows; each run applies every change committed since the last one."""
 
 
-def resnapshot_path(pipeline: Pipeline) -> str:
-    """The documented way back after a lost slot (README, "CDC mode")."""
-    return (f"trigger {pipeline.dag_id} with {{\"full_snapshot\": true}}: it drops and recreates slot "
-            f"{pipeline.cdc_slot}, reads the whole table in the new slot's snapshot and merges it (the run's reconcile "
-            f"marks rows deleted meanwhile); or, to start from nothing, also truncate {pipeline.target} and delete "
-            f"the row of {pipeline.name!r} in warehouse_sync.sync_state first")
-
-
 def plan(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, run: RunStart,
          run_id: str) -> dict[str, Any]:
     """Decides what the run reads and fixes its LSN (see the module docstring).
@@ -69,8 +61,10 @@ def plan(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pi
     describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     ensure_tables(warehouse)
     known = state.read_state(warehouse, pipeline.name)
-    if (not run.manual and run.interval_end is not None and known.high_watermark is not None
-            and run.interval_end < known.high_watermark and not run.full_snapshot):
+    if (not run.manual and run.interval_end is not None and run.interval_start is not None
+            and known.high_watermark is not None and not run.full_snapshot
+            # a whole interval older than the watermark: a backfill (a late scheduled run still runs)
+            and run.interval_end + (run.interval_end - run.interval_start) < known.high_watermark):
         raise NoPastWindows(
             f"pipeline {pipeline.name} has mode: cdc and already applied the log up to {known.high_watermark}; the "
             f"run of interval ending {run.interval_end} is a past window, and a log has no past windows: each run "
@@ -80,7 +74,7 @@ def plan(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pi
     if not snapshot and (not health.exists or health.invalidated):
         what = "is missing" if not health.exists else "was invalidated (wal_status lost: the source removed WAL it needed)"
         raise slots.SlotLost(f"pipeline {pipeline.name}: replication slot {pipeline.cdc_slot} {what}, so changes since "
-                             f"the last run may be lost. Way back: {resnapshot_path(pipeline)}.")
+                             f"the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
     _, now = slots.current_lsn(source)
     own_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
     upto_lsn, _ = slots.current_lsn(source)
@@ -197,7 +191,7 @@ def record_health(source: psycopg.Connection, warehouse: psycopg.Connection, pip
     alerts = threshold_alerts(pipeline, info)
     if known.high_watermark is not None and (not health.exists or health.invalidated):
         alerts.append(f"replication slot {pipeline.cdc_slot} is {'missing' if not health.exists else 'invalidated'}; "
-                      f"way back: {resnapshot_path(pipeline)}")
+                      f"way back: {slots.resnapshot_path(pipeline)}")
     audit.record(warehouse, pipeline.name, run_id, "cdc_slot", Window(None, datetime.now(timezone.utc)), rows=0,
                  bytes_=health.retained_wal_bytes, status="warn" if alerts else "ok",
                  detail={**health.to_dict(), **info, "alerts": alerts})

@@ -2,7 +2,7 @@
 
 One publication and one logical replication slot (plugin ``pgoutput``) per pipeline, both named
 :attr:`Pipeline.cdc_slot` (``ws_<name>``). The first run creates them: the publication first (it
-publishes inserts, updates and deletes of the pipeline's source table), then the slot, over a
+publishes inserts, updates, deletes and truncates of the pipeline's source table), then the slot, over a
 replication connection (``replication=database``, which psycopg 3 opens like any other) with
 ``CREATE_REPLICATION_SLOT … LOGICAL pgoutput (SNAPSHOT 'export')``. The server returns the slot's
 consistent point and the name of a snapshot that sees exactly the transactions committed before it;
@@ -33,7 +33,7 @@ from warehouse_sync.cdc.decode import lsn_to_int
 log = logging.getLogger(__name__)
 
 PUBLICATION_TABLES = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s"
-CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} WITH (publish = 'insert, update, delete')")
+CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} WITH (publish = 'insert, update, delete, truncate')")
 ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
 CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
 DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
@@ -81,6 +81,14 @@ class SlotHealth:
         return {"slot": self.slot, "exists": self.exists, "wal_status": self.wal_status,
                 "confirmed_flush_lsn": self.confirmed_flush_lsn, "retained_wal_bytes": self.retained_wal_bytes,
                 "active": self.active}
+
+
+def resnapshot_path(pipeline: Pipeline) -> str:
+    """The documented way back after a lost slot (README, "CDC mode")."""
+    return (f"trigger {pipeline.dag_id} with {{\"full_snapshot\": true}}: it drops and recreates slot "
+            f"{pipeline.cdc_slot}, reads the whole table in the new slot's snapshot and merges it (the run's reconcile "
+            f"marks rows deleted meanwhile); or, to start from nothing, also truncate {pipeline.target} and delete "
+            f"the row of {pipeline.name!r} in warehouse_sync.sync_state first")
 
 
 def check_wal_level(source: psycopg.Connection, pipeline: Pipeline) -> None:
