@@ -186,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         columns = describe_source(source, p.source, p.primary_key, p.cursor)
         (table_cmp,) = compare(source, warehouse, p, columns, Window(None, now), full_table=False)
         drift |= not table_cmp.matches
-        final_rows.append((str(p.source), table_cmp.source.rows, table_cmp.warehouse.rows,
-                           table_cmp.source.checksum, table_cmp.warehouse.checksum,
+        label = str(p.source) if p.mode == "cursor" else f"{p.source} (cdc -> {p.target})"
+        final_rows.append((label, table_cmp.source.rows, table_cmp.warehouse.rows, table_cmp.source.checksum,
+                           table_cmp.warehouse.checksum,
                            "in sync" if table_cmp.matches else "DRIFT"))
     deleted_at_source = tpch.deleted_keys(data, refresh_set=1)
     marked = {k for (k,) in warehouse.execute(

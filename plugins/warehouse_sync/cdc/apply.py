@@ -50,6 +50,7 @@ ADD_VERSION = sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _lsn bigint"
 CREATE_STAGING = sql.SQL("CREATE TEMP TABLE {staging} (_op text, _lsn bigint, _seq bigint, _commit_time timestamptz, "
                          "_unchanged text[], {columns}) ON COMMIT DROP")
 READ_ROWS = 50_000
+SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::text[] AS _missing FROM {staging}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths:
     return rows
 
 
-def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier) -> sql.Composed:
+def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier,
+                     snapshot: bool = False) -> sql.Composed:
     keys = [c for c in columns if c.name in pipeline.primary_key]
     others = [c for c in columns if c.name not in pipeline.primary_key]
     sent = "_unchanged IS NULL OR NOT {lit} = ANY(_unchanged)"
@@ -110,9 +112,13 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
     delete_action = (sql.SQL("DELETE") if pipeline.delete_mode == "hard" else sql.SQL(
         "UPDATE SET _deleted_at = coalesce(s._commit_time, now()), _lsn = s._lsn, _synced_at = now(), "
         "_run_id = %(run_id)s"))
+    if snapshot:  # one row per key already: no aggregation
+        changes = SNAPSHOT_ROWS.format(columns=idents([c.name for c in columns]), staging=staging)
+    else:
+        changes = load_sql("cdc/latest_changes.sql", keys=idents([k.name for k in keys]), aggregates=aggregates,
+                           missing=missing or sql.SQL("NULL"), staging=staging)
     return load_sql(
-        "cdc/merge_changes.sql", table=table_ident(pipeline.target), staging=staging,
-        keys=idents([k.name for k in keys]), aggregates=aggregates, missing=missing or sql.SQL("NULL"),
+        "cdc/merge_changes.sql", table=table_ident(pipeline.target), changes=changes,
         join=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k.name), cast(k)) for k in keys),
         delete_action=delete_action,
         assignments=sql.SQL(", ").join(
@@ -125,7 +131,8 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
 
 def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column], paths: Iterable[Any],
                   run_id: str, source: psycopg.Connection | None = None,
-                  on_schema_change: cursor_load.SchemaChangeHandler | None = None) -> ApplyResult:
+                  on_schema_change: cursor_load.SchemaChangeHandler | None = None,
+                  snapshot: bool = False) -> ApplyResult:
     """Merges staged changes (:mod:`.changes` files) into the target in one transaction.
 
     Args:
@@ -133,6 +140,7 @@ def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
         source_columns: The source table's columns now (the schema policy compares them with the target's).
         paths: Staged files, in stream order.
         source: Source connection, to back-fill columns the policy adds.
+        snapshot: The files hold a snapshot (one row per key): merged without collapsing changes.
 
     Returns:
         Rows staged, keys merged, seconds, schema changes recorded.
@@ -158,7 +166,7 @@ def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
             staged = _copy(cur, staging, names, paths)
             merged = 0
             if staged:
-                cur.execute(_merge_statement(pipeline, columns, staging), {"run_id": run_id})
+                cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})
                 merged = max(cur.rowcount, 0)
         recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
                                                decision.changes)) if decision.changes else ()

@@ -135,7 +135,8 @@ def load(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pi
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     try:
         result = apply_changes(warehouse, pipeline, columns, [open_path(f["path"]) for f in files], run_id,
-                               source=source, on_schema_change=on_schema_change)
+                               source=source, on_schema_change=on_schema_change,
+                               snapshot=all(e["kind"] == "snapshot" for e in extracted) and bool(extracted))
     except Exception as exc:
         warehouse.rollback()
         audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})

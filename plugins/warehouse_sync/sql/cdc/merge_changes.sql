@@ -1,18 +1,9 @@
--- Apply one run's changes (staged as text) to the target, with the change's commit LSN as the version:
--- per key, the last change wins (op, LSN, commit time of the newest); each column takes the newest value
--- a change carried, and a column no change of the window carried (an unchanged TOAST value) keeps the
--- target's. A target row at the same or a newer LSN is left alone, so a replay changes nothing.
+-- Apply one run's changes (staged as text) to the target, with the change's commit LSN as the version.
+-- The USING rows are one per key (cdc/latest_changes.sql; a snapshot's rows as they are). A column in
+-- _missing (an unchanged TOAST value, or absent from the change) keeps the target's value. A target row
+-- at the same or a newer LSN is left alone, so a replay changes nothing.
 MERGE INTO {table} AS t
-USING (
-    SELECT {keys},
-           (array_agg(_op ORDER BY _seq DESC))[1] AS _op,
-           max(_lsn) AS _lsn,
-           (array_agg(_commit_time ORDER BY _seq DESC))[1] AS _commit_time,
-           {aggregates},
-           array_remove(ARRAY[{missing}]::text[], NULL) AS _missing
-    FROM {staging}
-    GROUP BY {keys}
-) AS s
+USING ({changes}) AS s
 ON {join}
 WHEN MATCHED AND t._lsn >= s._lsn THEN
     DO NOTHING
