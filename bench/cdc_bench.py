@@ -10,7 +10,7 @@ functions the DAG calls (plan + extract + load, no Airflow overhead, no reconcil
 3. TPC-H refresh set 1 (RF1 inserts, updates of 1 % of orders, RF2 hard deletes: the workload of
    ``make bench``): one run in each mode, and whether the RF2 deletes arrived in that run.
 
-Records (``mode`` in each) go to ``bench/results/cdc.json`` and ``cdc.md``.
+Records (``mode`` in each) go to ``bench/results/cdc_sf<scale>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def write_results(records: list[dict[str, Any]], scale: float) -> None:
     for r in records:
         r.update({"scale": scale, "measured_at": stamp})
         r.pop("run_id", None)
-    (common.RESULTS_DIR / "cdc.json").write_text(json.dumps(records, indent=2) + "\n")
+    (common.RESULTS_DIR / f"cdc_sf{scale:g}.json").write_text(json.dumps(records, indent=2) + "\n")
     lines = [f"# CDC mode against cursor mode, TPC-H orders SF {scale:g} ({stamp})", "",
              "| step | mode | changes | rows read | rows merged | seconds (plan+extract+load) | lag s (oldest/newest) "
              "| retained WAL | RF2 deletes in the run |", "|---|---|---|---|---|---|---|---|---|"]
@@ -129,7 +129,7 @@ def write_results(records: list[dict[str, Any]], scale: float) -> None:
         wal = f"{r['retained_wal_bytes']:,} B" if "retained_wal_bytes" in r else "-"
         lines.append(f"| {r['step']} | {r['mode']} | {r.get('changes', r.get('rows', '-'))} | {r['rows_read']} | "
                      f"{r['rows_merged']} | {r['seconds']:.2f} | {lag} | {wal} | {r.get('rf2_deletes_in_run', '-')} |")
-    (common.RESULTS_DIR / "cdc.md").write_text("\n".join(lines) + "\n")
+    (common.RESULTS_DIR / f"cdc_sf{scale:g}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -326,3 +326,17 @@ def test_a_truncate_at_the_source_fails_clearly_with_the_resnapshot_path(cdc_sou
     cdc_source.commit()
     with pytest.raises(TruncateSeen, match=r"truncated at the source.*Re-snapshot: trigger sync_docs with .*full_snapshot"):
         run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
+
+
+def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_source, warehouse, tmp_path):
+    pipeline = docs_pipeline()
+    with slots.created_slot(cdc_source, pipeline):
+        pass  # the extract dies here: slot created, snapshot never loaded
+    cdc_source.execute("DELETE FROM t_src.docs WHERE id = 1")
+    cdc_source.commit()
+    rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
+    assert rerun["extracted"][0]["kind"] == "snapshot" and rerun["loaded"]["merged"] == 19
+    cdc_source.execute("UPDATE t_src.docs SET title = 'after' WHERE id = 2")
+    cdc_source.commit()
+    assert run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")["loaded"]["staged"] == 1  # the new slot only
+    assert live_rows(warehouse) == source_rows(cdc_source)
