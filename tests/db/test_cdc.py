@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 import pytest
 from helpers import make_pipeline
 
@@ -276,6 +275,14 @@ def test_a_backfill_of_a_past_window_says_a_log_has_none(cdc_source, warehouse, 
     past = _now() - timedelta(days=1)
     with pytest.raises(cdc_run.NoPastWindows, match="a log has no past windows"):
         tasks.plan(cdc_source, warehouse, pipeline, RunStart.scheduled(past, past + timedelta(hours=2)), "bf")
+
+
+def test_the_embedded_postgres_runs_with_logical_wal(source, db_uris):
+    from urllib.parse import unquote
+
+    if ".pgdata" not in unquote(db_uris["source_postgres"]):
+        pytest.skip("the tests run on a server of their own (AIRFLOW_CONN_* set), not the embedded one")
+    assert _wal_level(source) == "logical"  # devkit.embedded switches an older .pgdata over once
 
 
 def test_a_source_without_logical_wal_fails_clearly(source, warehouse):

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Commit, Relation, Truncate, decode, lsn_to_int
+from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
@@ -215,8 +215,6 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
             raise TruncateSeen(
                 f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
                 f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
-        elif isinstance(message, Commit):
-            pass
     writer.flush()
     return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
                          newest.isoformat() if newest else None, time.monotonic() - started)
@@ -236,5 +234,4 @@ def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ..
     return (op, lsn, seq, commit_time, pg_text_array(unchanged), *clean)
 
 
-__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pg_text_array",
-           "lsn_to_int"]
+__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pg_text_array"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 __all__ = ["UNCHANGED", "RelationColumn", "Relation", "Begin", "Commit", "Change", "Truncate",
            "DecodeError", "decode", "lsn_to_int", "lsn_to_text"]
@@ -238,8 +237,3 @@ def _expect(reader: _Reader, marker: bytes) -> None:
     if got != marker:
         raise DecodeError(f"message {reader.data[:1]!r}: expected {marker!r} at byte {reader.pos - 1}, got {got!r}")
 
-
-def decode_all(messages: Iterator[bytes]) -> Iterator[Message]:
-    """Decodes a stream of messages, in order."""
-    for data in messages:
-        yield decode(data)
