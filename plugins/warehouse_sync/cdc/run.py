@@ -77,6 +77,7 @@ def plan(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pi
                              f"the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
     _, now = slots.current_lsn(source)
     own_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
+    slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
     upto_lsn, _ = slots.current_lsn(source)
     window = Window(None if snapshot else known.high_watermark, now)
     why = ("cdc snapshot (first run)" if known.high_watermark is None else
