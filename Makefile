@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test airflow reconcile lock bench bench-reconcile clean
+.PHONY: install demo test airflow reconcile lock bench bench-reconcile bench-cdc clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -57,6 +57,9 @@ bench: install
 
 bench-reconcile: install
 	$(PY) bench/reconcile_bench.py
+
+bench-cdc: install
+	$(PY) bench/cdc_bench.py
 
 # Order matters: the dev lock is constrained by requirements.txt.
 lock:

@@ -9,7 +9,9 @@ table's cursor column and runs::
 
 A pipeline's first run is an initial snapshot; a run triggered without a logical date syncs from the
 watermark to the trigger time; one with a logical date syncs that date's scheduled interval; trigger
-with ``{"full_snapshot": true}`` to read every row before the window end (README, "Operating it"). Each task body is one call into
+with ``{"full_snapshot": true}`` to read every row before the window end (README, "Operating it").
+A ``mode: cdc`` pipeline has the same tasks, fed by its logical replication slot instead of windows of
+the cursor (README, "CDC mode"). Each task body is one call into
 ``warehouse_sync.tasks``, which names the module that owns each behaviour; this file is wiring
 only: no database call, no Variable, no heavy import at parse time (the pipeline file is read
 from ``$WAREHOUSE_SYNC_CONFIG`` or ``include/pipelines.yaml`` beside the DAGs folder).
@@ -23,7 +25,7 @@ from functools import partial
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change
+from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change, send
 from warehouse_sync.config import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, Pipeline, load_config
 from warehouse_sync.storage import config_path
 
@@ -49,6 +51,13 @@ def common_dag_args(pipeline: Pipeline, alerts: Alerts, schedule: str) -> dict:
                          "execution_timeout": pipeline.task_timeout_minutes.longest,
                          "on_failure_callback": partial(alert_failure, alerts=alerts, table=str(pipeline.target))},
     }
+
+
+def alert_slot(pipeline: Pipeline, alerts: Alerts, result: dict) -> None:
+    """CDC mode: sends the slot-health lines a task returned (``"alerts"``) through the notifiers."""
+    if result.get("alerts"):
+        send(alerts, f"[warehouse-sync] {pipeline.target}: replication slot {pipeline.cdc_slot} over threshold",
+             list(result["alerts"]), get_current_context())
 
 
 def build_dag(pipeline: Pipeline, alerts: Alerts):
@@ -96,8 +105,10 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
             on_schema_change = partial(alert_schema_change, get_current_context(), alerts, str(pipeline.target))
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                return tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"),
-                                  on_schema_change=on_schema_change)
+                loaded = tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"),
+                                    on_schema_change=on_schema_change)
+            alert_slot(pipeline, alerts, loaded)  # CDC mode: retained WAL or lag over their thresholds
+            return loaded
 
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("reconcile"))
         def reconcile(window: dict, run_id=None):
@@ -151,7 +162,9 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
             with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                return tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
+                result = tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
+            alert_slot(pipeline, alerts, result.get("cdc") or {})  # CDC mode: the slot of a paused sync DAG still alerts
+            return result
 
         @task(execution_timeout=pipeline.execution_timeout("clean_staging"))
         def clean_staging(run_id=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,23 @@ def dag_module(monkeypatch, name: str = "warehouse_sync_dags_under_test"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+@contextmanager
+def dags_for(tmp_path_factory, document: dict):
+    """The DAGs built from the pipeline file ``document`` (written to a temporary file, with its own
+    staging root), through the local Airflow runner; the config variable is removed afterwards."""
+    import os
+
+    import yaml
+
+    from devkit import airflow_local as runner
+
+    config = tmp_path_factory.mktemp("config") / "pipelines.yaml"
+    config.write_text(yaml.safe_dump(document))
+    os.environ["WAREHOUSE_SYNC_CONFIG"] = str(config)
+    os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{tmp_path_factory.mktemp('staging')}"
+    try:
+        yield runner.load_dags()
+    finally:
+        os.environ.pop("WAREHOUSE_SYNC_CONFIG")

@@ -10,6 +10,8 @@ Rooms, in the order a run meets them (each depends only on the rooms above it)::
     sync         plan -> extract -> load: windows, keyset batches, Parquet, COPY + version-guarded merge;
                  schema changes (schema decides under the schema_changes policy, load runs the DDL);
                  staging (staged file names, orphans, retention)
+    cdc          mode: cdc: replication slot and publication, pgoutput decoder, change staging,
+                 LSN-guarded merge (uses sync's load and schema policy)
     reconcile    compare -> locate -> repair -> compare -> alert, owned by reconcile.loop
     quality      validate (Great Expectations), the suite, the data-quality page and its app
     alerts       notifiers (SMTP, Slack webhook)

@@ -24,6 +24,9 @@ import psycopg
 
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
+from warehouse_sync.cdc import run as cdc
+from warehouse_sync.cdc.changes import TruncateSeen
+from warehouse_sync.cdc.slot import CdcUnavailable, SlotLost
 from warehouse_sync.config import SYNC_SCHEDULE, ConfigError, Pipeline
 from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, describe_source
 from warehouse_sync.model import Batch, RunStart, Window
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 # Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
-    NothingLoaded, DataQualityFailed,
+    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, cdc.NoPastWindows, TruncateSeen,
 )
 
 
@@ -75,7 +78,10 @@ def plan(
 
     Raises:
         TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+        CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:func:`.cdc.run.plan`).
     """
+    if pipeline.mode == "cdc":
+        return cdc.plan(source, warehouse, pipeline, run, run_id)
     started = time.monotonic()
     describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     ensure_tables(warehouse)
@@ -107,6 +113,9 @@ def extract(
     Returns:
         ``{"path", "rows", "bytes", "seconds", "batch_index"}`` (path as a URI; rows, bytes, seconds).
     """
+    if pipeline.mode == "cdc":
+        return cdc.extract(source, warehouse, pipeline, window, batch, run_id,
+                           root if root is not None else staging_root())
     win, bat = Window.from_dict(window), Batch.from_dict(batch)
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root())
@@ -135,6 +144,9 @@ def load(
     Raises:
         SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).
     """
+    if pipeline.mode == "cdc":
+        return cdc.load(source, warehouse, pipeline, window, files, run_id, own_horizon, open_path or as_path,
+                        on_schema_change)
     win = Window.from_dict(window)
     files = sorted(files, key=lambda f: f["batch_index"])
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
@@ -180,7 +192,8 @@ def reconcile_table(
     """The daily whole-table reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_table`).
 
     Returns:
-        :meth:`Reconciliation.to_dict`.
+        :meth:`Reconciliation.to_dict`; in CDC mode also ``"cdc"``: the slot's health and alerts
+        (:func:`.cdc.run.record_health`).
 
     Raises:
         NothingLoaded: The pipeline has not loaded anything yet.
@@ -188,7 +201,10 @@ def reconcile_table(
         DriftDetected: Drift remains after repair.
     """
     ensure_tables(warehouse)
-    return loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
+    # CDC mode: a paused sync DAG's slot still keeps WAL; measure it daily, before anything can fail
+    health = cdc.record_health(source, warehouse, pipeline, run_id) if pipeline.mode == "cdc" else None
+    result = loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
+    return {**result, "cdc": health} if health is not None else result
 
 
 def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, window: dict[str, Any],

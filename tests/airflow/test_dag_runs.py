@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 
 import pytest
-import yaml
+from helpers import dags_for
 
 from devkit import airflow_local as runner
 from devkit import tpch
@@ -22,8 +21,7 @@ ANCHOR = runner.floor_window(datetime.now(timezone.utc))
 @pytest.fixture(scope="module")
 def dags(airflow_db, tmp_path_factory):
     """The DAGs built from a test pipeline file (small batches so every window fans out)."""
-    config = tmp_path_factory.mktemp("config") / "pipelines.yaml"
-    config.write_text(yaml.safe_dump({
+    with dags_for(tmp_path_factory, {
         "defaults": {"settle_timeout_seconds": 2},
         "pipelines": [
             {"name": "orders", "source": "tpch.orders", "primary_key": ["o_orderkey"], "cursor": "updated_at",
@@ -31,13 +29,8 @@ def dags(airflow_db, tmp_path_factory):
             {"name": "lineitem", "source": "tpch.lineitem", "primary_key": ["l_orderkey", "l_linenumber"],
              "cursor": "updated_at", "target": "tpch.lineitem", "batch_size": 1000, "snapshot_batch_size": 10000,
              "page_size": 700},
-        ]}))
-    os.environ["WAREHOUSE_SYNC_CONFIG"] = str(config)
-    os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{tmp_path_factory.mktemp('staging')}"
-    try:
-        yield runner.load_dags()
-    finally:
-        os.environ.pop("WAREHOUSE_SYNC_CONFIG")
+        ]}) as dags:
+        yield dags
 
 
 @pytest.fixture

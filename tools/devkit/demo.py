@@ -5,7 +5,11 @@ with ``updated_at`` spread over the 24 hours before the last two-hour boundary; 
 warehouse; backfill the 12 windows of each table with ``dag.test()``; apply refresh set 1 (inserts)
 plus updates of 2 % of orders in many transactions; run the next window (the current interval,
 run early; with ``--broken-row`` one order that fails the data-quality checks first); reconcile both
-tables; print the summary and where the data-quality page and Data Docs are. Exits 1 on drift or on a failed run. Run it as often as you like: each run starts from a fresh source and warehouse.
+tables; print the summary and where the data-quality page and Data Docs are. Beside them, ``tpch.orders``
+also runs as a CDC pipeline (``tpch_orders_cdc`` into ``tpch_cdc.orders``, README "CDC mode"): its first run
+snapshots from a new replication slot, the next one applies the workload from the log, and the demo checks
+that the RF2 deletes arrived in that run (``--no-cdc`` leaves it out; so does a source without
+``wal_level=logical``). Exits 1 on drift or on a failed run. Run it as often as you like: each run starts from a fresh source and warehouse.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tabulate import tabulate
 from devkit import airflow_local as runner
 from devkit import tpch
 from devkit.embedded import ENV_VARS, ensure_connections
-from devkit.paths import CONFIG
+from devkit.paths import CONFIG, REPO
 from warehouse_sync.config import load_config
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri
@@ -59,12 +63,47 @@ def reset_warehouse(warehouse: Any, pipelines: Any) -> None:
                 files.rmdir(recursive=True)
 
 
+# The CDC twin of tpch_orders: same table and expectations, another target schema (README, "CDC mode").
+CDC_PIPELINE = {"name": "tpch_orders_cdc", "mode": "cdc", "source": "tpch.orders", "target": "tpch_cdc.orders"}
+CDC_HEALTH = """
+SELECT (d.detail->>'changes_read')::bigint, (d.detail->>'changes_applied')::bigint,
+       (d.detail->>'lag_seconds')::float, (d.detail->>'freshest_lag_seconds')::float, d.bytes,
+       (SELECT sum(seconds) FROM warehouse_sync.audit a WHERE a.run_id = d.run_id AND a.pipeline = d.pipeline
+          AND a.step IN ('plan', 'extract', 'load'))
+FROM warehouse_sync.audit d
+WHERE d.pipeline = %(pipeline)s AND d.run_id = %(run_id)s AND d.step = 'cdc_slot'
+"""
+
+
+def with_cdc_pipeline(source: Any) -> Any:
+    """Writes the shipped pipeline file plus the CDC twin of orders to ``.demo/pipelines.yaml``, points
+    ``WAREHOUSE_SYNC_CONFIG`` at it and returns its path (``None``, and a note, when the source lacks
+    ``wal_level=logical``)."""
+    import yaml
+
+    (level,) = source.execute("SHOW wal_level").fetchone()
+    source.commit()
+    if level != "logical":
+        print(f"[demo] the source runs with wal_level={level}: the CDC pipeline is left out", flush=True)
+        return None
+    document = yaml.safe_load(CONFIG.read_text())
+    orders = next(p for p in document["pipelines"] if p["source"] == "tpch.orders")
+    document["pipelines"].append({**{k: v for k, v in orders.items() if k not in ("name", "target")}, **CDC_PIPELINE})
+    path = REPO / ".demo" / "pipelines.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("# Written by tools/devkit/demo.py: include/pipelines.yaml plus a CDC pipeline.\n"
+                    + yaml.safe_dump(document, sort_keys=False))
+    os.environ["WAREHOUSE_SYNC_CONFIG"] = str(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sf", type=float, default=float(os.environ.get("DEMO_SF", "0.1")))
     parser.add_argument("--windows", type=int, default=12)
     parser.add_argument("--broken-row", action="store_true", default=os.environ.get("DEMO_BROKEN_ROW") == "1",
                         help="insert one order that fails the data-quality checks before the next window")
+    parser.add_argument("--no-cdc", action="store_true", help="leave out the CDC pipeline of orders")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
@@ -72,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
 
     env = ensure_connections()
     runner.airflow_environment()
-    config = load_config(CONFIG)
     source = connect_uri(env[ENV_VARS[SOURCE_CONN_ID]], SOURCE_CONN_ID)
     warehouse = connect_uri(env[ENV_VARS[WAREHOUSE_CONN_ID]], WAREHOUSE_CONN_ID)
+    config = load_config((None if args.no_cdc else with_cdc_pipeline(source)) or CONFIG)
 
     anchor = runner.floor_window(datetime.now(timezone.utc))
     print(f"[demo] TPC-H SF {args.sf:g}: generating with dbgen …", flush=True)
@@ -89,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     run_ids: dict[str, list[str]] = {p.name: [] for p in config.pipelines}
 
-    def run(window_end: datetime, label: str, broken_key: int | None = None) -> None:
+    def run(window_end: datetime, label: str, broken_key: int | None = None, first: bool = False) -> None:
         for p in config.pipelines:
+            if p.mode == "cdc" and label.startswith("backfill") and not first:
+                continue  # a log has no past windows: its first run snapshotted, the next applies the changes
             t0 = time.monotonic()
             dag_run = runner.run_window(dags[p.dag_id], window_end)
             run_ids[p.name].append(dag_run.run_id)
@@ -107,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     backfill_started = time.monotonic()
     for k in range(args.windows):
-        run(anchor - (args.windows - 1 - k) * runner.WINDOW, f"backfill{k + 1:>2}")
+        run(anchor - (args.windows - 1 - k) * runner.WINDOW, f"backfill{k + 1:>2}", first=k == 0)
     backfill_s = time.monotonic() - backfill_started
 
     result = tpch.apply_workload(source, data, refresh_set=1, deletes=True)
@@ -145,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         columns = describe_source(source, p.source, p.primary_key, p.cursor)
         (table_cmp,) = compare(source, warehouse, p, columns, Window(None, now), full_table=False)
         drift |= not table_cmp.matches
-        final_rows.append((str(p.source), table_cmp.source.rows, table_cmp.warehouse.rows,
-                           table_cmp.source.checksum, table_cmp.warehouse.checksum,
+        label = str(p.source) if p.mode == "cursor" else f"{p.source} (cdc -> {p.target})"
+        final_rows.append((label, table_cmp.source.rows, table_cmp.warehouse.rows, table_cmp.source.checksum,
+                           table_cmp.warehouse.checksum,
                            "in sync" if table_cmp.matches else "DRIFT"))
     deleted_at_source = tpch.deleted_keys(data, refresh_set=1)
     marked = {k for (k,) in warehouse.execute(
@@ -156,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRF2 hard deletes: {len(deleted_at_source)} orders deleted at source; the warehouse marks "
           f"{len(marked)} orders deleted ({'exactly those keys' if deletes_ok else 'NOT the same keys'})")
     drift |= not deletes_ok
+    for p in (p for p in config.pipelines if p.mode == "cdc"):
+        drift |= not report_cdc(warehouse, p, run_ids[p.name][-1], deleted_at_source)
     total_rows = sum(r[1] for r in final_rows)
     elapsed = time.monotonic() - started
     print("\nReconciliation (whole tables, source vs warehouse)")
@@ -171,6 +215,25 @@ def main(argv: list[str] | None = None) -> int:
     if drift:
         print("DRIFT: source and warehouse differ (see the table above)", file=sys.stderr)
     return 1 if failures or drift else 0
+
+
+def report_cdc(warehouse: Any, pipeline: Any, run_id: str, deleted_at_source: set[int]) -> bool:
+    """Prints what the CDC pipeline's run after the workload applied and whether the RF2 deletes came
+    with it (marked by that run, from the log, not by a reconcile); returns whether they did."""
+    target = sql.Identifier(pipeline.target.schema, pipeline.target.name)
+    marked = {k for (k,) in warehouse.execute(sql.SQL(
+        "SELECT o_orderkey FROM {} WHERE _deleted_at IS NOT NULL AND _run_id = %s").format(target), (run_id,))}
+    row = warehouse.execute(CDC_HEALTH, {"pipeline": pipeline.name, "run_id": run_id}).fetchone()
+    warehouse.commit()
+    ok = marked == deleted_at_source
+    print(f"CDC ({pipeline.dag_id} -> {pipeline.target}): the first run after the workload marked {len(marked)} "
+          f"orders deleted ({'exactly the RF2 keys, from the log' if ok else 'NOT the RF2 keys'})")
+    if row:
+        read, applied, lag, fresh, retained, seconds = row
+        print(f"    {read} changes read, {applied} keys applied in {seconds:.1f} s (plan + extract + load); "
+              f"lag: oldest change {lag:.1f} s, newest {fresh:.1f} s from source commit to warehouse commit; "
+              f"slot retains {retained} bytes of WAL")
+    return ok
 
 
 if __name__ == "__main__":

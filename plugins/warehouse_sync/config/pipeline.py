@@ -213,6 +213,15 @@ class Pipeline(BaseModel):
             pipeline's extract tasks on that source share (>= 1): at most this many extracts read
             one source at once, however many batches a run maps. Pipelines sharing a source get
             the largest value any of them gives (``warehouse_sync.config.pools``).
+        mode: ``cursor`` (default: windows of the ``cursor`` column) or ``cdc`` (every committed change
+            from a logical replication slot; README, "CDC mode"). The slot and the publication are
+            both named :attr:`cdc_slot` (``ws_<name>``, truncated to 63 characters).
+        slot_chunk_changes: CDC: changes per staged Parquet file, i.e. per read from the slot (>= 1;
+            bounds task memory whatever the backlog).
+        slot_max_lag_seconds: CDC: alert when a change reached the warehouse more than this many
+            seconds after it committed at the source (>= 1).
+        slot_max_retained_wal_bytes: CDC: alert when the slot makes the source keep more WAL than
+            this (bytes, >= 1; default 1 GiB): a paused DAG must not fill the source's disk silently.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -244,6 +253,16 @@ class Pipeline(BaseModel):
     source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     warehouse_conn_id: str = Field(DEFAULT_WAREHOUSE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     extract_pool_slots: int = Field(4, strict=True, ge=1)
+    # CDC mode: one block, one default each.
+    mode: Literal["cursor", "cdc"] = "cursor"
+    slot_chunk_changes: int = Field(50_000, strict=True, ge=1)
+    slot_max_lag_seconds: int = Field(3600, strict=True, ge=1)
+    slot_max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
+
+    @property
+    def cdc_slot(self) -> str:
+        """CDC: the source's replication slot and publication name, ``ws_<name>`` (at most 63 characters)."""
+        return f"ws_{self.name}"[:63]
 
     @field_validator("cursor")
     @classmethod

@@ -423,3 +423,10 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
             copy.write(buffer.getbuffer())
             rows += batch.num_rows
     return rows
+
+
+# Public names of the schema-change steps, for the CDC load (warehouse_sync.cdc.apply), which runs the
+# same policy in its own transaction.
+reject = _reject
+report = _report
+alter_target = _alter_target

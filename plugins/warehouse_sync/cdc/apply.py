@@ -1,0 +1,177 @@
+"""CDC load: COPY a run's staged changes into a temporary table and merge them with the LSN as version.
+
+In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.sync.schema`, run
+by the same functions as a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
+column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, and one ``MERGE``
+(``warehouse_sync/sql/cdc/merge_changes.sql``):
+
+* **version guard**: the target keeps ``_lsn``, the commit LSN of the change it holds (snapshot rows:
+  one below the slot's consistent point). A change replaces a row only when its LSN is greater, so a
+  replayed run (killed before the slot was confirmed) changes nothing;
+* **several changes of one key in a run** collapse to the last (by stream order), each column taking
+  the newest value any of them carried;
+* **unchanged TOAST values** (``u`` in pgoutput) and columns a change did not have (a relation from
+  before an ``ADD COLUMN``) keep the target's value; they are never set to NULL;
+* **deletes**: ``delete_mode: soft`` sets ``_deleted_at`` (the source commit time) and keeps the row;
+  ``hard`` deletes it. A hard delete leaves no version behind, which is safe: a run re-reads a
+  contiguous range of the log from the slot's confirmed position, so a replayed insert always comes
+  with the delete that followed it and collapses into it.
+
+Values arrive in the source's text form and are cast with the target column's type.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from warehouse_sync.bookkeeping import schema_history
+from warehouse_sync.cdc.changes import META_NAMES
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import Column
+from warehouse_sync.db.statements import COPY_CSV, idents, load_sql, table_ident
+from warehouse_sync.sync import load as cursor_load
+from warehouse_sync.sync.schema import ColumnChange
+
+log = logging.getLogger(__name__)
+
+VERSION_COLUMN = "_lsn"
+ADD_VERSION = sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _lsn bigint")
+CREATE_STAGING = sql.SQL("CREATE TEMP TABLE {staging} (_op text, _lsn bigint, _seq bigint, _commit_time timestamptz, "
+                         "_unchanged text[], {columns}) ON COMMIT DROP")
+READ_ROWS = 50_000
+SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::text[] AS _missing FROM {staging}")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Rows staged (changes read from files), keys merged (inserted, updated or deleted), seconds, and the
+    schema changes recorded."""
+
+    staged: int
+    merged: int
+    seconds: float
+    schema_changes: tuple[ColumnChange, ...] = ()
+
+
+def _conform(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    """The batch with exactly the metadata columns and ``names``: a column the file lacks is NULL and
+    listed in ``_unchanged`` (the change did not carry it)."""
+    absent = [n for n in names if n not in batch.schema.names]
+    unchanged = batch.column("_unchanged")
+    if absent:
+        extra = ",".join('"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in absent)
+        inner = pc.utf8_slice_codeunits(unchanged, 1, -1)
+        joined = pc.if_else(pc.is_null(unchanged), pa.scalar(extra), pc.binary_join_element_wise(inner, extra, ","))
+        unchanged = pc.binary_join_element_wise("{", joined, "}", "")
+    arrays = [batch.column(n) for n in META_NAMES[:4]] + [unchanged]
+    arrays += [batch.column(n) if n in batch.schema.names else pa.nulls(batch.num_rows, pa.string()) for n in names]
+    return pa.RecordBatch.from_arrays(arrays, names=[*META_NAMES, *names])
+
+
+def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths: Iterable[Any]) -> int:
+    rows = 0
+    with cur.copy(COPY_CSV.format(table=staging, columns=idents([*META_NAMES, *names]))) as copy:
+        for path in paths:
+            with path.open("rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                wanted = [n for n in [*META_NAMES, *names] if n in parquet.schema_arrow.names]
+                for batch in parquet.iter_batches(batch_size=READ_ROWS, columns=wanted):
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(_conform(batch, names), buffer, pacsv.WriteOptions(include_header=False))
+                    copy.write(buffer.getbuffer())
+                    rows += batch.num_rows
+    return rows
+
+
+def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier,
+                     snapshot: bool = False) -> sql.Composed:
+    keys = [c for c in columns if c.name in pipeline.primary_key]
+    others = [c for c in columns if c.name not in pipeline.primary_key]
+    sent = "_unchanged IS NULL OR NOT {lit} = ANY(_unchanged)"
+
+    def cast(c: Column, prefix: str = "s") -> sql.Composable:
+        return sql.SQL("CAST({} AS {})").format(sql.Identifier(prefix, c.name), sql.SQL(c.sql_type))
+
+    aggregates = sql.SQL(",\n           ").join(
+        sql.SQL("(array_agg({c} ORDER BY _seq DESC) FILTER (WHERE " + sent + "))[1] AS {c}").format(
+            c=sql.Identifier(c.name), lit=sql.Literal(c.name)) for c in others)
+    missing = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN bool_or(" + sent + ") THEN NULL ELSE {lit} END").format(lit=sql.Literal(c.name))
+        for c in others)
+    delete_action = (sql.SQL("DELETE") if pipeline.delete_mode == "hard" else sql.SQL(
+        "UPDATE SET _deleted_at = coalesce(s._commit_time, now()), _lsn = s._lsn, _synced_at = now(), "
+        "_run_id = %(run_id)s"))
+    if snapshot:  # one row per key already: no aggregation
+        changes = SNAPSHOT_ROWS.format(columns=idents([c.name for c in columns]), staging=staging)
+    else:
+        changes = load_sql("cdc/latest_changes.sql", keys=idents([k.name for k in keys]), aggregates=aggregates,
+                           missing=missing or sql.SQL("NULL"), staging=staging)
+    return load_sql(
+        "cdc/merge_changes.sql", table=table_ident(pipeline.target), changes=changes,
+        join=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k.name), cast(k)) for k in keys),
+        delete_action=delete_action,
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{c} = CASE WHEN {lit} = ANY(s._missing) THEN t.{c} ELSE {v} END").format(
+                c=sql.Identifier(c.name), lit=sql.Literal(c.name), v=cast(c)) for c in others),
+        columns=idents([c.name for c in columns]),
+        values=sql.SQL(", ").join(cast(c) for c in columns),
+    )
+
+
+def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column], paths: Iterable[Any],
+                  run_id: str, source: psycopg.Connection | None = None,
+                  on_schema_change: cursor_load.SchemaChangeHandler | None = None,
+                  snapshot: bool = False) -> ApplyResult:
+    """Merges staged changes (:mod:`.changes` files) into the target in one transaction.
+
+    Args:
+        conn: Warehouse connection.
+        source_columns: The source table's columns now (the schema policy compares them with the target's).
+        paths: Staged files, in stream order.
+        source: Source connection, to back-fill columns the policy adds.
+        snapshot: The files hold a snapshot (one row per key): merged without collapsing changes.
+
+    Returns:
+        Rows staged, keys merged, seconds, schema changes recorded.
+
+    Raises:
+        SchemaChanged: The policy rejects a difference between source and target (nothing written).
+    """
+    started = time.monotonic()
+    decision = cursor_load.ensure_target(conn, pipeline, source_columns)
+    if decision.rejected:
+        cursor_load.reject(conn, pipeline, run_id, decision, on_schema_change)
+    columns = list(decision.columns)
+    target = table_ident(pipeline.target)
+    staging = sql.Identifier(f"_cdc_{pipeline.name}")
+    names = [c.name for c in columns]
+    with conn.transaction():
+        conn.execute(ADD_VERSION.format(table=target))
+        if decision.alters_target:
+            cursor_load.alter_target(conn, pipeline, decision, source)
+        conn.execute(CREATE_STAGING.format(staging=staging, columns=sql.SQL(", ").join(
+            sql.SQL("{} text").format(sql.Identifier(n)) for n in names)))
+        with conn.cursor() as cur:
+            staged = _copy(cur, staging, names, paths)
+            merged = 0
+            if staged:
+                cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})
+                merged = max(cur.rowcount, 0)
+        recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
+                                               decision.changes)) if decision.changes else ()
+    if recorded:
+        cursor_load.report(pipeline, decision.policy, recorded, on_schema_change)
+    result = ApplyResult(staged, merged, time.monotonic() - started, recorded)
+    log.info("%s: %d change(s) staged, %d key(s) merged in %.2f s", pipeline.target, staged, merged, result.seconds)
+    return result

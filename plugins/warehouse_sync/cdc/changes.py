@@ -1,0 +1,237 @@
+"""CDC extract: the initial snapshot and each run's changes, in bounded chunks, into Parquet files.
+
+Every staged file has the same layout, whether it holds snapshot rows or decoded changes:
+
+==================  =====================  ==========================================================
+column              Arrow type             meaning
+==================  =====================  ==========================================================
+``_op``             string                 ``I`` insert (snapshot rows too), ``U`` update, ``D`` delete
+``_lsn``            int64                  the version: commit LSN of the change's transaction, or one
+                                           below the slot's consistent point for snapshot rows
+``_seq``            int64                  order of the change in the run's stream (commit order)
+``_commit_time``    timestamp[us, UTC]     commit time at the source (NULL for snapshot rows)
+``_unchanged``      string                 columns the change did not carry, as a PostgreSQL
+                                           ``text[]`` literal (unchanged TOAST values; columns a
+                                           relation lacked before an ``ADD COLUMN``), or NULL
+each column         string                 the source's text form of the value (NULL is NULL)
+==================  =====================  ==========================================================
+
+Values stay in PostgreSQL's own text form: the warehouse casts them with the target column's type,
+so every type round-trips exactly. A file holds at most ``slot_chunk_changes`` rows; a relation
+message that changes the columns starts a new file. Changes are read with
+``pg_logical_slot_peek_binary_changes`` up to the LSN fixed by ``plan`` through a server-side cursor
+(the server materialises the decoded changes, spilling to disk past ``work_mem``; this process holds
+one chunk), and the slot is not moved: :func:`warehouse_sync.cdc.slot.confirm` does that after the
+warehouse commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
+from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import Column
+from warehouse_sync.db.statements import load_sql, table_ident
+from warehouse_sync.model import Window
+from warehouse_sync.sync.staging import batch_file_name, window_folder_name
+
+log = logging.getLogger(__name__)
+
+META_FIELDS = [pa.field("_op", pa.string()), pa.field("_lsn", pa.int64()), pa.field("_seq", pa.int64()),
+               pa.field("_commit_time", pa.timestamp("us", tz="UTC")), pa.field("_unchanged", pa.string())]
+META_NAMES = [f.name for f in META_FIELDS]
+SNAPSHOT_SELECT = sql.SQL("SELECT {columns} FROM {table}")
+SET_SNAPSHOT = sql.SQL("SET TRANSACTION SNAPSHOT {}")
+
+
+class TruncateSeen(RuntimeError):
+    """The source table was truncated: a truncate is not replicated row by row; re-snapshot."""
+
+
+@dataclass(frozen=True)
+class StagedChanges:
+    """What one CDC extract wrote.
+
+    Attributes:
+        files: ``{"path", "rows", "bytes", "batch_index"}`` per Parquet file, in stream order.
+        changes: Rows staged (changes, or snapshot rows).
+        transactions: Source transactions the changes came from.
+        oldest_commit, newest_commit: Commit times (UTC ISO text) of the first and last change, or ``None``.
+        seconds: Wall time.
+    """
+
+    files: tuple[dict[str, Any], ...]
+    changes: int
+    transactions: int
+    oldest_commit: str | None
+    newest_commit: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom form."""
+        return {"files": list(self.files), "changes": self.changes, "transactions": self.transactions,
+                "oldest_commit": self.oldest_commit, "newest_commit": self.newest_commit,
+                "seconds": round(self.seconds, 3)}
+
+
+def pg_text_array(names: Iterable[str]) -> str | None:
+    """A PostgreSQL ``text[]`` literal of ``names`` (``None`` when empty)."""
+    quoted = ['"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names]
+    return "{" + ",".join(quoted) + "}" if quoted else None
+
+
+@dataclass
+class _Writer:
+    """Buffers rows of one column set and writes them as numbered Parquet files under ``folder``."""
+
+    folder: Any
+    chunk: int
+    columns: tuple[str, ...] = ()
+    rows: list[tuple] = field(default_factory=list)
+    written: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, columns: tuple[str, ...], row: tuple) -> None:
+        if columns != self.columns:
+            self.flush()
+            self.columns = columns
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        schema = pa.schema([*META_FIELDS, *(pa.field(c, pa.string()) for c in self.columns)])
+        table = pa.Table.from_arrays([pa.array(values, type=f.type) for f, values in zip(schema, zip(*self.rows))],
+                                     schema=schema)
+        index = len(self.written)
+        path = self.folder / batch_file_name(index)
+        temporary = self.folder / f".{batch_file_name(index)}.{uuid.uuid4().hex}.tmp"
+        with temporary.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        temporary.rename(path)
+        size = path.stat().st_size
+        self.written.append({"path": str(path), "rows": len(self.rows), "bytes": size, "batch_index": index})
+        self.rows = []
+
+
+def _folder(root: Any, pipeline: Pipeline, window: Window) -> Any:
+    folder = root / pipeline.name / window_folder_name(window)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[Column], created: SlotCreated,
+                  window: Window, root: Any) -> StagedChanges:
+    """Reads every row of the source table in the slot's exported snapshot into staged files.
+
+    Must run inside :func:`warehouse_sync.cdc.slot.created_slot` (the snapshot lives as long as the
+    replication connection). Rows are ``I`` with version :attr:`SlotCreated.snapshot_version`.
+    """
+    started = time.monotonic()
+    names = tuple(c.name for c in columns)
+    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
+    version, seq = created.snapshot_version, 0
+    source.commit()
+    previous = source.isolation_level
+    source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        with source.transaction():
+            source.execute(SET_SNAPSHOT.format(sql.Literal(created.snapshot_name)))
+            select = SNAPSHOT_SELECT.format(
+                columns=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names),
+                table=table_ident(pipeline.source))
+            with source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
+                cur.itersize = pipeline.slot_chunk_changes
+                cur.execute(select)
+                for values in cur:
+                    writer.add(names, ("I", version, seq, None, None, *values))
+                    seq += 1
+    finally:
+        source.isolation_level = previous
+    writer.flush()
+    log.info("%s: snapshot at %s: %d rows in %d file(s)", pipeline.name, created.consistent_point, seq,
+             len(writer.written))
+    return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
+
+
+def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str) -> Iterator[bytes]:
+    with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = pipeline.slot_chunk_changes
+        cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
+                                                       "publication": pipeline.cdc_slot})
+        for (data,) in cur:
+            yield bytes(data)
+
+
+def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, window: Window,
+                 root: Any) -> StagedChanges:
+    """Decodes the slot's changes of transactions committed before ``upto_lsn`` into staged files.
+
+    The slot is only peeked, never moved. An update that changed the key is staged as a delete of
+    the old key followed by the update.
+
+    Raises:
+        TruncateSeen: The table was truncated (the message gives the re-snapshot path).
+        DecodeError: A message the decoder does not know.
+    """
+    started = time.monotonic()
+    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
+    relations: dict[int, Relation] = {}
+    commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    for data in _messages(source, pipeline, upto_lsn):
+        message = decode(data)
+        if isinstance(message, Begin):
+            commit_lsn, commit_time = message.final_lsn, message.commit_time
+            oldest = oldest or commit_time
+            newest = commit_time
+            transactions += 1
+        elif isinstance(message, Relation):
+            relations[message.oid] = message
+        elif isinstance(message, Change):
+            relation = relations[message.relation_oid]
+            names = tuple(c.name for c in relation.columns)
+            if message.op == "D" or message.old is not None and _key_changed(relation, message):
+                writer.add(names, _row("D", commit_lsn, seq, commit_time, message.old))  # type: ignore[arg-type]
+                seq += 1
+            if message.op != "D":
+                writer.add(names, _row(message.op, commit_lsn, seq, commit_time, message.new, names))
+                seq += 1
+        elif isinstance(message, Truncate):
+            raise TruncateSeen(
+                f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
+                f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
+    writer.flush()
+    return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
+                         newest.isoformat() if newest else None, time.monotonic() - started)
+
+
+def _key_changed(relation: Relation, change: Change) -> bool:
+    """Whether an update's old key differs from its new one (only then does pgoutput send ``K``/``O``
+    under the default replica identity; under FULL it always sends ``O``)."""
+    assert change.new is not None and change.old is not None
+    return any(c.is_key and change.old[i] != change.new[i] for i, c in enumerate(relation.columns))
+
+
+def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ...],
+         names: tuple[str, ...] = ()) -> tuple:
+    unchanged = [names[i] for i, v in enumerate(values) if v is UNCHANGED] if names else []
+    clean = tuple(None if v is UNCHANGED else v for v in values)
+    return (op, lsn, seq, commit_time, pg_text_array(unchanged), *clean)
+
+
+__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pg_text_array"]

@@ -1,0 +1,236 @@
+"""The source side of CDC mode: publication and replication slot lifecycle, snapshot handoff, health.
+
+One publication and one logical replication slot (plugin ``pgoutput``) per pipeline, both named
+:attr:`Pipeline.cdc_slot` (``ws_<name>``). The first run creates them: the publication first (it
+publishes inserts, updates, deletes and truncates of the pipeline's source table), then the slot, over a
+replication connection (``replication=database``, which psycopg 3 opens like any other) with
+``CREATE_REPLICATION_SLOT … LOGICAL pgoutput (SNAPSHOT 'export')``. The server returns the slot's
+consistent point and the name of a snapshot that sees exactly the transactions committed before it;
+the initial read uses that snapshot (``SET TRANSACTION SNAPSHOT``) while the replication connection
+stays open. The slot then decodes exactly the transactions that commit at or after the consistent
+point, so the handoff neither loses nor doubles a change (PostgreSQL docs, "Exported Snapshots" and
+"Streaming Replication Protocol").
+
+Confirming is :func:`confirm`: ``pg_replication_slot_advance`` to the run's LSN, called only after
+the warehouse committed that run's changes; a run killed before it re-reads the same changes, which
+the LSN version guard (:mod:`.apply`) makes harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import psycopg
+from psycopg import sql
+
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.statements import load_sql, table_ident
+from warehouse_sync.cdc.decode import lsn_to_int
+
+log = logging.getLogger(__name__)
+
+PUBLICATION_TABLES = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s"
+CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} WITH (publish = 'insert, update, delete, truncate')")
+ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
+CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
+DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
+ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
+CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
+
+
+class CdcUnavailable(RuntimeError):
+    """The source cannot serve CDC mode (``wal_level`` is not ``logical``, or no free replication slot);
+    the message says what to change on the source."""
+
+
+class SlotLost(RuntimeError):
+    """The pipeline's slot is missing or invalidated after its initial snapshot, so changes may have been
+    lost; the message gives the re-snapshot path (README, "CDC mode")."""
+
+
+@dataclass(frozen=True)
+class SlotHealth:
+    """The slot as the source sees it.
+
+    Attributes:
+        slot: Slot name.
+        exists: Whether the slot exists.
+        wal_status: ``reserved``, ``extended``, ``unreserved`` or ``lost`` (``lost``: invalidated).
+        confirmed_flush_lsn: Where the next read starts (``pg_lsn`` text), or ``None``.
+        retained_wal_bytes: WAL the source keeps for this slot (bytes from its ``restart_lsn`` to now).
+        active: Whether a session holds the slot now.
+    """
+
+    slot: str
+    exists: bool
+    wal_status: str | None = None
+    confirmed_flush_lsn: str | None = None
+    retained_wal_bytes: int = 0
+    active: bool = False
+
+    @property
+    def invalidated(self) -> bool:
+        """The server removed WAL the slot needed (``wal_status = 'lost'``): changes may be lost."""
+        return self.wal_status == "lost"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form."""
+        return {"slot": self.slot, "exists": self.exists, "wal_status": self.wal_status,
+                "confirmed_flush_lsn": self.confirmed_flush_lsn, "retained_wal_bytes": self.retained_wal_bytes,
+                "active": self.active}
+
+
+def resnapshot_path(pipeline: Pipeline) -> str:
+    """The documented way back after a lost slot (README, "CDC mode")."""
+    return (f"trigger {pipeline.dag_id} with {{\"full_snapshot\": true}}: it drops and recreates slot "
+            f"{pipeline.cdc_slot}, reads the whole table in the new slot's snapshot and merges it (the run's reconcile "
+            f"marks rows deleted meanwhile); or, to start from nothing, also truncate {pipeline.target} and delete "
+            f"the row of {pipeline.name!r} in warehouse_sync.sync_state first")
+
+
+def check_wal_level(source: psycopg.Connection, pipeline: Pipeline) -> None:
+    """Raises :class:`CdcUnavailable` unless the source runs with ``wal_level = logical``."""
+    (level,) = source.execute("SHOW wal_level").fetchone()  # type: ignore[misc]
+    source.commit()
+    if level != "logical":
+        raise CdcUnavailable(
+            f"pipeline {pipeline.name} has mode: cdc, but its source ({pipeline.source}) runs with "
+            f"wal_level={level}; CDC mode needs wal_level=logical. On the source: ALTER SYSTEM SET wal_level = "
+            "logical, then restart PostgreSQL (or set mode: cursor for this pipeline).")
+
+
+def health(source: psycopg.Connection, slot: str) -> SlotHealth:
+    """Reads the slot's row of ``pg_replication_slots`` (``exists=False`` when there is none)."""
+    row = source.execute(load_sql("cdc/slot_health.sql"), {"slot": slot}).fetchone()
+    source.commit()
+    if row is None:
+        return SlotHealth(slot, exists=False)
+    wal_status, confirmed, retained, active = row
+    return SlotHealth(slot, True, wal_status, confirmed, int(retained or 0), bool(active))
+
+
+def log_running_transactions(source: psycopg.Connection) -> bool:
+    """Writes a running-transactions record to the WAL now (``pg_log_standby_snapshot()``, PostgreSQL 16+),
+    so that the confirm at the end of this run can move the slot's ``restart_lsn`` (and free WAL) without
+    waiting for the server's own, logged every 15 s of activity. Optional: on an older server or
+    without the privilege this does nothing.
+
+    Returns:
+        Whether the record was written.
+    """
+    try:
+        with source.transaction():
+            source.execute("SELECT pg_log_standby_snapshot()")
+        return True
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+        return False
+    finally:
+        source.commit()
+
+
+def current_lsn(source: psycopg.Connection) -> tuple[str, object]:
+    """The source's WAL insert position now (``pg_lsn`` text) and its clock (UTC)."""
+    lsn, now = source.execute(CURRENT_LSN).fetchone()  # type: ignore[misc]
+    source.commit()
+    return lsn, now
+
+
+def ensure_publication(source: psycopg.Connection, pipeline: Pipeline) -> None:
+    """Creates the pipeline's publication for its source table, or adds the table to it if missing."""
+    pub = sql.Identifier(pipeline.cdc_slot)
+    tables = {(s, t) for s, t in source.execute(PUBLICATION_TABLES, (pipeline.cdc_slot,)).fetchall()}
+    (exists,) = source.execute("SELECT count(*) FROM pg_publication WHERE pubname = %s",
+                               (pipeline.cdc_slot,)).fetchone()  # type: ignore[misc]
+    if not exists:
+        source.execute(CREATE_PUBLICATION.format(pub=pub, table=table_ident(pipeline.source)))
+        log.info("created publication %s for %s", pipeline.cdc_slot, pipeline.source)
+    elif (pipeline.source.schema, pipeline.source.name) not in tables:
+        source.execute(ADD_TABLE.format(pub=pub, table=table_ident(pipeline.source)))
+    source.commit()
+
+
+def drop_slot(source: psycopg.Connection, slot: str) -> bool:
+    """Drops the slot if it exists (returns whether it did). Its retained WAL is freed at once."""
+    dropped = source.execute(DROP_SLOT, (slot,)).fetchall()
+    source.commit()
+    return bool(dropped)
+
+
+def replication_conninfo(conn: psycopg.Connection) -> str:
+    """The libpq parameters ``conn`` was opened with, plus ``replication=database``. Holds the password
+    if the connection has one: never log it."""
+    params = {opt.keyword.decode(): opt.val.decode() for opt in conn.pgconn.info
+              if opt.val is not None and opt.keyword.decode() not in ("replication", "options")}
+    params["replication"] = "database"
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
+@dataclass(frozen=True)
+class SlotCreated:
+    """What ``CREATE_REPLICATION_SLOT`` returned: the consistent point and the exported snapshot."""
+
+    slot: str
+    consistent_point: str
+    snapshot_name: str
+
+    @property
+    def snapshot_version(self) -> int:
+        """The version (LSN) the snapshot's rows get: one below the consistent point, so that every change
+        the slot decodes (commit LSN >= the consistent point) is newer."""
+        return lsn_to_int(self.consistent_point) - 1
+
+
+@contextmanager
+def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[SlotCreated]:
+    """Creates publication and slot, and yields while the exported snapshot is usable.
+
+    An old slot of the same name (a first run that failed before its snapshot was loaded) is dropped
+    first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
+    the source before leaving the ``with`` block (the replication connection closes then).
+
+    Raises:
+        CdcUnavailable: ``wal_level`` is not ``logical`` or no replication slot is free.
+    """
+    check_wal_level(source, pipeline)
+    ensure_publication(source, pipeline)
+    if drop_slot(source, pipeline.cdc_slot):
+        log.warning("%s: dropped slot %s left by an earlier first run", pipeline.name, pipeline.cdc_slot)
+    try:
+        replication = psycopg.connect(replication_conninfo(source), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise CdcUnavailable(f"pipeline {pipeline.name}: cannot open a replication connection to the source "
+                             f"(the role needs REPLICATION or superuser, pg_hba a 'replication' rule is not needed "
+                             f"for replication=database): {str(exc).splitlines()[0]}") from None
+    try:
+        try:
+            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(pipeline.cdc_slot))).fetchone()
+        except psycopg.errors.ConfigurationLimitExceeded as exc:
+            raise CdcUnavailable(f"pipeline {pipeline.name}: the source has no free replication slot "
+                                 f"(max_replication_slots): {exc}") from None
+        assert row is not None
+        created = SlotCreated(slot=row[0], consistent_point=row[1], snapshot_name=row[2])
+        log.info("%s: created slot %s at %s (snapshot %s)", pipeline.name, created.slot, created.consistent_point,
+                 created.snapshot_name)
+        yield created
+    finally:
+        replication.close()
+
+
+def confirm(source: psycopg.Connection, slot: str, lsn: str) -> bool:
+    """Confirms that everything that committed before ``lsn`` is in the warehouse: advances the slot's
+    confirmed flush position (and lets the source recycle WAL). Never moves it back.
+
+    Returns:
+        Whether the slot moved (``False`` when it already was at or past ``lsn``: a replayed run).
+    """
+    now = health(source, slot)
+    if not now.exists:
+        raise SlotLost(f"slot {slot} vanished before it could be confirmed at {lsn}")
+    if now.confirmed_flush_lsn and lsn_to_int(now.confirmed_flush_lsn) >= lsn_to_int(lsn):
+        return False
+    source.execute(ADVANCE_SLOT, (slot, lsn))
+    source.commit()
+    return True
