@@ -188,6 +188,7 @@ def test_a_kill_between_warehouse_commit_and_slot_confirm_converges_on_rerun(cdc
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r3")
     assert rerun["loaded"]["staged"] == 12  # the 11 changes again (never confirmed) plus the new insert
+    assert [f["rows"] for f in rerun["extracted"][0]["files"]] == [7, 5]  # chunks of slot_chunk_changes
     assert rerun["loaded"]["merged"] == 1  # the LSN guard skips the 11 already applied
     assert live_rows(warehouse) == source_rows(cdc_source)
     (applied_by_r2,) = warehouse.execute("SELECT count(*) FROM t_dst.docs WHERE _run_id = 'r2'").fetchone()

@@ -8,11 +8,13 @@ Type ``Y``, Insert ``I``, Update ``U``, Delete ``D`` and Truncate ``T``. Column 
 are ``n`` (NULL), ``u`` (an unchanged TOASTed value the server did not send: :data:`UNCHANGED`),
 ``t`` (text form) or ``b`` (binary form, only with the ``binary`` option, which we never request).
 
-Why here and not ``pypgoutput`` (0.0.3): that package is a 2022 alpha with one release line, tied
-to psycopg2's replication connection, and converts values to Python types itself; we keep the
-server's exact text form (the warehouse casts it with the target column's type) and need only
-this small, documented format. Tested on bytes captured from a real server
-(``tests/unit/data/pgoutput_*.bin``).
+Why here and not ``pypgoutput`` (0.0.3, its wheel read on 2026-11-29): it depends on ``psycopg2`` (a
+source build) and ``pydantic``, its reader is a ``multiprocessing`` consumer of psycopg2's streaming
+replication connection that turns values into Python types through generated pydantic models (and
+still ``print``s a debug line); it has one release and no protocol version beyond 1. We read through
+psycopg 3's SQL functions and keep the server's exact text form (the warehouse casts it with the target
+column's type), so the ~150 lines of this documented format are ours, tested on bytes captured from a
+real server (``tests/unit/data/pgoutput_*.bin``).
 """
 
 from __future__ import annotations
