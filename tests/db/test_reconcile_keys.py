@@ -24,6 +24,12 @@ def check(source, warehouse, pipeline, leaf_rows=8, max_parts=4):
     return check_keys(source, warehouse, pipeline, columns, AS_OF, leaf_rows=leaf_rows, max_parts=max_parts)
 
 
+def test_the_load_builds_the_tombstone_index_with_the_target(warehouse, synced):
+    (name,) = warehouse.execute("SELECT to_regclass('t_dst.lines_tombstones_idx')::text").fetchone()
+    warehouse.commit()
+    assert name == "t_dst.lines_tombstones_idx"
+
+
 def test_identical_key_sets_match_in_one_level(source, warehouse, synced):
     result = check(source, warehouse, synced)
     assert result.drift.total == 0 and result.comparison.matches and result.levels == 1

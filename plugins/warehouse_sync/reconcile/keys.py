@@ -6,10 +6,10 @@ the first key column's range, each side computes the live key count and the sum 
 of the primary key only (``hash_record_extended(ROW(key columns), 0)``); no other column is read,
 so the primary-key index answers by an Index Only Scan (heap pages are visited only where the
 visibility map is not set: pages changed since the last VACUUM). The warehouse's soft-deleted keys
-are subtracted through a partial index of tombstones (``sql/reconcile/tombstone_index.sql``, built
-once). Segments that differ are cut again (the checksum bisection of reladiff, as in
-:mod:`.locate`, over keys instead of rows), every level one query per side for all differing
-segments, down to leaves of about ``leaf_rows`` keys that are compared key by key.
+are subtracted through a partial index of tombstones (built with the target by the load, or by
+``sql/reconcile/tombstone_index.sql`` for older targets). Segments that differ are cut again (the
+checksum bisection of reladiff, as in :mod:`.locate`, over keys instead of rows), every level one
+query per side for all differing segments, down to leaves of about ``leaf_rows`` keys that are compared key by key.
 
 Keys on the source only whose row is at or past ``as_of`` are *in flight* (inserted after the
 window) and not drift; the rest are ``missing``; keys live in the warehouse only are ``extra``
@@ -32,7 +32,7 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import idents, load_sql, table_ident
+from warehouse_sync.db.statements import idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, Side
 from warehouse_sync.reconcile.locate import INTEGER_TYPES, Drift, SnapshotSide, UnsupportedKey, key_join, query_both
@@ -149,8 +149,9 @@ class _KeySide(SnapshotSide):
 
 
 def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) -> None:
-    """Builds the target's partial index of soft-deleted keys once (looked up without a table lock)."""
-    name = f"{pipeline.target.name}_tombstones_idx"[:63]
+    """Builds the target's partial index of soft-deleted keys if missing (targets created before the
+    load built it; looked up without a table lock)."""
+    name = tombstone_index(pipeline.target)
     qualified = sql.Identifier(pipeline.target.schema, name).as_string(warehouse)
     (exists,) = warehouse.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()  # type: ignore[misc]
     if not exists:
