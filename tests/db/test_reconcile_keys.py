@@ -12,7 +12,7 @@ from psycopg import sql
 
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.statements import idents, load_sql, table_ident
-from warehouse_sync.reconcile.keys import TOMBSTONES, check_keys, ensure_tombstone_index
+from warehouse_sync.reconcile.keys import TOMBSTONES, check_keys, ensure_tombstone_index, key_hash
 
 HOUR = timedelta(hours=1)
 AS_OF = T0 + HOUR
@@ -120,7 +120,9 @@ def test_the_key_check_reads_only_key_indexes_never_the_heap(source, warehouse, 
         for setting in ("enable_seqscan = off", "enable_bitmapscan = off", "enable_sort = off"):
             conn.execute(f"SET {setting}")
         query = load_sql(statement, table=table_ident(getattr(synced, "source" if conn is source else "target")),
-                         extra=extra, k1=sql.Identifier("order_id"), keys=idents(synced.primary_key, "r"))
+                         extra=extra, k1=sql.Identifier("order_id"), keys=idents(synced.primary_key, "r"),
+                         key_hash=key_hash(synced, describe_source(source, synced.source, synced.primary_key,
+                                                                   synced.cursor)))
         params = {"los": [1, 100], "his": [50, 301], "parts": [4, 8]}
         (plan,) = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query, params).fetchone()
         conn.rollback()

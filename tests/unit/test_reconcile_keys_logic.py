@@ -49,3 +49,16 @@ def test_source_only_keys_in_flight_are_neither_missing_nor_extra():
     source = {(1,): 1, (2,): 2, (3,): 3}
     warehouse = {(1,): 1, (4,): 4}
     assert classify(source, warehouse, inflight={(3,)}) == ([(2,)], [(4,)])
+
+
+def test_the_key_hash_chains_one_hash_per_key_column_integers_without_a_row_value():
+    from warehouse_sync.config import Pipeline
+    from warehouse_sync.db.catalog import Column
+    from warehouse_sync.model import TableRef
+    from warehouse_sync.reconcile.keys import key_hash
+
+    pipeline = Pipeline(name="t", source=TableRef("s", "t"), target=TableRef("d", "t"), primary_key=("id", "code"),
+                        cursor="updated_at")
+    columns = [Column("id", "bigint", "int8", True), Column("code", "text", "text", True)]
+    assert key_hash(pipeline, columns).as_string(None) == \
+        'hash_record_extended(ROW("r"."code"), hashint8extended("r"."id"::int8, 0))'

@@ -3,7 +3,7 @@
 A sync run compares its window in full (:mod:`.compare`); a row deleted at the source leaves no
 trace in any window, so the run also compares the *set of keys* of the whole table. Per segment of
 the first key column's range, each side computes the live key count and the sum of 64-bit hashes
-of the primary key only (``hash_record_extended(ROW(key columns), 0)``); no other column is read,
+of the primary key only (:func:`key_hash`); no other column is read,
 so the primary-key index answers by an Index Only Scan (heap pages are visited only where the
 visibility map is not set: pages changed since the last VACUUM). The warehouse's soft-deleted keys
 are subtracted through a partial index of tombstones (built with the target by the load, or by
@@ -68,6 +68,22 @@ class KeyCheck:
     comparison: Comparison
     levels: int = 0
     leaf_keys: int = 0
+
+
+def key_hash(pipeline: Pipeline, columns: list[Column], prefix: str = "r") -> sql.Composable:
+    """A 64-bit hash of the primary key alone, each column hashed with the previous hash as seed:
+    ``hashint8extended(k2, hashint8extended(k1, 0))`` for integer columns (no row value to build per
+    row: about half the CPU of ``hash_record_extended(ROW(k1, k2), 0)``), ``hash_record_extended(ROW(k), seed)``
+    for columns of other types."""
+    by_name = {c.name: c for c in columns}
+    expression: sql.Composable = sql.SQL("0")
+    for name in pipeline.primary_key:
+        column = sql.Identifier(prefix, name)
+        if by_name[name].type_name in INTEGER_TYPES:
+            expression = sql.SQL("hashint8extended({}::int8, {})").format(column, expression)
+        else:
+            expression = sql.SQL("hash_record_extended(ROW({}), {})").format(column, expression)
+    return expression
 
 
 def has_integer_key(pipeline: Pipeline, columns: list[Column]) -> bool:
@@ -185,7 +201,8 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
     if not has_integer_key(pipeline, columns):
         raise UnsupportedKey(f"{pipeline.source}: first key column {k1!r} is not an integer")
     ensure_tombstone_index(warehouse, pipeline)
-    parts = {"k1": sql.Identifier(k1), "keys": idents(pipeline.primary_key, "r")}
+    parts = {"k1": sql.Identifier(k1), "keys": idents(pipeline.primary_key, "r"),
+             "key_hash": key_hash(pipeline, columns)}
     src = _KeySide(source, table_ident(pipeline.source), sql.SQL("false"))
     wh = _KeySide(warehouse, table_ident(pipeline.target), TOMBSTONES)
     totals = {"source": (0, 0), "warehouse": (0, 0)}

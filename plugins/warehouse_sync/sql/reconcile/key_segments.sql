@@ -8,11 +8,11 @@ SELECT i, part,
        coalesce(sum(h) FILTER (WHERE live), 0) - coalesce(sum(h) FILTER (WHERE NOT live), 0) AS key_hash
 FROM (
     SELECT s.i, ((r.{k1} - s.lo) * s.parts) / (s.hi - s.lo) AS part, true AS live,
-           hash_record_extended(ROW({keys}), 0) AS h
+           {key_hash} AS h
     FROM unnest(%(los)s::int8[], %(his)s::int8[], %(parts)s::int8[]) WITH ORDINALITY AS s(lo, hi, parts, i)
     JOIN {table} AS r ON r.{k1} >= s.lo AND r.{k1} < s.hi
     UNION ALL
-    SELECT s.i, ((r.{k1} - s.lo) * s.parts) / (s.hi - s.lo), false, hash_record_extended(ROW({keys}), 0)
+    SELECT s.i, ((r.{k1} - s.lo) * s.parts) / (s.hi - s.lo), false, {key_hash}
     FROM unnest(%(los)s::int8[], %(his)s::int8[], %(parts)s::int8[]) WITH ORDINALITY AS s(lo, hi, parts, i)
     JOIN {table} AS r ON r.{k1} >= s.lo AND r.{k1} < s.hi
     WHERE {extra}
