@@ -7,7 +7,7 @@ For each TPC-H scale factor of ``$BENCH_SCALES`` (default ``"1 3"``), in ``bench
 2. **ours**: the initial snapshot of each table through the real DAG (``dag.test()``);
 3. **dlt** (its own virtualenv, ``bench/peers/dlt.txt``): ``sql_table`` with an incremental cursor on
    ``updated_at`` and ``write_disposition="merge"``; backends ``pyarrow`` and ``connectorx`` are both
-   tried once on orders, the faster one is used throughout;
+   tried once on orders, the faster one is used throughout (``$BENCH_DLT_BACKEND`` names one instead);
 4. the **same change at every scale factor** (:data:`WORKLOAD`: orders inserted and deleted with
    their lineitems, orders and their lineitems updated), then one incremental window each for the
    limit (the window's rows through the cursor index into a temporary table, merged), ours and dlt.
@@ -167,7 +167,7 @@ def main() -> int:
         # (they are there for the incremental run that follows, on a bigger table).
         backend = bench_scale(src, wh, config, dags, scale, repeats if index == 0 else 1, bin_dir, backend, src_uri,
                               wh_uri, results)
-        if index == 0 and scale > 0.1 and embedded:
+        if index == 0 and len(scales) == 1 and scale > 0.1 and embedded:  # several scales: RSS per scale instead
             small_rss = _small_scale_rss(runner.floor_window(datetime.now(timezone.utc)))
     sync_report.write_results(results, scales, backend, small_rss, repeats, WORKLOAD)
     return 0
@@ -211,7 +211,7 @@ def bench_scale(src: Any, wh: Any, config: Any, dags: dict, scale: float, repeat
         record["peak_rss_mib"] = extract_rss(pipeline_name, anchor, dict(os.environ))
 
     dlt_root = REPO_ROOT / ".bench" / "dlt"
-    backend = backend or _pick_dlt_backend(bin_dir, wh, src_uri, wh_uri)
+    backend = backend or os.environ.get("BENCH_DLT_BACKEND") or _pick_dlt_backend(bin_dir, wh, src_uri, wh_uri)
     skip_dlt = {name for name in TABLES if counts[name.split(".")[1]] > common.peer_max_rows()}
     for name in sorted(set(TABLES) - skip_dlt):
         table = TableRef(*name.split("."))
