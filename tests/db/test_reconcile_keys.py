@@ -44,6 +44,19 @@ def test_a_hard_delete_at_the_source_is_found_by_its_composite_key(source, wareh
     assert not result.comparison.matches and result.levels >= 3  # it drilled down
 
 
+def test_the_re_check_after_a_repair_reads_only_the_ranges_that_differed(source, warehouse, synced):
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (77, 2)")
+    source.commit()
+    found = check(source, warehouse, synced)
+    columns = describe_source(source, synced.source, synced.primary_key, synced.cursor)
+    again = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    assert again.drift.extra == [(77, 2)] and again.levels == 0 and 0 < again.comparison.warehouse.rows <= 8
+    warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now() WHERE (order_id, line) = (77, 2)")
+    warehouse.commit()
+    repaired = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    assert repaired.drift.total == 0 and repaired.comparison.matches
+
+
 def test_a_key_only_in_the_warehouse_is_extra(source, warehouse, synced):
     warehouse.execute("INSERT INTO t_dst.lines (order_id, line, qty, note, updated_at) VALUES (5000, 1, 1, 'x', %s)",
                       (T0,))

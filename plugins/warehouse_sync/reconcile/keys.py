@@ -62,12 +62,14 @@ class KeyCheck:
             taken out of the source's, so it matches exactly when ``drift`` is empty.
         levels: Bisection levels run (1 when nothing differed).
         leaf_keys: Keys read key by key at the leaves (both sides).
+        leaves: The leaf ranges ``(lo, hi)`` of the first key column compared key by key.
     """
 
     drift: Drift
     comparison: Comparison
     levels: int = 0
     leaf_keys: int = 0
+    leaves: tuple[tuple[int, int], ...] = ()
 
 
 def key_hash(pipeline: Pipeline, columns: list[Column], prefix: str = "r") -> sql.Composable:
@@ -178,7 +180,7 @@ def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) ->
 
 def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
                columns: list[Column], as_of: datetime, leaf_rows: int = LEAF_ROWS,
-               max_parts: int = MAX_PARTS) -> KeyCheck:
+               max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None) -> KeyCheck:
     """Finds keys on one side only (deletes at the source, keys lost or not yet deleted in the warehouse).
 
     Args:
@@ -189,6 +191,9 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         as_of: Source keys whose row is at or past this cursor value are in flight (UTC).
         leaf_rows: Keys per leaf compared key by key.
         max_parts: Most parts one segment is cut into per level (bounds the aggregate's groups).
+        only: Compare just these leaf ranges ``(lo, hi)`` key by key, no bisection (the re-check after a
+            repair: :attr:`KeyCheck.leaves` of the check that found the drift; the rest of the key
+            space matched then). The comparison then covers those ranges only.
 
     Returns:
         The drift (``missing`` and ``extra`` only) and a ``keys`` :class:`Comparison`.
@@ -215,7 +220,9 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         lows = [b[0][0] for b in bounds if b[0][0] is not None]
         todo: list[Segment] = []
         leaves: list[tuple[int, int]] = []
-        if lows:
+        if only is not None:
+            leaves = list(only)
+        elif lows:
             hi = max(b[0][1] for b in bounds if b[0][1] is not None) + 1
             todo = [Segment(min(lows), hi, first_parts(max(b[0][2] or 0 for b in bounds), leaf_rows,
                                                                 max_parts, min(32, max_parts)))]
@@ -235,6 +242,9 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
             a, b = query_both(pool, src, wh, "reconcile/key_rows.sql", parts, params)
             source_keys, warehouse_keys = live_keys(a), live_keys(b)
             inflight = _inflight(src, pipeline, columns, [k for k in source_keys if k not in warehouse_keys], as_of)
+    if only is not None:
+        totals = {"source": (len(source_keys), sum(source_keys.values())),
+                  "warehouse": (len(warehouse_keys), sum(warehouse_keys.values()))}
     missing, extra = classify(source_keys, warehouse_keys, inflight)
     drift = Drift(missing=missing, extra=extra, segments=segments_compared, rows=totals["source"][0],
                   seconds=time.monotonic() - started)
@@ -245,7 +255,7 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
     log.info("%s vs %s keys as of %s: %d missing, %d extra, %d in flight (%d levels, %d segments, %d leaf keys, "
              "%.2f s)", pipeline.source, pipeline.target, as_of, len(missing), len(extra), len(inflight), levels,
              segments_compared, len(source_keys) + len(warehouse_keys), drift.seconds)
-    return KeyCheck(drift, comparison, levels, len(source_keys) + len(warehouse_keys))
+    return KeyCheck(drift, comparison, levels, len(source_keys) + len(warehouse_keys), tuple(leaves))
 
 
 def _total(groups: dict[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
