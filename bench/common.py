@@ -131,6 +131,43 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def scales() -> list[float]:
+    """TPC-H scale factors of the benchmark, ``$BENCH_SCALES`` (default ``"1 3"``; ``$BENCH_SF`` alone,
+    the older setting, means that one scale factor)."""
+    text = os.environ.get("BENCH_SCALES") or os.environ.get("BENCH_SF") or "1 3"
+    return [float(x) for x in text.split()]
+
+
+def vacuum(conn: psycopg.Connection, table: TableRef) -> None:
+    """``VACUUM (ANALYZE)`` of ``table`` (outside a transaction): sets its visibility map, as autovacuum would."""
+    conn.commit()
+    conn.autocommit = True
+    try:
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table_ident(table)))
+    finally:
+        conn.autocommit = False
+
+
+def merge_statement(target: TableRef, columns: list[str], primary_key: tuple[str, ...], staging: str) -> sql.Composed:
+    """A plain upsert of ``staging`` into ``target`` (no version guard): the merge of the incremental limit."""
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    updates = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                 for c in columns if c not in primary_key)
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
+        table_ident(target), names, names, sql.Identifier(staging),
+        sql.SQL(", ").join(map(sql.Identifier, primary_key)), updates)
+
+
+def peer_repeats(repeats_: int) -> int:
+    """Runs per peer snapshot, ``$BENCH_PEER_REPEATS`` (default 1), at most ``repeats_``."""
+    return max(1, min(repeats_, int(os.environ.get("BENCH_PEER_REPEATS", "1"))))
+
+
+def peer_max_rows() -> int:
+    """Tables with more rows than ``$BENCH_PEER_MAX_ROWS`` (default 10 000 000) get no peer run."""
+    return int(os.environ.get("BENCH_PEER_MAX_ROWS", "10000000"))
+
+
 def repeats() -> int:
     """Runs per measurement, ``$BENCH_REPEATS`` (default 3)."""
     return max(1, int(os.environ.get("BENCH_REPEATS", "3")))

@@ -1,21 +1,29 @@
 """``make bench``: our sync against the physical limit and against dlt, same data, same server, one run.
 
-On TPC-H at ``$BENCH_SF`` (default 1) in ``bench_source``/``bench_warehouse``:
+For each TPC-H scale factor of ``$BENCH_SCALES`` (default ``"1 3"``), in ``bench_source``/``bench_warehouse``:
 
-1. **limit**: ``COPY (SELECT …) TO STDOUT (FORMAT binary)`` piped into ``COPY … FROM STDIN (FORMAT
-   binary)`` into an empty copy of each table with its primary key;
-2. **dlt** (its own virtualenv, ``bench/peers/dlt.txt``): ``sql_table`` with an incremental cursor on
+1. **limit** of a snapshot: ``COPY (SELECT …) TO STDOUT (FORMAT binary)`` piped into ``COPY … FROM
+   STDIN (FORMAT binary)`` into an empty copy of each table with its primary key;
+2. **ours**: the initial snapshot of each table through the real DAG (``dag.test()``);
+3. **dlt** (its own virtualenv, ``bench/peers/dlt.txt``): ``sql_table`` with an incremental cursor on
    ``updated_at`` and ``write_disposition="merge"``; backends ``pyarrow`` and ``connectorx`` are both
-   tried once, the faster one is repeated;
-3. **ours**: the initial snapshot of each table through the real DAG (``dag.test()``), then, after
-   TPC-H refresh set 1 plus updates of 1 % of orders, one incremental window.
+   tried once on orders, the faster one is used throughout (``$BENCH_DLT_BACKEND`` names one instead);
+4. the **same change at every scale factor** (:data:`WORKLOAD`: orders inserted and deleted with
+   their lineitems, orders and their lineitems updated), then one incremental window each for the
+   limit (the window's rows through the cursor index into a temporary table, merged), ours and dlt.
 
-Snapshot figures are medians of ``$BENCH_REPEATS`` runs (default 3); the incremental window is run
-once per tool (the workload is applied once). "ours" is the task time of plan + extract + load (what
-the issue calls end to end; reconcile and validate are reported apart, as is Airflow's own time:
-wall time of the run minus the time inside tasks). Peak RSS is that of one extract task run in its
-own process (ours) and of the dlt process. Results: ``bench/results/sync.md``, ``sync.png`` and
-``latest.json``.
+Snapshot figures at the first scale factor are medians of ``$BENCH_REPEATS`` runs (default 3), at
+the others one run (they exist for the incremental run on a bigger table). dlt's snapshot runs
+``$BENCH_PEER_REPEATS`` times (default 1: it is several times slower than ours), and not at all for
+a table of more than ``$BENCH_PEER_MAX_ROWS`` rows (default 10 000 000: lineitem at SF 3 would take
+dlt about 10 minutes here, for an incremental figure that does not depend on the table's size).
+"ours" is the task time of
+plan + extract + load for a snapshot and of all tasks for an incremental window (reconcile and
+validate apart too, as is Airflow's own time: wall time of the run minus the time inside tasks).
+Peak RSS is that of one extract task run in its own process (ours) and of the dlt process. Before
+the snapshots the source is vacuumed, and the targets before the incremental run (steady state:
+autovacuum has visited long-lived tables; the workload's own changes are not vacuumed). Results:
+``bench/results/sync.md``, ``sync.png``, ``sync_scale.png`` and ``latest.json`` (:mod:`sync_report`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,7 @@ from typing import Any
 from psycopg import sql
 
 import common
+import sync_report
 from devkit import airflow_local as runner
 from devkit import tpch
 from devkit.embedded import ENV_VARS
@@ -45,6 +55,8 @@ from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import TableRef
 from warehouse_sync.sync.load import column_definitions
 
+# The same change at every scale factor: orders inserted and deleted (with their lineitems), orders updated.
+WORKLOAD = {"orders": 1500, "updated_orders": 15000}
 TABLES = {"tpch.orders": ("tpch_orders", ("o_orderkey",)), "tpch.lineitem": ("tpch_lineitem", ("l_orderkey", "l_linenumber"))}
 LIMIT_SCHEMA = "bench_limit"
 STAGING = REPO_ROOT / ".bench" / "staging"
@@ -87,6 +99,8 @@ def run_ours(dag: Any, window_end: datetime, snapshot: bool) -> dict[str, float]
         durations[ti.task_id] = durations.get(ti.task_id, 0.0) + float(ti.duration or 0.0)
     tasks = sum(durations.values())
     return {"move_s": durations.get("plan", 0) + durations.get("extract", 0) + durations.get("load", 0),
+            "plan_s": durations.get("plan", 0), "extract_s": durations.get("extract", 0),
+            "load_s": durations.get("load", 0),
             "reconcile_s": durations.get("reconcile", 0), "validate_s": durations.get("validate", 0),
             "tasks_s": tasks, "airflow_s": max(wall - tasks, 0.0), "wall_s": wall}
 
@@ -133,7 +147,7 @@ def run_dlt(bin_dir: Path, table: TableRef, backend: str, pipelines_dir: Path, s
 
 
 def main() -> int:
-    scale = float(os.environ.get("BENCH_SF", "1"))
+    scales = common.scales()
     repeats = common.repeats()
     embedded = not all(os.environ.get(var) for var in ENV_VARS.values())
     src_uri, wh_uri = common.bench_uris()
@@ -141,19 +155,41 @@ def main() -> int:
     os.environ.pop("WAREHOUSE_SYNC_CONFIG", None)
     src, wh = common.connect_both()
     config = load_config(CONFIG)
-    anchor = runner.floor_window(datetime.now(timezone.utc))
-    print(f"[bench] TPC-H SF {scale:g}: generating and seeding …", flush=True)
-    data, counts = common.seed_source(src, scale, anchor)
     runner.airflow_environment(Path(os.environ.get("AIRFLOW_HOME", REPO_ROOT / ".airflow")))
     runner.migrate_metadata_db()
     dags = runner.load_dags()
-    results: dict[tuple[str, str], dict[str, Any]] = {}
+    bin_dir = common.peer_venv("dlt")
+    backend = None
+    results: dict[tuple[str, str, float], dict[str, Any]] = {}
+    small_rss = None
+    for index, scale in enumerate(scales):
+        # The first scale factor gets medians of $BENCH_REPEATS snapshots; the others one snapshot each
+        # (they are there for the incremental run that follows, on a bigger table).
+        backend = bench_scale(src, wh, config, dags, scale, repeats if index == 0 else 1, bin_dir, backend, src_uri,
+                              wh_uri, results)
+        if index == 0 and len(scales) == 1 and scale > 0.1 and embedded:  # several scales: RSS per scale instead
+            small_rss = _small_scale_rss(runner.floor_window(datetime.now(timezone.utc)))
+    sync_report.write_results(results, scales, backend, small_rss, repeats, WORKLOAD)
+    return 0
 
+
+def bench_scale(src: Any, wh: Any, config: Any, dags: dict, scale: float, repeats: int, bin_dir: Path,
+                backend: str | None, src_uri: str, wh_uri: str, results: dict) -> str:
+    """Snapshot (limit, ours, dlt) and then one incremental window after the fixed workload, at ``scale``.
+
+    Fills ``results[(table, step, scale)]``; returns dlt's backend (picked here when ``None``).
+    """
+    anchor = runner.floor_window(datetime.now(timezone.utc))
+    print(f"[bench] TPC-H SF {scale:g}: generating and seeding …", flush=True)
+    data, counts = common.seed_source(src, scale, anchor)
+    for table in (tpch.ORDERS, tpch.LINEITEM):  # long-lived tables: autovacuum has set their visibility maps
+        common.vacuum(src, table)
     for name in TABLES:
         table = TableRef(*name.split("."))
         limit = [measure_limit(src, wh, table) for _ in range(repeats)]
-        results[(name, "snapshot")] = {"rows": counts[table.name], "limit_s": common.median(limit)}
-        print(f"[bench] limit {name}: {', '.join(f'{x:.2f}' for x in limit)} s", flush=True)
+        results[(name, "snapshot", scale)] = {"rows": counts[table.name], "changed_rows": counts[table.name],
+                                              "limit_s": common.median(limit)}
+        print(f"[bench] SF {scale:g} limit {name}: {', '.join(f'{x:.2f}' for x in limit)} s", flush=True)
     wh.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(LIMIT_SCHEMA)))
     wh.commit()
 
@@ -166,51 +202,100 @@ def main() -> int:
         for _ in range(repeats):
             reset_ours(wh, pipeline)
             runs.append(run_ours(dags[pipeline.dag_id], anchor, snapshot=True))
-            print(f"[bench] ours snapshot {name}: {runs[-1]['move_s']:.2f} s moving, "
+            print(f"[bench] SF {scale:g} ours snapshot {name}: {runs[-1]['move_s']:.2f} s moving, "
                   f"{runs[-1]['airflow_s']:.2f} s Airflow", flush=True)
-        record = results[(name, "snapshot")]
+        record = results[(name, "snapshot", scale)]
         for key in runs[0]:
             record[f"ours_{key}"] = common.median(r[key] for r in runs)
         record["ours_s"] = record["ours_move_s"]
         record["peak_rss_mib"] = extract_rss(pipeline_name, anchor, dict(os.environ))
 
-    small_rss = _small_scale_rss(anchor) if scale > 0.1 and embedded else None
-    bin_dir = common.peer_venv("dlt")
     dlt_root = REPO_ROOT / ".bench" / "dlt"
-    backend_times = {}
-    orders = TableRef("tpch", "orders")
-    for backend in ("pyarrow", "connectorx"):
-        _reset_dlt(wh, dlt_root / "probe", orders)
-        backend_times[backend] = run_dlt(bin_dir, orders, backend, dlt_root / "probe", src_uri, wh_uri)["seconds"]
-        print(f"[bench] dlt {backend} orders probe: {backend_times[backend]:.2f} s", flush=True)
-    backend = min(backend_times, key=backend_times.get)
-    for name in TABLES:
+    backend = backend or os.environ.get("BENCH_DLT_BACKEND") or _pick_dlt_backend(bin_dir, wh, src_uri, wh_uri)
+    skip_dlt = {name for name in TABLES if counts[name.split(".")[1]] > common.peer_max_rows()}
+    for name in sorted(set(TABLES) - skip_dlt):
         table = TableRef(*name.split("."))
         runs = []
-        for _ in range(repeats):
+        for _ in range(common.peer_repeats(repeats)):
             _reset_dlt(wh, dlt_root / f"run-{table.name}", table)
-            runs.append(run_dlt(bin_dir, table, backend, dlt_root / f"run-{table.name}", src_uri, wh_uri))
-            print(f"[bench] dlt {backend} snapshot {name}: {runs[-1]['seconds']:.2f} s", flush=True)
-        results[(name, "snapshot")].update({"dlt_s": common.median(r["seconds"] for r in runs),
-                                            "dlt_rss_mib": common.median(r["peak_rss_mib"] for r in runs)})
+            runs.append(_try_dlt(bin_dir, table, backend, dlt_root / f"run-{table.name}", src_uri, wh_uri))
+            print(f"[bench] SF {scale:g} dlt {backend} snapshot {name}: {runs[-1]['seconds']} s", flush=True)
+        results[(name, "snapshot", scale)].update(_dlt_figures(runs))
 
-    workload = tpch.apply_workload(src, data, refresh_set=1, update_every=100, deletes=True)
-    print(f"[bench] workload: {workload}", flush=True)
+    workload = tpch.apply_workload(src, data, refresh_set=1, deletes=True, **WORKLOAD)
+    print(f"[bench] SF {scale:g} workload: {workload}", flush=True)
+    # Steady state: autovacuum has visited the targets since their snapshot (it sets the visibility
+    # map the key check's index-only scans rely on); the workload's changes are not vacuumed.
+    for pipeline_name, _ in TABLES.values():
+        common.vacuum(wh, config.pipeline(pipeline_name).target)
     window_end = runner.floor_window(datetime.now(timezone.utc)) + runner.WINDOW
     for name, (pipeline_name, _) in TABLES.items():
         pipeline = config.pipeline(pipeline_name)
-        ours = run_ours(dags[pipeline.dag_id], window_end, snapshot=False)
         table = TableRef(*name.split("."))
-        dlt_run = run_dlt(bin_dir, table, backend, dlt_root / f"run-{table.name}", src_uri, wh_uri)
-        results[(name, "incremental")] = {
-            "rows": ours_rows(wh, pipeline.name), "limit_s": None, "ours_s": ours["tasks_s"],
-            **{f"ours_{k}": v for k, v in ours.items()}, "dlt_s": dlt_run["seconds"],
-            "dlt_rss_mib": dlt_run["peak_rss_mib"], "peak_rss_mib": results[(name, "snapshot")]["peak_rss_mib"],
+        limit_s = measure_incremental_limit(src, wh, pipeline, window_end)
+        ours = run_ours(dags[pipeline.dag_id], window_end, snapshot=False)
+        dlt_run = ({"seconds": None, "peak_rss_mib": None} if name in skip_dlt else
+                   _try_dlt(bin_dir, table, backend, dlt_root / f"run-{table.name}", src_uri, wh_uri))
+        changed = sum(getattr(workload, kind)[table.name] for kind in ("inserted", "updated", "deleted"))
+        results[(name, "incremental", scale)] = {
+            "rows": counts[table.name], "changed_rows": changed, "window_rows": ours_rows(wh, pipeline.name),
+            "limit_s": limit_s, "ours_s": ours["tasks_s"], **{f"ours_{k}": v for k, v in ours.items()},
+            **_dlt_figures([dlt_run]), "peak_rss_mib": results[(name, "snapshot", scale)]["peak_rss_mib"],
+            **reconcile_steps(wh, pipeline.name),
         }
-        print(f"[bench] incremental {name}: ours {ours['tasks_s']:.2f} s of tasks, dlt {dlt_run['seconds']:.2f} s",
-              flush=True)
-    write_results(results, scale, backend, small_rss, repeats)
-    return 0
+        print(f"[bench] SF {scale:g} incremental {name}: ours {ours['tasks_s']:.2f} s of tasks "
+              f"({ours['reconcile_s']:.2f} s reconcile), limit {limit_s:.2f} s, dlt {dlt_run['seconds']} s", flush=True)
+    return backend
+
+
+def measure_incremental_limit(src: Any, wh: Any, pipeline: Any, window_end: datetime) -> float:
+    """The floor of an incremental run: the window's rows read through the source's cursor index,
+    binary-COPYed into a temporary table and merged into the target (rolled back); wall seconds."""
+    columns = [c.name for c in describe_source(src, pipeline.source, pipeline.primary_key, pipeline.cursor)]
+    names = idents(columns)
+    window = {"start": window_end - runner.WINDOW, "end": window_end}
+    started = time.perf_counter()
+    wh.execute(sql.SQL("CREATE TEMP TABLE _limit_window ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        names, table_ident(pipeline.target)))
+    with src.cursor() as out_cur, wh.cursor() as in_cur:
+        select = sql.SQL("COPY (SELECT {} FROM {} WHERE {} >= %(start)s AND {} < %(end)s) TO STDOUT (FORMAT binary)")
+        cursor = sql.Identifier(pipeline.cursor)
+        with out_cur.copy(select.format(names, table_ident(pipeline.source), cursor, cursor), window) as copy_out, \
+                in_cur.copy(sql.SQL("COPY _limit_window ({}) FROM STDIN (FORMAT binary)").format(names)) as copy_in:
+            for data in copy_out:
+                copy_in.write(data)
+    wh.execute(common.merge_statement(pipeline.target, columns, pipeline.primary_key, "_limit_window"))
+    seconds = time.perf_counter() - started
+    wh.rollback()
+    src.rollback()
+    return seconds
+
+
+def _pick_dlt_backend(bin_dir: Path, wh: Any, src_uri: str, wh_uri: str) -> str:
+    """dlt's faster backend on orders (``pyarrow`` or ``connectorx``, one snapshot each)."""
+    times = {}
+    orders = TableRef("tpch", "orders")
+    for backend in ("pyarrow", "connectorx"):
+        _reset_dlt(wh, REPO_ROOT / ".bench" / "dlt" / "probe", orders)
+        times[backend] = run_dlt(bin_dir, orders, backend, REPO_ROOT / ".bench" / "dlt" / "probe", src_uri,
+                                 wh_uri)["seconds"]
+        print(f"[bench] dlt {backend} orders probe: {times[backend]:.2f} s", flush=True)
+    return min(times, key=times.get)
+
+
+def _try_dlt(bin_dir: Path, table: TableRef, backend: str, pipelines_dir: Path, src_uri: str, wh_uri: str) -> dict:
+    """:func:`run_dlt`, a failure (e.g. out of memory at a big scale factor) recorded, not fatal."""
+    try:
+        return run_dlt(bin_dir, table, backend, pipelines_dir, src_uri, wh_uri)
+    except RuntimeError as exc:
+        print(f"[bench] {exc}", flush=True)
+        return {"seconds": None, "peak_rss_mib": None}
+
+
+def _dlt_figures(runs: list[dict]) -> dict[str, float | None]:
+    ok = [r for r in runs if r["seconds"] is not None]
+    return {"dlt_s": common.median(r["seconds"] for r in ok) if ok else None,
+            "dlt_rss_mib": common.median(r["peak_rss_mib"] for r in ok) if ok else None}
 
 
 def ours_rows(wh: Any, pipeline: str) -> int:
@@ -221,6 +306,17 @@ def ours_rows(wh: Any, pipeline: str) -> int:
         [pipeline, pipeline]).fetchone()
     wh.commit()
     return int(rows)
+
+
+def reconcile_steps(wh: Any, pipeline: str) -> dict[str, float]:
+    """Seconds of each reconcile step of the latest run of ``pipeline`` (audit rows), e.g.
+    ``ours_reconcile_window_s`` (the window's full comparison) and ``ours_reconcile_keys_s`` (the key check)."""
+    rows = wh.execute(
+        "SELECT step, sum(seconds) FROM warehouse_sync.audit WHERE pipeline = %s AND step LIKE 'reconcile%%' AND "
+        "run_id = (SELECT run_id FROM warehouse_sync.audit WHERE pipeline = %s ORDER BY id DESC LIMIT 1) GROUP BY step",
+        [pipeline, pipeline]).fetchall()
+    wh.commit()
+    return {f"ours_{step}_s": float(seconds or 0) for step, seconds in rows}
 
 
 def _reset_dlt(wh: Any, pipelines_dir: Path, table: TableRef) -> None:
@@ -245,65 +341,6 @@ def _small_scale_rss(anchor: datetime) -> dict[str, float]:
     small.close()
     env = {**os.environ, **{ENV_VARS[k]: v for k, v in uris.items()}}
     return {name: extract_rss(pipeline_name, anchor, env) for name, (pipeline_name, _) in TABLES.items()}
-
-
-def write_results(results: dict, scale: float, backend: str, small_rss: dict | None, repeats: int) -> None:
-    """``latest.json``, ``sync.md`` and ``sync.png`` under ``bench/results``."""
-    common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    records = [{"table": t, "step": s, "rows": r["rows"], "ours_s": round(r["ours_s"], 3),
-                "limit_s": round(r["limit_s"], 3) if r["limit_s"] else None, "dlt_s": round(r["dlt_s"], 3),
-                "peak_rss_mib": round(r["peak_rss_mib"], 1)} for (t, s), r in results.items()]
-    (common.RESULTS_DIR / "latest.json").write_text(json.dumps(records, indent=2) + "\n")
-    lines = [f"# Sync benchmark: TPC-H SF {scale:g}, ours vs the limit vs dlt ({backend} backend)", "",
-             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores; snapshot figures are "
-             f"medians of {repeats} runs, the incremental window one run.", "",
-             "ours (s): plan + extract + load for a snapshot (the target's measure); all task time, reconcile "
-             "and validate included, for the incremental window.", "",
-             "| table | step | rows | ours (s) | plan + extract + load (s) | rows/s | limit (s) | ours / limit | dlt (s) "
-             "| dlt / ours | Airflow overhead (s) | reconcile + validate (s) | extract task peak RSS (MiB) "
-             "| dlt peak RSS (MiB) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for (table, step), r in results.items():
-        limit = f"{r['limit_s']:.2f}" if r["limit_s"] else "–"
-        ratio = f"{r['ours_s'] / r['limit_s']:.2f}" if r["limit_s"] else "–"
-        lines.append(
-            f"| {table} | {step} | {r['rows']:,} | {r['ours_s']:.2f} | {r['ours_move_s']:.2f} | "
-            f"{r['rows'] / max(r['ours_move_s'], 1e-9):,.0f} | "
-            f"{limit} | {ratio} | {r['dlt_s']:.2f} | {r['dlt_s'] / r['ours_s']:.1f} | {r['ours_airflow_s']:.2f} | "
-            f"{r['ours_reconcile_s'] + r['ours_validate_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['dlt_rss_mib']:.0f} |")
-    if small_rss:
-        lines += ["", "Extract task peak RSS at SF 0.1 vs SF " + f"{scale:g}: " + "; ".join(
-            f"{t}: {small_rss[t]:.0f} MiB vs {results[(t, 'snapshot')]['peak_rss_mib']:.0f} MiB "
-            f"({results[(t, 'snapshot')]['peak_rss_mib'] / small_rss[t] - 1:+.0%})" for t in small_rss)]
-    text = "\n".join(lines) + "\n"
-    (common.RESULTS_DIR / "sync.md").write_text(text)
-    _chart(results, scale)
-    print("\n" + text)
-
-
-def _chart(results: dict, scale: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{t.split('.')[1]}\n{s}" for t, s in results]
-    series = {"limit (binary COPY)": [r["limit_s"] for r in results.values()],
-              "ours (plan + extract + load)": [r["ours_move_s"] for r in results.values()],
-              "dlt": [r["dlt_s"] for r in results.values()]}
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.27
-    for i, (name, values) in enumerate(series.items()):
-        xs = [x + (i - 1) * width for x, v in enumerate(values) if v is not None]
-        shown = [v for v in values if v is not None]
-        bars = ax.bar(xs, shown, width, label=name)
-        ax.bar_label(bars, labels=[f"{v:.1f}" for v in shown], fontsize=8)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("seconds (lower is better)")
-    ax.set_title(f"TPC-H SF {scale:g}: PostgreSQL to PostgreSQL")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / "sync.png", dpi=110)
 
 
 if __name__ == "__main__":

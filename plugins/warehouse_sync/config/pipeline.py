@@ -173,7 +173,12 @@ class Pipeline(BaseModel):
             window end to finish, before extracting (>= 0; see README, "Late commits").
         lookback_minutes: Minutes re-read before each window start (>= 0; an overlap: the merge is
             idempotent, so re-reading costs only time).
-        reconcile_full_table: Also reconcile the whole table (not only the window) each run.
+        per_run_table_check: What each sync run checks of the whole table besides its window (README,
+            "Reconciliation, repair and deletes"): ``keys`` (default: the primary keys of both sides,
+            from the key indexes only; finds deletes and lost keys), ``full`` (every column of every
+            row, as the daily reconcile does; cost grows with the table) or ``none`` (deletes wait for
+            the daily reconcile). Replaces the deprecated ``reconcile_full_table`` (true = ``full``,
+            false = ``none``).
         delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
             deleted at the source.
         schema_changes: What a load does when the source's columns differ from the target's (the
@@ -240,7 +245,7 @@ class Pipeline(BaseModel):
     statement_timeout_seconds: int = Field(300, strict=True, ge=0)
     lock_timeout_seconds: int = Field(30, strict=True, ge=0)
     task_timeout_minutes: ExecutionTimeouts = ExecutionTimeouts()
-    reconcile_full_table: bool = Field(True, strict=True)
+    per_run_table_check: Literal["keys", "full", "none"] = "keys"
     delete_mode: Literal["soft", "hard"] = "soft"
     initial_load: Literal["snapshot", "window"] = "snapshot"
     schema_changes: Literal["evolve", "freeze", "discard"] = "evolve"

@@ -55,6 +55,12 @@ def table_ident(table: TableRef) -> sql.Identifier:
     return sql.Identifier(table.schema, table.name)
 
 
+def tombstone_index(table: TableRef) -> str:
+    """Name of the target's partial index of soft-deleted keys (``<table>_tombstones_idx``, at most 63 bytes):
+    built with the target (``sync/create_target.sql``), read by the per-run key check (``reconcile.keys``)."""
+    return f"{table.name}_tombstones_idx"[:63]
+
+
 def idents(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
     """A comma-separated list of quoted column identifiers, optionally qualified (``s."a", s."b"``)."""
     return sql.SQL(", ").join(sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)

@@ -1,7 +1,8 @@
 """Reconciliation: is the warehouse equal to the source, and if not, which keys differ and why.
 
 :mod:`.loop` owns the whole loop (compare → locate → repair → compare again → record → alert);
-:mod:`.compare` (counts and checksums), :mod:`.locate` (checksum bisection, after reladiff) and
+:mod:`.compare` (counts and checksums), :mod:`.locate` (checksum bisection, after reladiff),
+:mod:`.keys` (the per-run key check: deletes found from the primary-key indexes) and
 :mod:`.repair` (within a ceiling) are its parts.
 """
 

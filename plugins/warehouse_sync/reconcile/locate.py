@@ -77,14 +77,15 @@ class Drift:
         }
 
 
-class _Side:
-    """One database, its table and filter, inside one REPEATABLE READ snapshot."""
+class SnapshotSide:
+    """One database, its table and filter, inside one read-only REPEATABLE READ snapshot (a context
+    manager; :meth:`query` runs a statement of ``sql/`` with ``{table}`` and ``{extra}`` filled in)."""
 
     def __init__(self, conn: psycopg.Connection, table: sql.Composable, extra: sql.Composable):
         self.conn, self.table, self.extra = conn, table, extra
         self.table_name = table.as_string(conn)  # for to_regclass() in key_range.sql
 
-    def __enter__(self) -> "_Side":
+    def __enter__(self) -> "SnapshotSide":
         self.conn.commit()
         self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         self.conn.execute("SET TRANSACTION READ ONLY")
@@ -102,8 +103,9 @@ class _Side:
         return self.conn.execute(statement, {"table_name": self.table_name, **params}).fetchall()
 
 
-def _both(pool: ThreadPoolExecutor, a: _Side, b: _Side, name: str, parts: dict[str, sql.Composable],
-          params: dict[str, Any]) -> tuple[list[tuple], list[tuple]]:
+def query_both(pool: ThreadPoolExecutor, a: SnapshotSide, b: SnapshotSide, name: str,
+               parts: dict[str, sql.Composable], params: dict[str, Any]) -> tuple[list[tuple], list[tuple]]:
+    """Runs the same statement on both sides concurrently; returns both sides' rows."""
     fa = pool.submit(a.query, name, parts, params)
     fb = pool.submit(b.query, name, parts, params)
     return fa.result(), fb.result()
@@ -145,10 +147,10 @@ def locate(
     parts = {"k1": sql.Identifier(k1), "cursor": sql.Identifier(pipeline.cursor), "columns": hash_inputs(columns),
              "keys": idents(pipeline.primary_key, "r")}
     result = Drift()
-    src = _Side(source, table_ident(pipeline.source), sql.SQL(""))
-    wh = _Side(warehouse, table_ident(pipeline.target), LIVE)
+    src = SnapshotSide(source, table_ident(pipeline.source), sql.SQL(""))
+    wh = SnapshotSide(warehouse, table_ident(pipeline.target), LIVE)
     with ThreadPoolExecutor(max_workers=2) as pool, src, wh:
-        ranges = _both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": as_of})
+        ranges = query_both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": as_of})
         lows = [r[0][0] for r in ranges if r[0][0] is not None]
         if lows:
             lo, hi = min(lows), max(r[0][1] for r in ranges if r[0][1] is not None) + 1
@@ -158,7 +160,7 @@ def locate(
             while todo:
                 lo, hi, parts_count = todo.pop()
                 params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": as_of}
-                a, b = _both(pool, src, wh, "reconcile/diff_segments.sql", parts, params)
+                a, b = query_both(pool, src, wh, "reconcile/diff_segments.sql", parts, params)
                 if first:  # the first level covers every row: exact counts
                     result.rows = max(sum(r[1] for r in a), sum(r[1] for r in b))
                     first = False
@@ -187,9 +189,10 @@ def locate(
     return result
 
 
-def _compare_leaf(pool: ThreadPoolExecutor, src: _Side, wh: _Side, parts: dict[str, sql.Composable],
+def _compare_leaf(pool: ThreadPoolExecutor, src: SnapshotSide, wh: SnapshotSide,
+                  parts: dict[str, sql.Composable],
                   lo: int, hi: int, as_of: datetime, result: Drift) -> None:
-    a, b = _both(pool, src, wh, "reconcile/diff_rows.sql", parts, {"lo": lo, "hi": hi, "as_of": as_of})
+    a, b = query_both(pool, src, wh, "reconcile/diff_rows.sql", parts, {"lo": lo, "hi": hi, "as_of": as_of})
     a_map = {tuple(r[:-1]): r[-1] for r in a}
     b_map = {tuple(r[:-1]): r[-1] for r in b}
     for key, digest in a_map.items():
@@ -219,7 +222,7 @@ def key_join(pipeline: Pipeline, columns: list[Column], keys: list[tuple]) -> di
     return {"parts": {"arrays": arrays, "key_names": idents(pipeline.primary_key), "join": join}, "params": params}
 
 
-def _fetch_by_keys(side: _Side, pipeline: Pipeline, columns: list[Column], keys: list[tuple],
+def _fetch_by_keys(side: SnapshotSide, pipeline: Pipeline, columns: list[Column], keys: list[tuple],
                    select: list[str]) -> dict[tuple, tuple]:
     """Rows (as text) of ``side`` for ``keys``: {key: (selected column values...)}."""
     if not keys:
@@ -234,13 +237,14 @@ def _fetch_by_keys(side: _Side, pipeline: Pipeline, columns: list[Column], keys:
     return {tuple(r[:width]): tuple(r[width:]) for r in side.conn.execute(statement, joined["params"]).fetchall()}
 
 
-def _classify_extra(src: _Side, pipeline: Pipeline, columns: list[Column], result: Drift) -> None:
+def _classify_extra(src: SnapshotSide, pipeline: Pipeline, columns: list[Column], result: Drift) -> None:
     """Drops 'extra' keys that still exist at the source: their version there is in flight."""
     present = _fetch_by_keys(src, pipeline, columns, result.extra, [pipeline.cursor])
     result.extra = [k for k in result.extra if k not in present]
 
 
-def _name_changed_columns(src: _Side, wh: _Side, pipeline: Pipeline, columns: list[Column], result: Drift,
+def _name_changed_columns(src: SnapshotSide, wh: SnapshotSide, pipeline: Pipeline, columns: list[Column],
+                          result: Drift,
                           sample: int) -> None:
     keys = result.changed[:sample]
     names = [c.name for c in columns]

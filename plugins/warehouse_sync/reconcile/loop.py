@@ -1,14 +1,17 @@
 """The reconcile loop, owned here from start to end: compare → locate → repair → compare again → alert.
 
-A sync run reconciles its window (and, if ``reconcile_full_table``, the whole table up to the
-window end); the daily reconcile DAG reconciles the whole table up to the pipeline's high
-watermark. Both go through :func:`reconcile`:
+A sync run reconciles its window and checks the whole table up to the window end as the pipeline's
+``per_run_table_check`` says: ``keys`` (:mod:`.keys`: the primary keys only, which finds deletes),
+``full`` (every column) or ``none``; the daily reconcile DAG reconciles every column of the whole
+table up to the pipeline's high watermark. Both go through :func:`reconcile`:
 
 1. **compare** (:mod:`.compare`): row count and checksum on each side over the source's columns
    that the target has (:func:`compared_columns`); equal means done.
 2. **locate** (:mod:`.locate`): checksum bisection finds every missing, extra and changed key.
 3. **repair** (:mod:`.repair`): within the repair ceiling, re-read and merge, soft/hard-delete;
    above it, nothing changes and :class:`RepairRefused` is raised (after recording it).
+   With ``per_run_table_check: keys`` and a matching window, the key check takes the place of
+   compare and locate for the rest of the table: what it finds is repaired the same way.
 4. **compare again**: drift that remains raises :class:`DriftDetected`.
 5. **record and alert**: every comparison goes to ``warehouse_sync.audit``, every locate to
    ``warehouse_sync.drift_history``; when keys differed, ``on_drift`` receives the summary
@@ -17,6 +20,7 @@ watermark. Both go through :func:`reconcile`:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
@@ -29,9 +33,11 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, describe_source, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
-from warehouse_sync.reconcile.locate import locate
+from warehouse_sync.reconcile.keys import check_keys, has_integer_key
+from warehouse_sync.reconcile.locate import Drift, locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
 
+log = logging.getLogger(__name__)
 DriftHandler = Callable[[dict[str, Any]], Any]
 
 
@@ -71,13 +77,13 @@ def reconcile_window(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
     on_drift: DriftHandler | None = None,
 ) -> Reconciliation:
-    """The sync run's reconcile: its window, and the whole table before its end if configured.
+    """The sync run's reconcile: its window, and the whole table before its end as ``per_run_table_check`` says.
 
     Raises:
         RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
         DriftDetected: Drift remains after repair (names table, window, counts, checksums).
     """
-    return reconcile(source, warehouse, pipeline, window, run_id, "window", pipeline.reconcile_full_table, on_drift)
+    return reconcile(source, warehouse, pipeline, window, run_id, "window", pipeline.per_run_table_check, on_drift)
 
 
 def reconcile_table(
@@ -96,12 +102,12 @@ def reconcile_table(
     if state.high_watermark is None:
         raise NothingLoaded(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
     as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
-    return reconcile(source, warehouse, pipeline, Window(None, as_of), run_id, "table", False, on_drift)
+    return reconcile(source, warehouse, pipeline, Window(None, as_of), run_id, "table", "none", on_drift)
 
 
 def reconcile(
     source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
-    scope: str, full_table: bool, on_drift: DriftHandler | None = None,
+    scope: str, table_check: str, on_drift: DriftHandler | None = None,
 ) -> Reconciliation:
     """Runs the loop once: compare, and on a mismatch locate, repair, compare again, alert.
 
@@ -112,7 +118,8 @@ def reconcile(
         window: What to compare; located keys are those with cursor < ``window.end``.
         run_id: Airflow run id (stored with repaired rows and in the audit).
         scope: ``window`` or ``table``: names the audit steps and the drift-history row.
-        full_table: Also compare the whole table before ``window.end``.
+        table_check: What else of the table before ``window.end`` a ``window`` scope checks:
+            ``keys`` (:func:`.keys.check_keys`), ``full`` (every column) or ``none``.
         on_drift: Called with the drift summary when keys differed (after the repair).
 
     Returns:
@@ -126,6 +133,11 @@ def reconcile(
                                read_columns(warehouse, pipeline.target))
     warehouse.commit()
     drift = None
+    if table_check == "keys" and not has_integer_key(pipeline, columns):
+        log.warning("%s: the first key column is not an integer, so the per-run key check cannot cut it into "
+                    "ranges; checking every column of the table instead (per_run_table_check: full)", pipeline.source)
+        table_check = "full"
+    full_table = table_check == "full"
     # The daily scope goes straight to locate: its first bisection level counts the whole table anyway.
     comparisons = compare(source, warehouse, pipeline, columns, window, full_table) if scope == "window" else []
     _record(warehouse, pipeline, run_id, comparisons, "")
@@ -133,6 +145,17 @@ def reconcile(
         drift = _locate_and_repair(source, warehouse, pipeline, columns, window.end, run_id, scope)
         comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
         _record(warehouse, pipeline, run_id, comparisons, "_after_repair" if scope == "window" else "_daily")
+    elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
+        # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
+        checked = check_keys(source, warehouse, pipeline, columns, window.end)
+        _record(warehouse, pipeline, run_id, [checked.comparison], "")
+        final = checked.comparison
+        if checked.drift.total:
+            drift = _repair_found(source, warehouse, pipeline, columns, checked.drift, window.end, run_id, scope)
+            # The rest of the key space matched: re-check only the ranges that differed.
+            final = check_keys(source, warehouse, pipeline, columns, window.end, only=checked.leaves).comparison
+            _record(warehouse, pipeline, run_id, [final], "_after_repair")
+        comparisons = comparisons + [final]
     result = Reconciliation(scope, window.end, tuple(comparisons), drift)
     if result.keys_differed and on_drift is not None:
         on_drift(drift)
@@ -159,7 +182,15 @@ def _locate_and_repair(
     as_of: datetime, run_id: str, scope: str,
 ) -> dict[str, Any]:
     """Locates every differing key (cursor < ``as_of``), repairs within the ceiling, records it."""
-    found = locate(source, warehouse, pipeline, columns, as_of)
+    return _repair_found(source, warehouse, pipeline, columns, locate(source, warehouse, pipeline, columns, as_of),
+                         as_of, run_id, scope)
+
+
+def _repair_found(
+    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column],
+    found: Drift, as_of: datetime, run_id: str, scope: str,
+) -> dict[str, Any]:
+    """Repairs located keys within the ceiling and records them in ``drift_history``."""
     try:
         repaired = repair(source, warehouse, pipeline, columns, found, run_id).total if found.total else 0
     except RepairRefused:

@@ -43,7 +43,8 @@ from psycopg import sql
 from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, TableNotFound, arrow_schema, read_columns
-from warehouse_sync.db.statements import COPY_CSV, CREATE_STAGING, DDL_LOCK, idents, load_sql, table_ident
+from warehouse_sync.db.statements import (COPY_CSV, CREATE_STAGING, DDL_LOCK, idents, load_sql, table_ident,
+                                          tombstone_index)
 from warehouse_sync.sync.schema import ColumnChange, SchemaDecision, decide, describe_schema_changes
 
 __all__ = ["SchemaChanged", "LoadResult", "ensure_target", "load_files", "copy_files", "binary_ready",
@@ -105,6 +106,7 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
             conn.execute(load_sql(
                 "sync/create_target.sql", schema=sql.Identifier(pipeline.target.schema), table=table_ident(pipeline.target),
                 column_defs=definitions, primary_key=idents(pipeline.primary_key),
+                tombstones=sql.Identifier(tombstone_index(pipeline.target)),
             ))
         conn.commit()
         log.info("created target table %s", pipeline.target)

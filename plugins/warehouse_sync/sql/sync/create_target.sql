@@ -7,3 +7,6 @@ CREATE TABLE IF NOT EXISTS {table} (
     _deleted_at timestamptz,
     PRIMARY KEY ({primary_key})
 );
+-- Soft-deleted keys only (empty for a new table, so free to build now): the per-run key check of
+-- reconcile/keys.py subtracts them with an Index Only Scan.
+CREATE INDEX IF NOT EXISTS {tombstones} ON {table} ({primary_key}) WHERE _deleted_at IS NOT NULL;

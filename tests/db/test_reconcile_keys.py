@@ -1,0 +1,146 @@
+"""The per-run key check: deletes and lost keys found from the primary-key indexes alone, repaired by
+the sync run that sees them; rows in flight and tombstones are not drift."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from helpers import T0, lines_pipeline, sync_window
+from psycopg import sql
+
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.statements import idents, load_sql, table_ident
+from warehouse_sync.reconcile.keys import TOMBSTONES, check_keys, ensure_tombstone_index, key_hash
+
+HOUR = timedelta(hours=1)
+AS_OF = T0 + HOUR
+
+
+def check(source, warehouse, pipeline, leaf_rows=8, max_parts=4):
+    """Small leaves and few parts per level, so that 1 200 keys are bisected over several levels."""
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    return check_keys(source, warehouse, pipeline, columns, AS_OF, leaf_rows=leaf_rows, max_parts=max_parts)
+
+
+def test_the_load_builds_the_tombstone_index_with_the_target(warehouse, synced):
+    (name,) = warehouse.execute("SELECT to_regclass('t_dst.lines_tombstones_idx')::text").fetchone()
+    warehouse.commit()
+    assert name == "t_dst.lines_tombstones_idx"
+
+
+def test_identical_key_sets_match_in_one_level(source, warehouse, synced):
+    result = check(source, warehouse, synced)
+    assert result.drift.total == 0 and result.comparison.matches and result.levels == 1
+    assert result.comparison.source.rows == 1200 and result.leaf_keys == 0
+
+
+def test_a_hard_delete_at_the_source_is_found_by_its_composite_key(source, warehouse, synced):
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) IN ((77, 2), (300, 4))")
+    source.commit()
+    result = check(source, warehouse, synced)
+    assert result.drift.extra == [(77, 2), (300, 4)] and result.drift.missing == []
+    assert not result.comparison.matches and result.levels >= 3  # it drilled down
+
+
+def test_the_re_check_after_a_repair_reads_only_the_ranges_that_differed(source, warehouse, synced):
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (77, 2)")
+    source.commit()
+    found = check(source, warehouse, synced)
+    columns = describe_source(source, synced.source, synced.primary_key, synced.cursor)
+    again = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    assert again.drift.extra == [(77, 2)] and again.levels == 0 and 0 < again.comparison.warehouse.rows <= 8
+    warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now() WHERE (order_id, line) = (77, 2)")
+    warehouse.commit()
+    repaired = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    assert repaired.drift.total == 0 and repaired.comparison.matches
+
+
+def test_a_key_only_in_the_warehouse_is_extra(source, warehouse, synced):
+    warehouse.execute("INSERT INTO t_dst.lines (order_id, line, qty, note, updated_at) VALUES (5000, 1, 1, 'x', %s)",
+                      (T0,))
+    warehouse.commit()
+    assert check(source, warehouse, synced).drift.extra == [(5000, 1)]
+
+
+def test_a_key_lost_by_the_warehouse_is_missing(source, warehouse, synced):
+    warehouse.execute("DELETE FROM t_dst.lines WHERE (order_id, line) = (10, 3)")
+    warehouse.commit()
+    result = check(source, warehouse, synced)
+    assert result.drift.missing == [(10, 3)] and result.drift.extra == []
+
+
+def test_rows_inserted_after_the_window_are_in_flight_not_missing(source, warehouse, synced):
+    source.execute("INSERT INTO t_src.lines VALUES (150, 9, 1, 'late', %s), (9999, 1, 1, 'new', %s)",
+                   (AS_OF, AS_OF + HOUR))
+    source.commit()
+    result = check(source, warehouse, synced)
+    assert result.drift.total == 0 and result.comparison.matches and result.comparison.inflight == 2
+
+
+def test_soft_deleted_warehouse_rows_are_not_counted_and_a_reappearing_key_is_missing(source, warehouse, synced):
+    warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now() WHERE order_id = 40")
+    warehouse.commit()
+    source.execute("DELETE FROM t_src.lines WHERE order_id = 40 AND line <> 1")
+    source.commit()
+    result = check(source, warehouse, synced)
+    assert result.drift.missing == [(40, 1)] and result.drift.extra == []  # tombstones (40, 2..4) match
+
+
+def test_a_sync_run_applies_a_delete_with_audit_and_drift_history(source, warehouse, synced, tmp_path):
+    source.execute("DELETE FROM t_src.lines WHERE order_id = 123")  # an old order, outside the next window
+    source.commit()
+    result = sync_window(source, warehouse, synced, AS_OF, AS_OF + HOUR, tmp_path, run_id="run-2")["reconciled"]
+    assert result["drift"]["extra"] == 4 and result["drift"]["repaired"] == 4
+    assert [c["scope"] for c in result["comparisons"]] == ["window", "keys"] and result["comparisons"][1]["matches"]
+    tombstones = warehouse.execute("SELECT count(*), min(_run_id) FROM t_dst.lines "
+                                   "WHERE order_id = 123 AND _deleted_at IS NOT NULL").fetchone()
+    assert tombstones == (4, "run-2")
+    steps = warehouse.execute("SELECT step, status FROM warehouse_sync.audit WHERE run_id = 'run-2' "
+                              "AND step LIKE 'reconcile%%' ORDER BY id").fetchall()
+    assert steps == [("reconcile_window", "ok"), ("reconcile_keys", "drift"), ("reconcile_keys_after_repair", "ok")]
+    history = warehouse.execute("SELECT scope, extra, repaired, refused FROM warehouse_sync.drift_history "
+                                "WHERE run_id = 'run-2'").fetchall()
+    assert history == [("window", 4, 4, False)]
+
+
+def test_hard_delete_mode_deletes_the_row(source, warehouse, synced, tmp_path):
+    pipeline = lines_pipeline(delete_mode="hard")
+    source.execute("DELETE FROM t_src.lines WHERE order_id = 200")
+    source.commit()
+    sync_window(source, warehouse, pipeline, AS_OF, AS_OF + HOUR, tmp_path)
+    assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 200").fetchone() == (0,)
+
+
+def plan_nodes(plan):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.parametrize("statement", ["reconcile/key_segments.sql", "reconcile/key_rows.sql"])
+def test_the_key_check_reads_only_key_indexes_never_the_heap(source, warehouse, synced, statement):
+    """After VACUUM (the visibility map set) every scan of both tables is an Index Only Scan without one
+    heap fetch: no column but the key is read."""
+    warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now() WHERE order_id = 7")
+    warehouse.commit()
+    ensure_tombstone_index(warehouse, synced)
+    for conn, table, extra in ((source, "t_src.lines", sql.SQL("false")), (warehouse, "t_dst.lines", TOMBSTONES)):
+        conn.autocommit = True
+        conn.execute(f"VACUUM (ANALYZE) {table}")  # test-only SQL
+        conn.autocommit = False
+        for setting in ("enable_seqscan = off", "enable_bitmapscan = off", "enable_sort = off"):
+            conn.execute(f"SET {setting}")
+        query = load_sql(statement, table=table_ident(getattr(synced, "source" if conn is source else "target")),
+                         extra=extra, k1=sql.Identifier("order_id"), keys=idents(synced.primary_key, "r"),
+                         key_hash=key_hash(synced, describe_source(source, synced.source, synced.primary_key,
+                                                                   synced.cursor)))
+        params = {"los": [1, 100], "his": [50, 301], "parts": [4, 8]}
+        (plan,) = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query, params).fetchone()
+        conn.rollback()
+        plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+        scans = [n for n in plan_nodes(plan["Plan"]) if "Relation Name" in n]
+        assert scans, plan
+        assert {n["Node Type"] for n in scans} == {"Index Only Scan"}, (table, scans)
+        assert sum(n.get("Heap Fetches", 0) for n in scans) == 0, (table, scans)

@@ -1,0 +1,64 @@
+"""The key check's pure decisions: how key ranges are cut, which parts are cut again or listed,
+and what counts as missing, extra or in flight (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from warehouse_sync.reconcile.keys import Segment, classify, first_parts, live_keys, next_level, segment_bounds
+
+
+@pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 100, 7), (5, 6, 1), (-50, 1_000_003, 32), (1, 4, 3)])
+def test_segment_bounds_tile_the_range_and_agree_with_the_sql_part_expression(lo, hi, parts):
+    segment = Segment(lo, hi, parts)
+    bounds = [segment_bounds(segment, p) for p in range(parts)]
+    assert bounds[0][0] == lo and bounds[-1][1] == hi
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    for key in list(range(lo, min(hi, lo + 300))) + list(range(max(lo, hi - 300), hi)):
+        part = (key - lo) * parts // (hi - lo)  # key_segments.sql
+        start, end = bounds[part]
+        assert start <= key < end
+
+
+@pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750), (6_000_001, 93_751),
+                                                    (10**12, 1 << 17)])
+def test_the_first_level_aims_at_leaf_sized_parts_within_bounds(estimate, expected):
+    assert first_parts(estimate, leaf_rows=64, max_parts=1 << 17) == expected
+
+
+def test_matching_parts_are_dropped_small_ones_listed_and_big_ones_cut_again():
+    segments = [Segment(0, 1000, 10), Segment(5000, 6000, 2)]
+    source = {(1, 0): (100, 7), (1, 1): (100, 8), (1, 2): (10, 9), (2, 1): (400, 1)}
+    warehouse = {(1, 0): (100, 7), (1, 1): (99, 3), (1, 2): (11, 9), (2, 1): (401, 2), (1, 9): (1, 5)}
+    again, leaves = next_level(segments, source, warehouse, leaf_rows=32, max_parts=8)
+    assert leaves == [(200, 300), (900, 1000)]  # part 2 (10 vs 11 keys) and part 9 (warehouse only)
+    assert again == [Segment(100, 200, 4), Segment(5500, 6000, 8)]  # 100 keys / 32 -> 4 parts; capped at 8
+
+
+def test_a_part_as_narrow_as_it_gets_is_a_leaf_whatever_its_count():
+    again, leaves = next_level([Segment(10, 12, 1)], {(1, 0): (5000, 1)}, {}, leaf_rows=32)
+    assert again == [] and leaves == [(10, 12)]
+
+
+def test_tombstones_are_not_live_keys():
+    rows = [(1, 1, 11, True), (1, 2, 12, True), (1, 2, 12, False), (2, 1, 21, True)]
+    assert live_keys(rows) == {(1, 1): 11, (2, 1): 21}
+
+
+def test_source_only_keys_in_flight_are_neither_missing_nor_extra():
+    source = {(1,): 1, (2,): 2, (3,): 3}
+    warehouse = {(1,): 1, (4,): 4}
+    assert classify(source, warehouse, inflight={(3,)}) == ([(2,)], [(4,)])
+
+
+def test_the_key_hash_chains_one_hash_per_key_column_integers_without_a_row_value():
+    from warehouse_sync.config import Pipeline
+    from warehouse_sync.db.catalog import Column
+    from warehouse_sync.model import TableRef
+    from warehouse_sync.reconcile.keys import key_hash
+
+    pipeline = Pipeline(name="t", source=TableRef("s", "t"), target=TableRef("d", "t"), primary_key=("id", "code"),
+                        cursor="updated_at")
+    columns = [Column("id", "bigint", "int8", True), Column("code", "text", "text", True)]
+    assert key_hash(pipeline, columns).as_string(None) == \
+        'hash_record_extended(ROW("r"."code"), hashint8extended("r"."id"::int8, 0))'
