@@ -277,7 +277,7 @@ CELERY_BUCKET = "ws-celery"
 STORAGE_CONN_ID = "ws_staging_s3"
 # Small batches so each window maps over three extracts; each run reads and reconciles only its own
 # window (the windows land in any order); a lock on the target fails a load after 3 s instead of 30.
-CELERY_PIPELINE = {"batch_size": 25, "initial_load": "window", "reconcile_full_table": False,
+CELERY_PIPELINE = {"batch_size": 25, "initial_load": "window", "per_run_table_check": "none",
                    "lock_timeout_seconds": 3}
 
 
