@@ -50,6 +50,7 @@ from psycopg import sql
 
 import common
 import sync_bench
+import sync_report
 from devkit import airflow_local as runner
 from devkit.paths import CONFIG
 from devkit.paths import REPO as REPO_ROOT
@@ -64,7 +65,7 @@ from warehouse_sync.sync.plan import plan_batches
 STAGING = REPO_ROOT / ".bench" / "phases"
 RESULTS_JSON = common.RESULTS_DIR / "snapshot_phases.json"
 SYNC_MD = common.RESULTS_DIR / "sync.md"
-HEADING = "## Snapshot: where the time goes"
+HEADING = sync_report.PHASES_HEADING
 BEGIN, END = "<!-- snapshot-phases:begin -->", "<!-- snapshot-phases:end -->"
 WARMED_UP: list[bool] = []
 PIPELINES = {"orders": "tpch_orders", "lineitem": "tpch_lineitem"}
@@ -260,7 +261,7 @@ def phase_seconds(raw: dict[str, float]) -> dict[str, float]:
     phases["load_lock_check"] = s["load_copy_into_empty"] - s["load_copy_files"] - s["load_savepoint"]
     phases["load_other"] = (s["load_files"] - s["load_ensure_target"] - s["load_copy_into_empty"]
                             - s["load_cursor_index"] - s["load_commit"] - s["load_analyze"])
-    return phases
+    return {key: max(value, 0.0) for key, value in phases.items()}  # a residue of -0.00 is timer rounding
 
 
 def source_out(src: Any, table: TableRef, names: list[str], form: str) -> float:
