@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test airflow reconcile lock bench bench-reconcile bench-cdc clean
+.PHONY: install demo test airflow reconcile lock bench bench-reconcile bench-cdc bench-phases clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -60,6 +60,10 @@ bench-reconcile: install
 
 bench-cdc: install
 	$(PY) bench/cdc_bench.py
+
+# One snapshot's time by phase (plan, extract, load steps) against the binary COPY pipe: BENCH_SF, BENCH_PHASES_TABLES.
+bench-phases: install
+	$(PY) bench/snapshot_phases.py
 
 # Order matters: the dev lock is constrained by requirements.txt.
 lock:

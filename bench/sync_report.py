@@ -11,6 +11,17 @@ from typing import Any
 import common
 
 Results = dict[tuple[str, str, float], dict[str, Any]]
+# The section ``make bench-phases`` writes (bench/snapshot_phases.py): kept when ``make bench`` rewrites sync.md.
+PHASES_HEADING = "## Snapshot: where the time goes"
+
+
+def phases_section(text: str) -> str:
+    """The "Snapshot: where the time goes" section of ``text`` (up to the next ``## `` heading), or ``""``."""
+    at = text.find(PHASES_HEADING)
+    if at < 0:
+        return ""
+    end = text.find("\n## ", at + len(PHASES_HEADING))
+    return text[at:] if end < 0 else text[at:end + 1]
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -89,7 +100,9 @@ def write_results(results: Results, scales: list[float], backend: str | None, sm
             f"{r['peak_rss_mib']:.0f} |")
     lines += ["", "![incremental run time against table size](sync_scale.png)", ""]
     text = "\n".join(lines) + "\n"
-    (common.RESULTS_DIR / "sync.md").write_text(text)
+    path = common.RESULTS_DIR / "sync.md"
+    kept = phases_section(path.read_text()) if path.exists() else ""
+    path.write_text(text + ("\n" + kept if kept else ""))
     _snapshot_chart(results, first)
     _scale_chart(results)
     print("\n" + text)
