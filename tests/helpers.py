@@ -65,13 +65,20 @@ def simple_rows(count: int, start: datetime = T0, step: timedelta = timedelta(mi
 
 def sync_window(source, warehouse, pipeline: Pipeline, start: datetime, end: datetime, root: Path,
                 run_id: str = "test", full_snapshot: bool = False, reconcile: bool = True) -> dict[str, Any]:
+    """The scheduled run of ``[start, end)``: see :func:`run_tasks`."""
+    return run_tasks(source, warehouse, pipeline, RunStart.scheduled(start, end, full_snapshot), root, run_id,
+                     reconcile)
+
+
+def run_tasks(source, warehouse, pipeline: Pipeline, run: RunStart, root: Path, run_id: str = "test",
+              reconcile: bool = True) -> dict[str, Any]:
     """plan -> extract every batch -> load -> reconcile, with the same task functions the DAG calls.
 
     Returns:
         ``{"planned", "files", "loaded", "reconciled"}``: each task's result (``reconciled`` is
         ``None`` when ``reconcile=False``).
     """
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(start, end, full_snapshot), run_id)
+    planned = tasks.plan(source, warehouse, pipeline, run, run_id)
     files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
              for b in planned["batches"]]
     loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],

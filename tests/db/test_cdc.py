@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import make_pipeline
+from helpers import make_pipeline, run_tasks
 
 from warehouse_sync import tasks
 from warehouse_sync.cdc import run as cdc_run
@@ -68,15 +68,8 @@ def run_once(source, warehouse, pipeline, root: Path, run_id: str, full_snapshot
     """One CDC run through the same task functions the DAG calls (a manual run now)."""
     from datetime import datetime, timezone
 
-    now = datetime.now(timezone.utc)
-    start = RunStart(None, None, None, now, manual=True, full_snapshot=full_snapshot)
-    planned = tasks.plan(source, warehouse, pipeline, start, run_id)
-    extracted = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
-                 for b in planned["batches"]]
-    loaded = tasks.load(source, warehouse, pipeline, planned["window"], extracted, run_id, planned["own_horizon"],
-                        open_path=Path)
-    reconciled = tasks.reconcile(source, warehouse, pipeline, planned["window"], run_id) if reconcile else None
-    return {"planned": planned, "extracted": extracted, "loaded": loaded, "reconciled": reconciled}
+    start = RunStart(None, None, None, datetime.now(timezone.utc), manual=True, full_snapshot=full_snapshot)
+    return run_tasks(source, warehouse, pipeline, start, root, run_id, reconcile)
 
 
 def source_rows(source):
@@ -94,15 +87,15 @@ def live_rows(warehouse):
 def test_first_run_snapshots_and_later_runs_apply_inserts_updates_and_deletes(cdc_source, warehouse, tmp_path):
     pipeline = docs_pipeline()
     first = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
-    assert first["extracted"][0]["kind"] == "snapshot" and first["loaded"]["merged"] == 20
-    assert len(first["extracted"][0]["files"]) == 3  # 20 rows in chunks of 7
+    assert first["files"][0]["kind"] == "snapshot" and first["loaded"]["merged"] == 20
+    assert len(first["files"][0]["files"]) == 3  # 20 rows in chunks of 7
     assert live_rows(warehouse) == source_rows(cdc_source)
     cdc_source.execute("INSERT INTO t_src.docs (id, title) VALUES (21, 'new'), (22, 'newer')")
     cdc_source.execute("UPDATE t_src.docs SET qty = 0.01, status = NULL WHERE id = 3")
     cdc_source.execute("DELETE FROM t_src.docs WHERE id IN (4, 5)")
     cdc_source.commit()
     second = run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
-    assert second["extracted"][0]["kind"] == "changes" and second["loaded"]["staged"] == 5
+    assert second["files"][0]["kind"] == "changes" and second["loaded"]["staged"] == 5
     assert live_rows(warehouse) == source_rows(cdc_source)
     deleted = warehouse.execute("SELECT id FROM t_dst.docs WHERE _deleted_at IS NOT NULL ORDER BY id").fetchall()
     assert deleted == [(4,), (5,)]
@@ -188,7 +181,7 @@ def test_a_kill_between_warehouse_commit_and_slot_confirm_converges_on_rerun(cdc
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r3")
     assert rerun["loaded"]["staged"] == 12  # the 11 changes again (never confirmed) plus the new insert
-    assert [f["rows"] for f in rerun["extracted"][0]["files"]] == [7, 5]  # chunks of slot_chunk_changes
+    assert [f["rows"] for f in rerun["files"][0]["files"]] == [7, 5]  # chunks of slot_chunk_changes
     assert rerun["loaded"]["merged"] == 1  # the LSN guard skips the 11 already applied
     assert live_rows(warehouse) == source_rows(cdc_source)
     (applied_by_r2,) = warehouse.execute("SELECT count(*) FROM t_dst.docs WHERE _run_id = 'r2'").fetchone()
@@ -227,7 +220,7 @@ def test_an_unchanged_toasted_value_stays_intact(cdc_source, warehouse, tmp_path
     second = run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
     import pyarrow.parquet as pq
 
-    staged = pq.read_table(second["extracted"][0]["files"][0]["path"]).to_pylist()
+    staged = pq.read_table(second["files"][0]["files"][0]["path"]).to_pylist()
     assert all(r["_unchanged"] == '{"body"}' and r["body"] is None for r in staged)  # the path under test
     assert live_rows(warehouse) == source_rows(cdc_source)
     (length,) = warehouse.execute("SELECT length(body) FROM t_dst.docs WHERE id = 2").fetchone()
@@ -245,7 +238,7 @@ def test_a_dropped_slot_fails_clearly_and_a_full_snapshot_recovers(cdc_source, w
     with pytest.raises(slots.SlotLost, match=r"ws_docs is missing.*full_snapshot"):
         run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
     recovered = run_once(cdc_source, warehouse, pipeline, tmp_path, "r3", full_snapshot=True)
-    assert recovered["extracted"][0]["kind"] == "snapshot"
+    assert recovered["files"][0]["kind"] == "snapshot"
     assert live_rows(warehouse) == source_rows(cdc_source)  # the run's reconcile marked id 1 deleted
     assert recovered["reconciled"]["drift"]["extra"] == 1
 
@@ -365,7 +358,7 @@ def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_sou
     cdc_source.execute("DELETE FROM t_src.docs WHERE id = 1")
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
-    assert rerun["extracted"][0]["kind"] == "snapshot" and rerun["loaded"]["merged"] == 19
+    assert rerun["files"][0]["kind"] == "snapshot" and rerun["loaded"]["merged"] == 19
     cdc_source.execute("UPDATE t_src.docs SET title = 'after' WHERE id = 2")
     cdc_source.commit()
     assert run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")["loaded"]["staged"] == 1  # the new slot only
