@@ -208,7 +208,7 @@ def load_files(
     started = time.monotonic()
     decision = ensure_target(conn, pipeline, source_columns)
     if decision.rejected:
-        _reject(conn, pipeline, run_id, decision, on_schema_change)
+        reject(conn, pipeline, run_id, decision, on_schema_change)
     columns = list(decision.columns)
     staging = sql.Identifier(f"_stg_{pipeline.name}")
     target = table_ident(pipeline.target)
@@ -216,7 +216,7 @@ def load_files(
     backfilled = 0
     with conn.transaction():
         if decision.alters_target:
-            backfilled = _alter_target(conn, pipeline, decision, source)
+            backfilled = alter_target(conn, pipeline, decision, source)
         copied = _copy_into_empty(conn, pipeline, columns, paths, run_id) if snapshot else None
         if copied is None:
             staged, merged = _stage_and_merge(conn, pipeline, columns, paths, run_id, staging, target)
@@ -239,7 +239,7 @@ def load_files(
              pipeline.target, result.staged, result.merged, result.unchanged, result.seconds,
              " (copied into the empty target)" if copied is not None else "")
     if recorded:
-        _report(pipeline, decision.policy, recorded, on_schema_change)
+        report(pipeline, decision.policy, recorded, on_schema_change)
     return result
 
 
@@ -254,8 +254,10 @@ def _ensure_cursor_index(conn: psycopg.Connection, pipeline: Pipeline, target: s
                                          cursor=sql.Identifier(pipeline.cursor)))
 
 
-def _report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
-            on_schema_change: SchemaChangeHandler | None) -> None:
+def report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
+           on_schema_change: SchemaChangeHandler | None) -> None:
+    """Logs the recorded schema changes and passes them to ``on_schema_change`` (the DAG's alert):
+    ``{"table", "source", "policy", "changes": [ColumnChange.to_dict(), ...]}``."""
     changes = list(changes)
     for change in changes:
         log.warning("%s: schema change (%s): %s: %s, %s", pipeline.target, policy, change.describe(), change.outcome,
@@ -265,19 +267,19 @@ def _report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
                           "changes": [c.to_dict() for c in changes]})
 
 
-def _reject(conn: psycopg.Connection, pipeline: Pipeline, run_id: str, decision: SchemaDecision,
-            on_schema_change: SchemaChangeHandler | None) -> None:
+def reject(conn: psycopg.Connection, pipeline: Pipeline, run_id: str, decision: SchemaDecision,
+           on_schema_change: SchemaChangeHandler | None) -> None:
     """Records the refused changes (every difference seen, committed on its own), reports them, raises."""
     with conn.transaction():
         recorded = schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
                                          decision.changes)
     conn.commit()
-    _report(pipeline, decision.policy, recorded, on_schema_change)
+    report(pipeline, decision.policy, recorded, on_schema_change)
     raise SchemaChanged(rejection_message(pipeline, decision))
 
 
-def _alter_target(conn: psycopg.Connection, pipeline: Pipeline, decision: SchemaDecision,
-                  source: psycopg.Connection | None) -> int:
+def alter_target(conn: psycopg.Connection, pipeline: Pipeline, decision: SchemaDecision,
+                 source: psycopg.Connection | None) -> int:
     """Runs the decided DDL in the caller's transaction and back-fills added columns (rows updated).
 
     Added columns are nullable whatever the source says: the warehouse keeps rows deleted at the
@@ -426,9 +428,3 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
             rows += batch.num_rows
     return rows
 
-
-# Public names of the schema-change steps, for the CDC load (warehouse_sync.cdc.apply), which runs the
-# same policy in its own transaction.
-reject = _reject
-report = _report
-alter_target = _alter_target
