@@ -11,10 +11,10 @@ for both), ``$BENCH_REPEATS`` times (default 1; medians are reported):
 3. **extract**, every batch in turn through the real ``extract_batch``; the time inside it is split
    by wrapping the functions it calls: ``read_pages`` (each page's keyset ``COPY … (FORMAT csv)``
    out of the source), ``parse_csv_page`` (CSV -> Arrow) and ``ParquetWriter.write_table``/``close``
-   (Parquet encode, zstd, file write); the rest (transaction, rename, clean-up) is "other";
+   (Parquet encode, snappy, file write); the rest (transaction, rename, clean-up) is "other";
 4. **load** of the files into the empty target through the real ``load_files``, split the same way:
    ``ensure_target`` (CREATE TABLE with primary key and tombstone index), the Parquet read
-   (``_batches``), pgpq's binary encoding, the binary ``COPY`` into the target (the rest of
+   (``bulk_copy.file_batches``), pgpq's binary encoding, the binary ``COPY`` into the target (the rest of
    ``copy_files``: transfer, heap insert, primary-key maintenance), the lock and empty check,
    ``_ensure_cursor_index`` (the cursor index build), the commit, ``ANALYZE`` and its commit.
 
@@ -59,7 +59,7 @@ from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import TableRef, Window
 from warehouse_sync.storage import as_path, staging_root
-from warehouse_sync.sync import extract, load
+from warehouse_sync.sync import bulk_copy, extract, load
 from warehouse_sync.sync.plan import plan_batches
 
 STAGING = REPO_ROOT / ".bench" / "phases"
@@ -77,7 +77,7 @@ PHASES = [
     ("extract_describe", "extract: describe_source (once per batch task)"),
     ("extract_copy_out", "extract: source COPY out, CSV, keyset pages"),
     ("extract_csv_to_arrow", "extract: CSV -> Arrow (parse_csv_page)"),
-    ("extract_parquet_write", "extract: Parquet write (encode, zstd, file)"),
+    ("extract_parquet_write", "extract: Parquet write (encode, snappy, file)"),
     ("extract_other", "extract: other (transaction, rename, clean-up)"),
     ("load_ensure_target", "load: CREATE target (primary key, tombstone index)"),
     ("load_lock_check", "load: LOCK and empty check"),
@@ -239,8 +239,8 @@ def run_snapshot(src: Any, wh: Any, pipeline: Any, window_end: datetime, clock: 
     with patched(load, ensure_target=clock.wrap("load_ensure_target", load.ensure_target),
                  _copy_into_empty=clock.wrap("load_copy_into_empty", load._copy_into_empty),
                  copy_files=clock.wrap("load_copy_files", load.copy_files),
-                 _batches=clock.wrap_iter("load_parquet_read", load._batches),
                  _ensure_cursor_index=clock.wrap("load_cursor_index", load._ensure_cursor_index)), \
+            patched(bulk_copy, file_batches=clock.wrap_iter("load_parquet_read", bulk_copy.file_batches)), \
             patched(pgpq, ArrowToPostgresBinaryEncoder=timed_encoder(clock, pgpq.ArrowToPostgresBinaryEncoder)), \
             instrument_connection(wh, clock):
         with clock.phase("load_files"):
@@ -411,7 +411,7 @@ def table_markdown(results: dict[str, dict[str, Any]], scale: float, measured: s
     lines.append("| rows / batches / Parquet MiB | " + " | ".join(
         f"{results[n]['rows']:,} / {results[n]['batches']:.0f} / {results[n]['files_bytes'] / 2**20:.0f} | "
         for n in names) + " |")
-    lines.append("| Parquet write of all rows in memory, zstd (ours) / snappy / none | " + " | ".join(
+    lines.append("| Parquet write of all rows in memory, zstd / snappy (ours) / none | " + " | ".join(
         f"{results[n]['parquet_write_zstd_s']:.2f} / {results[n]['parquet_write_snappy_s']:.2f} / "
         f"{results[n]['parquet_write_none_s']:.2f} | " for n in names) + " |")
     lines.append("| Parquet read of all rows in memory, zstd / snappy / none | " + " | ".join(

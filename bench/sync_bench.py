@@ -53,7 +53,7 @@ from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.connections import SOURCE_CONN_ID
 from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import TableRef
-from warehouse_sync.sync.load import column_definitions
+from warehouse_sync.db.catalog import column_definitions
 
 # The same change at every scale factor: orders inserted and deleted (with their lineitems), orders updated.
 WORKLOAD = {"orders": 1500, "updated_orders": 15000}

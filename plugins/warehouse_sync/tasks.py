@@ -35,8 +35,10 @@ from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
 from warehouse_sync.reconcile.locate import UnsupportedKey
 from warehouse_sync.storage import as_path, staging_root
 from warehouse_sync.sync.extract import extract_batch
-from warehouse_sync.sync.load import SchemaChanged, SchemaChangeHandler, load_files
+from warehouse_sync.sync import snapshot
+from warehouse_sync.sync.load import SchemaChangeHandler, load_files
 from warehouse_sync.sync.plan import plan_batches, run_window, wait_for_inflight
+from warehouse_sync.sync.schema import SchemaChanged
 from warehouse_sync.sync.staging import remove_expired
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def plan(
     if pipeline.mode == "cdc":
         return cdc.plan(source, warehouse, pipeline, run, run_id)
     started = time.monotonic()
-    describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     ensure_tables(warehouse)
     known = state.read_state(warehouse, pipeline.name)
     window, why = run_window(pipeline, schedule, run, known.high_watermark, known.late_horizon)
@@ -91,8 +93,9 @@ def plan(
     if own_horizon is not None:
         state.hold_late_horizon(warehouse, pipeline.name, own_horizon)
     batches = plan_batches(source, pipeline, window)
+    build = snapshot.prepare(warehouse, pipeline, columns, run_id) if window.is_snapshot and batches else None
     audit.record(warehouse, pipeline.name, run_id, "plan", window, seconds=time.monotonic() - started,
-                 detail={"batches": len(batches), "why": why,
+                 detail={"batches": len(batches), "why": why, "build_table": str(build) if build else None,
                          "late_horizon": own_horizon.isoformat() if own_horizon else None})
     log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
              pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
@@ -110,6 +113,9 @@ def extract(
 ) -> dict[str, Any]:
     """Writes one batch to its Parquet file under ``root`` (default: the staging root).
 
+    In a snapshot into a new target, the batch is also copied into the run's build table
+    (:mod:`.sync.snapshot`).
+
     Returns:
         ``{"path", "rows", "bytes", "seconds", "batch_index"}`` (path as a URI; rows, bytes, seconds).
     """
@@ -118,7 +124,10 @@ def extract(
                            root if root is not None else staging_root())
     win, bat = Window.from_dict(window), Batch.from_dict(batch)
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root())
+    build = snapshot.build_for(warehouse, pipeline, run_id) if win.is_snapshot else None
+    warehouse.commit()
+    result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root(),
+                           warehouse=warehouse if build else None, build=build)
     audit.record(warehouse, pipeline.name, run_id, "extract", win, rows=result.rows, bytes_=result.bytes,
                  seconds=result.seconds, batch_index=bat.index, detail={"path": result.path})
     return result.to_dict()

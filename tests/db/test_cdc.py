@@ -14,7 +14,7 @@ from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.changes import read_snapshot
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.model import RunStart, Window
-from warehouse_sync.sync.load import SchemaChanged
+from warehouse_sync.sync.schema import SchemaChanged
 
 DOCS_DDL = """
 CREATE TABLE t_src.docs (

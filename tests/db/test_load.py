@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from helpers import T0, create_items, create_lines, items_pipeline, lines_pipeline, simple_rows, sync_window, warehouse_rows
 
-from warehouse_sync.sync.load import SchemaChanged
+from warehouse_sync.sync.schema import SchemaChanged
 
 HOUR = timedelta(hours=1)
 
@@ -99,9 +99,11 @@ def test_a_warehouse_that_drifts_is_caught_by_the_next_run_and_repaired(source, 
     assert first == ("drift",)  # the drift itself is on record, not only its repair
 
 
-def test_a_snapshot_into_an_empty_target_is_copied_straight_in_with_its_run_id(source, warehouse, tmp_path, caplog):
+def test_a_snapshot_into_an_existing_empty_target_is_copied_straight_in_with_its_run_id(source, warehouse, tmp_path,
+                                                                                        caplog):
     create_items(source, simple_rows(9))
     pipeline = items_pipeline()
+    sync_window(source, warehouse, pipeline, T0 - 2 * HOUR, T0 - HOUR, tmp_path, run_id="empty")  # creates it, empty
     with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
         loaded = sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="snap",
                              full_snapshot=True)["loaded"]
@@ -124,7 +126,7 @@ CREATE TABLE t_src.docs (id bigint PRIMARY KEY, u uuid, j json, jb jsonb, t time
 @pytest.mark.parametrize("full_snapshot", [True, False], ids=["copied into empty target", "staged and merged"])
 def test_types_without_a_binary_encoding_load_exactly_through_csv(source, warehouse, tmp_path, full_snapshot):
     from warehouse_sync.db.catalog import describe_source
-    from warehouse_sync.sync.load import binary_ready
+    from warehouse_sync.sync.bulk_copy import binary_ready
     from helpers import make_pipeline
 
     source.execute(OTHER_TYPES_DDL)
@@ -142,7 +144,7 @@ def test_types_without_a_binary_encoding_load_exactly_through_csv(source, wareho
 
 def test_binary_copy_needs_an_exact_encoding_for_every_column(source):
     from warehouse_sync.db.catalog import describe_source
-    from warehouse_sync.sync.load import binary_ready
+    from warehouse_sync.sync.bulk_copy import binary_ready
 
     create_items(source, simple_rows(1))
     pipeline = items_pipeline()

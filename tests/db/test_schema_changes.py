@@ -15,7 +15,7 @@ from helpers import T0, create_lines, lines_pipeline, make_pipeline, warehouse_r
 
 from warehouse_sync import tasks
 from warehouse_sync.model import RunStart
-from warehouse_sync.sync.load import SchemaChanged
+from warehouse_sync.sync.schema import SchemaChanged
 
 HOUR = timedelta(hours=1)
 

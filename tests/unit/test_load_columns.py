@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.sync.load import binary_ready, column_definitions, describe_schema_changes
+from warehouse_sync.db.catalog import column_definitions
+from warehouse_sync.sync.bulk_copy import binary_ready
+from warehouse_sync.sync.load import describe_schema_changes
 
 ID = Column("id", "bigint", "int8", True)
 NOTE = Column("note", "text", "text", False)

@@ -238,7 +238,7 @@ class Pipeline(BaseModel):
                            AfterValidator(_no_repeats)]
     cursor: _Column
     batch_size: int = Field(50_000, strict=True, ge=1)
-    snapshot_batch_size: int = Field(250_000, strict=True, ge=1)
+    snapshot_batch_size: int = Field(1_000_000, strict=True, ge=1)
     page_size: int = Field(20_000, strict=True, ge=1)
     settle_timeout_seconds: int = Field(30, strict=True, ge=0)
     lookback_minutes: int = Field(0, strict=True, ge=0)

@@ -162,3 +162,11 @@ def describe_source(
     columns = read_columns(conn, table)
     check_key_and_cursor(conn, table, columns, primary_key, cursor)
     return columns
+
+
+def column_definitions(columns: list[Column]) -> sql.Composable:
+    """``name type [NOT NULL]`` for each column, comma-separated (for ``CREATE TABLE``)."""
+    return sql.SQL(",\n    ").join(
+        sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
+        for c in columns
+    )

@@ -61,6 +61,12 @@ def tombstone_index(table: TableRef) -> str:
     return f"{table.name}_tombstones_idx"[:63]
 
 
+def cursor_index(table: TableRef, cursor: str) -> str:
+    """Name of the target's cursor index (``<table>_<cursor>_idx``, at most 63 bytes): built by the
+    first load (``sync.load``, ``sync.snapshot``), read by validate and the window comparison."""
+    return f"{table.name}_{cursor}_idx"[:63]
+
+
 def idents(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
     """A comma-separated list of quoted column identifiers, optionally qualified (``s."a", s."b"``)."""
     return sql.SQL(", ").join(sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)

@@ -1,13 +1,10 @@
 """Load: bulk-copy a window's Parquet files into a staging table and merge them into the target.
 
-(A full snapshot into an empty target skips both: its files are copied straight into the target.)
-
-The copy's fast form is PostgreSQL's binary COPY, encoded from Arrow record batches by ``pgpq``
-(``ArrowToPostgresBinaryEncoder``; no per-row Python, no text parsing on the server): on TPC-H SF 1
-orders it loads 1.5 M rows in 4.5 s where the CSV form takes 8.1 s. It is used when every column
-has an exact binary encoding (integers, floats, ``numeric(p,s)`` with p <= 38, booleans, dates,
-timestamps, and text, ``varchar``, ``char(n)``); a table with any other type (``uuid``, ``json``,
-…, which travel as PostgreSQL's text form, see :mod:`warehouse_sync.db.catalog`) is copied as CSV.
+A snapshot into a new target was already copied into its build table by the extracts: the load
+indexes it and renames it to the target (:mod:`.snapshot`). A snapshot into an existing empty
+target copies its files straight into it; no staging table, no merge. The copy itself is
+:mod:`.bulk_copy`'s (binary COPY encoded from Arrow by ``pgpq``, CSV for types without an exact
+binary form).
 
 All in one warehouse transaction: ``CREATE TEMP TABLE … ON COMMIT DROP``, ``COPY … FROM STDIN``
 (never row-by-row ``INSERT``), then one version-guarded ``INSERT … ON CONFLICT DO UPDATE … WHERE
@@ -28,27 +25,24 @@ source schema change never breaks the sink silently.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from psycopg import sql
 
 from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, TableNotFound, arrow_schema, read_columns
-from warehouse_sync.db.statements import (COPY_CSV, CREATE_STAGING, DDL_LOCK, idents, load_sql, table_ident,
-                                          tombstone_index)
-from warehouse_sync.sync.schema import ColumnChange, SchemaDecision, decide, describe_schema_changes
+from warehouse_sync.db.catalog import Column, TableNotFound, column_definitions, read_columns
+from warehouse_sync.db.statements import (COPY_CSV, CREATE_STAGING, DDL_LOCK, cursor_index, idents, load_sql,
+                                          table_ident, tombstone_index)
+from warehouse_sync.sync.snapshot import finish as finish_build
+from warehouse_sync.sync.bulk_copy import copy_files, file_rows
+from warehouse_sync.sync.schema import ColumnChange, SchemaChanged, SchemaDecision, decide, describe_schema_changes
 
-__all__ = ["SchemaChanged", "LoadResult", "ensure_target", "load_files", "copy_files", "binary_ready",
-           "column_definitions", "describe_schema_changes", "SchemaChangeHandler"]
+__all__ = ["LoadResult", "ensure_target", "load_files", "describe_schema_changes", "SchemaChangeHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +58,6 @@ FETCH_BACKFILL = sql.SQL("COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT
 
 # Called after the load with the schema changes it recorded (the DAG passes an alert through the notifiers).
 SchemaChangeHandler = Callable[[dict[str, Any]], Any]
-
-
-class SchemaChanged(RuntimeError):
-    """The pipeline's ``schema_changes`` policy rejects a difference between source and target columns
-    (or a file was extracted with other columns than the source has now); the message names the
-    tables, each column with its old and new type, and the way out. Nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -138,14 +126,6 @@ def rejection_message(pipeline: Pipeline, decision: SchemaDecision) -> str:
             f"{pipeline.dag_id} with full_snapshot=true to reload existing rows.")
 
 
-def column_definitions(columns: list[Column]) -> sql.Composable:
-    """``name type [NOT NULL]`` for each column, comma-separated (for ``CREATE TABLE``)."""
-    return sql.SQL(",\n    ").join(
-        sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
-        for c in columns
-    )
-
-
 def _copy_into_empty(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], paths: list[Any],
                      run_id: str) -> int | None:
     """The snapshot fast path: when the target has no row, COPY the files straight into it.
@@ -206,13 +186,23 @@ def load_files(
             other columns than the source has now.
     """
     started = time.monotonic()
+    paths = list(paths)
+    if snapshot:
+        with conn.transaction():
+            built = finish_build(conn, pipeline, source_columns, run_id)
+        if built:
+            rows = file_rows(paths)
+            _analyze(conn, pipeline)
+            result = LoadResult(staged=rows, merged=rows, seconds=time.monotonic() - started)
+            log.info("%s: %d rows: the snapshot's build table became the target in %.2f s", pipeline.target, rows,
+                     result.seconds)
+            return result
     decision = ensure_target(conn, pipeline, source_columns)
     if decision.rejected:
         reject(conn, pipeline, run_id, decision, on_schema_change)
     columns = list(decision.columns)
     staging = sql.Identifier(f"_stg_{pipeline.name}")
     target = table_ident(pipeline.target)
-    paths = list(paths)
     backfilled = 0
     with conn.transaction():
         if decision.alters_target:
@@ -227,12 +217,7 @@ def load_files(
         if merged:
             _ensure_cursor_index(conn, pipeline, target)
     if merged:
-        try:  # keep plans of later merges and reconciles sane; the load itself has committed
-            conn.execute(sql.SQL("ANALYZE {}").format(target))
-            conn.commit()
-        except psycopg.Error as exc:
-            conn.rollback()
-            log.warning("%s: ANALYZE after the load failed (%s); the loaded rows are committed", pipeline.target, exc)
+        _analyze(conn, pipeline)
     result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started, backfilled=backfilled,
                         schema_changes=recorded)
     log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s%s",
@@ -243,10 +228,21 @@ def load_files(
     return result
 
 
+def _analyze(conn: psycopg.Connection, pipeline: Pipeline) -> None:
+    """ANALYZE after a load that changed rows, so plans of later merges and reconciles stay sane; the
+    load itself has committed, so a failure here is only logged."""
+    try:
+        conn.execute(sql.SQL("ANALYZE {}").format(table_ident(pipeline.target)))
+        conn.commit()
+    except psycopg.Error as exc:
+        conn.rollback()
+        log.warning("%s: ANALYZE after the load failed (%s); the loaded rows are committed", pipeline.target, exc)
+
+
 def _ensure_cursor_index(conn: psycopg.Connection, pipeline: Pipeline, target: sql.Identifier) -> None:
     """Builds the target's cursor index inside the load's transaction, once: ``to_regclass`` looks it up
     without a table lock, so a load never queues behind other writers for an index that exists."""
-    name = f"{pipeline.target.name}_{pipeline.cursor}_idx"[:63]
+    name = cursor_index(pipeline.target, pipeline.cursor)
     qualified = sql.Identifier(pipeline.target.schema, name).as_string(conn)
     (exists,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()  # type: ignore[misc]
     if not exists:
@@ -344,87 +340,3 @@ def _stage_and_merge(conn: psycopg.Connection, pipeline: Pipeline, columns: list
         ), {"run_id": run_id})
         merged = max(cur.rowcount, 0)
     return staged, merged
-
-
-COPY_ROWS = 50_000
-BINARY_TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
-RUN_ID = "_run_id"
-COPY_BINARY = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT binary)")
-
-
-def binary_ready(columns: list[Column]) -> bool:
-    """Whether every column has an exact binary COPY encoding from its Arrow type (strings only for
-    text types; no ``time``)."""
-    def ok(c: Column) -> bool:
-        kind = c.arrow_type
-        if pa.types.is_string(kind):
-            return c.type_name in BINARY_TEXT_TYPES
-        return not pa.types.is_time(kind)
-    return all(ok(c) for c in columns)
-
-
-def _check_file(path: Any, found: pa.Schema, expected: pa.Schema) -> None:
-    """Raises :class:`SchemaChanged` when a file lacks a column the load copies, or has it with another type."""
-    wrong = [f"{field.name} ({'missing' if field.name not in found.names else found.field(field.name).type} in the "
-             f"file, {field.type} at the source)" for field in expected
-             if field.name not in found.names or found.field(field.name).type != field.type]
-    if wrong:
-        raise SchemaChanged(
-            f"batch file {path} was extracted with other columns than the source has now: {', '.join(wrong)}. The "
-            "source schema changed while this run was extracting; nothing was loaded. Clear the run's extract and "
-            "load tasks (or the whole run) to extract the window again.")
-
-
-def _batches(paths: Iterable[Any], columns: list[Column], run_id: str | None) -> Iterator[pa.RecordBatch]:
-    names = [c.name for c in columns]
-    expected = arrow_schema(columns)
-    for path in paths:
-        with path.open("rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            _check_file(path, parquet.schema_arrow, expected)
-            for batch in parquet.iter_batches(batch_size=COPY_ROWS, columns=names):
-                if run_id is not None:
-                    batch = batch.append_column(RUN_ID, pa.array([run_id] * batch.num_rows, pa.string()))
-                yield batch
-
-
-def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column], paths: Iterable[Any],
-               run_id: str | None = None) -> int:
-    """Copies the rows of Parquet files (written with ``columns``) into ``table``.
-
-    Args:
-        cur: Cursor of the open transaction.
-        table: Target (or staging) table identifier.
-        columns: The columns to copy, in the files' order (their types choose binary or CSV); each
-            file must have them with these types (it may have more).
-        paths: Parquet files (``ObjectStoragePath`` or ``pathlib.Path``).
-        run_id: If given, appended to every row as the ``_run_id`` column.
-
-    Returns:
-        Rows copied.
-    """
-    names = [c.name for c in columns]
-    target_columns = idents([*names, RUN_ID] if run_id is not None else names)
-    rows = 0
-    if binary_ready(columns):
-        from pgpq import ArrowToPostgresBinaryEncoder
-
-        encoder = None
-        with cur.copy(COPY_BINARY.format(table=table, columns=target_columns)) as copy:
-            for batch in _batches(paths, columns, run_id):
-                if encoder is None:
-                    encoder = ArrowToPostgresBinaryEncoder(batch.schema)
-                    copy.write(encoder.write_header())
-                copy.write(encoder.write_batch(batch))
-                rows += batch.num_rows
-            if encoder is not None:
-                copy.write(encoder.finish())
-        return rows
-    with cur.copy(COPY_CSV.format(table=table, columns=target_columns)) as copy:
-        for batch in _batches(paths, columns, run_id):
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
-            copy.write(buffer.getbuffer())
-            rows += batch.num_rows
-    return rows
-

@@ -74,6 +74,13 @@ def is_widening(old: Column, new: Column) -> bool:
     return False
 
 
+
+class SchemaChanged(RuntimeError):
+    """The pipeline's ``schema_changes`` policy rejects a difference between source and target columns
+    (or a file was extracted with other columns than the source has now); the message names the
+    tables, each column with its old and new type, and the way out. Nothing was written."""
+
+
 @dataclass(frozen=True)
 class ColumnChange:
     """One difference between source and target columns, and what the policy makes of it.
