@@ -7,17 +7,18 @@ from datetime import timedelta
 from helpers import T0, create_items, create_lines, items_pipeline, lines_pipeline, simple_rows
 from psycopg import sql
 
-from warehouse_sync.db.statements import table_ident
+from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import Batch, Window
 from warehouse_sync.sync.plan import batch_filter, plan_batches
 
 # Test-only SQL: the keys of the rows a batch filter selects.
-BATCH_KEYS = sql.SQL("SELECT tenant, id FROM {table} WHERE {window}")
+BATCH_KEYS = sql.SQL("SELECT {keys} FROM {table} WHERE {window}")
 
 
 def rows_of(conn, pipeline, window, batch):
     where, params = batch_filter(pipeline, window, batch)
-    result = conn.execute(BATCH_KEYS.format(table=table_ident(pipeline.source), window=where), params).fetchall()
+    query = BATCH_KEYS.format(keys=idents(pipeline.primary_key), table=table_ident(pipeline.source), window=where)
+    result = conn.execute(query, params).fetchall()
     conn.commit()
     return result
 
@@ -74,15 +75,6 @@ def test_batch_boundaries_survive_a_json_round_trip(source):
 
 
 
-LINE_KEYS = sql.SQL("SELECT order_id, line FROM {table} WHERE {window}")
-
-
-def line_keys(conn, pipeline, window, batch):
-    where, params = batch_filter(pipeline, window, batch)
-    result = conn.execute(LINE_KEYS.format(table=table_ident(pipeline.source), window=where), params).fetchall()
-    conn.commit()
-    return result
-
 
 def test_a_snapshot_of_an_analyzed_integer_key_is_cut_from_the_key_range_and_still_covers_every_row_once(source):
     create_lines(source, orders=300, lines_per_order=4)  # order_id 1..300, 1 200 rows
@@ -91,10 +83,10 @@ def test_a_snapshot_of_an_analyzed_integer_key_is_cut_from_the_key_range_and_sti
     pipeline = lines_pipeline(snapshot_batch_size=300)
     window = Window(None, T0 + timedelta(days=30))
     batches = plan_batches(source, pipeline, window)
-    sizes = [len(line_keys(source, pipeline, window, b)) for b in batches]
+    sizes = [len(rows_of(source, pipeline, window, b)) for b in batches]
     assert len(batches) == 4 and all(250 <= s <= 350 for s in sizes)  # an even key: even batches
     assert batches[1].lower[1] == "1"  # a cut lands on the first line of an order: a whole key, as text
-    keys = [k for b in batches for k in line_keys(source, pipeline, window, b)]
+    keys = [k for b in batches for k in rows_of(source, pipeline, window, b)]
     assert len(keys) == len(set(keys)) == 1200
 
 
@@ -105,5 +97,5 @@ def test_a_snapshot_of_a_never_analyzed_table_is_cut_by_the_row_number_scan(sour
     pipeline = lines_pipeline(snapshot_batch_size=7)
     window = Window(None, T0 + timedelta(days=30))
     batches = plan_batches(source, pipeline, window)
-    sizes = [len(line_keys(source, pipeline, window, b)) for b in batches]
+    sizes = [len(rows_of(source, pipeline, window, b)) for b in batches]
     assert sizes == [7, 7, 7, 7, 2]
