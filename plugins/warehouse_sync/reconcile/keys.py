@@ -134,6 +134,29 @@ def next_level(segments: list[Segment], source: dict[tuple[int, int], tuple[int,
     return again, leaves
 
 
+def differing_parts(source: list[tuple], warehouse: list[tuple]) -> tuple[
+        dict[tuple[int, int], tuple[int, int]], dict[tuple[int, int], tuple[int, int]], int]:
+    """The parts of one level whose key count or key-hash sum differ between the sides.
+
+    A set difference of the rows drops the parts equal on both sides (nearly all of them: the first
+    level of orders at SF 1 has about 47 000 parts per side) before any per-part Python work.
+
+    Args:
+        source: The source's ``key_segments.sql`` rows ``(i, part, key count, key-hash sum)``.
+        warehouse: The warehouse's rows, the same way.
+
+    Returns:
+        ``(source map, warehouse map, parts compared)``: the maps ``{(i, part): (count, hash)}`` hold
+        only the differing parts (what :func:`next_level` takes); parts compared counts every part
+        either side returned.
+    """
+    a, b = set(source), set(warehouse)
+    only_a, only_b = a - b, b - a
+    a_map = {(i, p): (int(n), int(h)) for i, p, n, h in only_a}
+    b_map = {(i, p): (int(n), int(h)) for i, p, n, h in only_b}
+    return a_map, b_map, len(a) - len(only_a) + len(set(a_map) | set(b_map))
+
+
 def classify(source: dict[tuple, int], warehouse: dict[tuple, int], inflight: set[tuple]) -> tuple[list, list]:
     """Missing keys (source only, not in flight) and extra keys (warehouse only), each sorted."""
     missing = sorted(k for k in source if k not in warehouse and k not in inflight)
@@ -229,12 +252,11 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         while todo:
             params = {"los": [s.lo for s in todo], "his": [s.hi for s in todo], "parts": [s.parts for s in todo]}
             a, b = query_both(pool, src, wh, "reconcile/key_segments.sql", parts, params)
-            a_map = {(i, p): (int(n), int(h)) for i, p, n, h in a}
-            b_map = {(i, p): (int(n), int(h)) for i, p, n, h in b}
             if not levels:  # the first level covers every key
-                totals = {"source": _total(a_map), "warehouse": _total(b_map)}
+                totals = {"source": _total(a), "warehouse": _total(b)}
             levels += 1
-            segments_compared += len(set(a_map) | set(b_map))
+            a_map, b_map, compared = differing_parts(a, b)
+            segments_compared += compared
             todo, found = next_level(todo, a_map, b_map, leaf_rows, max_parts)
             leaves += found
         if leaves:
@@ -258,8 +280,9 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
     return KeyCheck(drift, comparison, levels, len(source_keys) + len(warehouse_keys), tuple(leaves))
 
 
-def _total(groups: dict[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
-    return sum(n for n, _ in groups.values()), sum(h for _, h in groups.values())
+def _total(rows: list[tuple]) -> tuple[int, int]:
+    """Key count and key-hash sum of one level's ``key_segments.sql`` rows ``(i, part, count, hash)``."""
+    return int(sum(r[2] for r in rows)), int(sum(r[3] for r in rows))
 
 
 def _inflight(src: SnapshotSide, pipeline: Pipeline, columns: list[Column], keys: list[tuple],
