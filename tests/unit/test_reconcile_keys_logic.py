@@ -25,8 +25,8 @@ def test_segment_bounds_tile_the_range_and_agree_with_the_sql_part_expression(lo
 
 @pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750), (6_000_001, 93_751),
                                                     (10**12, 1 << 17)])
-def test_the_first_level_aims_at_leaf_sized_parts_within_bounds(estimate, expected):
-    assert first_parts(estimate, leaf_rows=64, max_parts=1 << 17) == expected
+def test_the_first_level_aims_at_parts_of_the_given_size_within_bounds(estimate, expected):
+    assert first_parts(estimate, part_rows=64, max_parts=1 << 17) == expected
 
 
 def test_matching_parts_are_dropped_small_ones_listed_and_big_ones_cut_again():
