@@ -10,7 +10,8 @@ from helpers import T0, create_lines, lines_pipeline, sync_window
 from warehouse_sync import tasks
 from warehouse_sync.config import Expectation
 from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, sqlalchemy_url
-from warehouse_sync.quality.validate import DataQualityFailed
+from warehouse_sync.model import Window
+from warehouse_sync.quality.validate import DataQualityFailed, window_query
 
 EXPECTATIONS = tuple(Expectation.parse(entry) for entry in [
     {"expect": "column_values_to_be_between", "column": "qty", "min_value": 0, "max_value": 100,
@@ -90,3 +91,37 @@ def test_a_window_far_above_the_recent_volume_is_a_volume_warning(source, wareho
     assert all(not warned[k] for k in range(5)), warned
     assert len(warned[5]) == 1 and "rows in the window within 50% of the recent median (600): observed 1800" in warned[5][0]
 
+
+def lines_of_one_second_each(warehouse, rows=100_000):
+    """t_dst.lines with ``rows`` rows, one a second from T0, its cursor index ``lines_cursor``, analyzed."""
+    warehouse.execute("CREATE SCHEMA t_dst; CREATE TABLE t_dst.lines (order_id bigint, line integer, qty numeric(12,2),"
+                      " updated_at timestamptz NOT NULL, _deleted_at timestamptz, PRIMARY KEY (order_id, line))")
+    warehouse.execute("INSERT INTO t_dst.lines SELECT o, 1, 5, %s + o * interval '1 second', NULL"
+                      " FROM generate_series(1, %s) AS o", [T0, rows])
+    warehouse.execute("CREATE INDEX lines_cursor ON t_dst.lines (updated_at); ANALYZE t_dst.lines")
+
+
+def test_the_failing_row_samples_of_a_small_window_read_it_through_the_cursor_index(warehouse):
+    # GX's sample queries put a LIMIT around the window; flattened into them, a filter the planner cannot
+    # estimate (numeric < float) or a PARTITION BY key made it scan the whole table instead.
+    pipeline = lines_pipeline()
+    lines_of_one_second_each(warehouse)
+    window = Window(T0 + timedelta(seconds=50_000), T0 + timedelta(seconds=52_000))
+    query = window_query(warehouse, pipeline, window)
+    samples = [f"SELECT order_id FROM ({query}) AS w WHERE qty < 0.0::float8 LIMIT 20",
+               f"SELECT order_id FROM (SELECT order_id, count(*) OVER (PARTITION BY order_id) AS n FROM ({query}) AS a)"
+               " AS w WHERE n >= 2 LIMIT 20"]
+    for sample in samples:
+        plan = "\n".join(r[0] for r in warehouse.execute(f"EXPLAIN {sample}"))  # test-only SQL
+        assert "lines_cursor" in plan and "Seq Scan" not in plan and "lines_pkey" not in plan, plan
+    assert len(warehouse.execute(query).fetchall()) == 2_000
+    warehouse.rollback()
+
+
+def test_a_window_holding_a_large_share_of_the_table_is_read_unordered(warehouse):
+    lines_of_one_second_each(warehouse)  # ordering a big window costs more than the scans it avoids
+    pipeline = lines_pipeline()
+    big = window_query(warehouse, pipeline, Window(T0, T0 + timedelta(seconds=30_000)))
+    snapshot = window_query(warehouse, pipeline, Window(None, T0 + timedelta(seconds=30_000)))
+    warehouse.rollback()
+    assert "ORDER BY" not in big and "ORDER BY" not in snapshot

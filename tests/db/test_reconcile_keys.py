@@ -44,6 +44,18 @@ def test_a_hard_delete_at_the_source_is_found_by_its_composite_key(source, wareh
     assert not result.comparison.matches and result.levels >= 3  # it drilled down
 
 
+def test_the_first_level_cuts_parts_of_four_leaves_and_a_second_level_cuts_the_differing_one_into_leaves(
+        source, warehouse, synced):
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (77, 2)")
+    source.commit()
+    # 1 200 keys (order_id 1..300) in parts of about 4 leaves of 8 keys: 38 parts, one of which differs
+    result = check(source, warehouse, synced, leaf_rows=8, max_parts=1 << 17)
+    assert result.drift.extra == [(77, 2)] and result.levels == 2
+    assert result.drift.segments == 38 + 4  # the differing part (32 keys) cut into 4 leaf-sized parts
+    ((lo, hi),) = result.leaves
+    assert lo <= 77 < hi and (hi - lo) * 4 <= 8 + 4  # one leaf of about 8 keys (4 lines per order)
+
+
 def test_the_re_check_after_a_repair_reads_only_the_ranges_that_differed(source, warehouse, synced):
     source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (77, 2)")
     source.commit()

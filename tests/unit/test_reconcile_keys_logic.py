@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse_sync.reconcile.keys import Segment, classify, first_parts, live_keys, next_level, segment_bounds
+from decimal import Decimal
+
+from warehouse_sync.reconcile.keys import (Segment, classify, differing_parts, first_parts, live_keys, next_level,
+                                          segment_bounds)
 
 
 @pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 100, 7), (5, 6, 1), (-50, 1_000_003, 32), (1, 4, 3)])
@@ -22,8 +25,8 @@ def test_segment_bounds_tile_the_range_and_agree_with_the_sql_part_expression(lo
 
 @pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750), (6_000_001, 93_751),
                                                     (10**12, 1 << 17)])
-def test_the_first_level_aims_at_leaf_sized_parts_within_bounds(estimate, expected):
-    assert first_parts(estimate, leaf_rows=64, max_parts=1 << 17) == expected
+def test_the_first_level_aims_at_parts_of_the_given_size_within_bounds(estimate, expected):
+    assert first_parts(estimate, part_rows=64, max_parts=1 << 17) == expected
 
 
 def test_matching_parts_are_dropped_small_ones_listed_and_big_ones_cut_again():
@@ -33,6 +36,20 @@ def test_matching_parts_are_dropped_small_ones_listed_and_big_ones_cut_again():
     again, leaves = next_level(segments, source, warehouse, leaf_rows=32, max_parts=8)
     assert leaves == [(200, 300), (900, 1000)]  # part 2 (10 vs 11 keys) and part 9 (warehouse only)
     assert again == [Segment(100, 200, 4), Segment(5500, 6000, 8)]  # 100 keys / 32 -> 4 parts; capped at 8
+
+
+def test_only_the_parts_that_differ_reach_the_next_level_and_every_part_is_counted_as_compared():
+    # key_segments.sql rows (i, part, key count, key-hash sum as numeric)
+    source = [(1, 0, 100, Decimal(7)), (1, 1, 100, Decimal(8)), (1, 2, 10, Decimal(9)), (2, 1, 400, Decimal(1))]
+    warehouse = [(1, 0, 100, Decimal(7)), (1, 1, 99, Decimal(3)), (1, 2, 10, Decimal(9)), (2, 1, 400, Decimal(2)),
+                 (1, 9, 1, Decimal(5))]
+    a, b, compared = differing_parts(source, warehouse)
+    assert a == {(1, 1): (100, 8), (2, 1): (400, 1)}
+    assert b == {(1, 1): (99, 3), (2, 1): (400, 2), (1, 9): (1, 5)}
+    assert compared == 5  # (1, 0), (1, 1), (1, 2), (2, 1) and (1, 9)
+    segments = [Segment(0, 1000, 10), Segment(5000, 6000, 2)]
+    full = ({(i, p): (n, int(h)) for i, p, n, h in source}, {(i, p): (n, int(h)) for i, p, n, h in warehouse})
+    assert next_level(segments, a, b) == next_level(segments, *full)
 
 
 def test_a_part_as_narrow_as_it_gets_is_a_leaf_whatever_its_count():

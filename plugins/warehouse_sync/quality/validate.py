@@ -43,6 +43,11 @@ VOLUME_HISTORY = 12
 SAMPLE_ROWS = 20
 # The rows a run validates: the live target rows whose cursor is in the run's window.
 WINDOW_ROWS = sql.SQL("SELECT * FROM {table} AS r WHERE r._deleted_at IS NULL AND {window}")
+# A window of less than ORDERED_SHARE of the table is ordered by its cursor; see window_query.
+BY_CURSOR = sql.SQL(" ORDER BY {cursor}")
+ORDERED_SHARE = 0.05
+ESTIMATE = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} AS r WHERE {window}")
+TABLE_ROWS = "SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)"
 DELETE_RUN = "DELETE FROM warehouse_sync.dq_results WHERE pipeline = %(pipeline)s AND run_id = %(run_id)s"
 
 
@@ -73,10 +78,36 @@ def docs_folder(pipeline: str, run_id: str) -> str:
     return f"{pipeline}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
 
 
-def _window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> str:
-    """The window's rows as one SQL string (GX takes no bind parameters: psycopg quotes the values)."""
+def window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> str:
+    """The window's rows as one SQL string (GX takes no bind parameters: psycopg quotes the values).
+
+    GX wraps this query in each metric's query. The sample of failing rows is one with a ``LIMIT``;
+    flattened into it, a filter the planner cannot estimate (``numeric < 0.0``) or a ``PARTITION BY``
+    key can make a sequential scan or a walk of the whole primary-key index look cheaper than the
+    window, and the query then reads the table for rows that do not exist: its cost follows the table,
+    not the window (orders at SF 1, a 16 635-row window: 0.2 to 0.37 s each, against 0.01 s). So a
+    window the planner expects to hold less than :data:`ORDERED_SHARE` of the table is ordered by the
+    cursor: it is not flattened and the cursor index is its cheapest way whatever the outer query. A
+    bigger window (a catch-up, a snapshot) is left unordered: there, reading the table is about what
+    the window costs anyway, and sorting it or reading it in cursor order would cost more (a 140 000-row
+    window of orders: 3.7 s ordered against 2.7 s).
+
+    Args:
+        conn: Warehouse connection (quotes the window's bounds; plans the row estimate).
+        pipeline: The table's configuration.
+        window: The run's window.
+
+    Returns:
+        ``SELECT * FROM target AS r WHERE r._deleted_at IS NULL AND <cursor in window> [ORDER BY cursor]``.
+    """
     where, params = window_filter(pipeline.cursor, window, "r")
-    query = WINDOW_ROWS.format(table=table_ident(pipeline.target), window=where)
+    table = table_ident(pipeline.target)
+    query = WINDOW_ROWS.format(table=table, window=where)
+    if window.start is not None:
+        (plan,) = conn.execute(ESTIMATE.format(table=table, window=where), params).fetchone()  # type: ignore[misc]
+        (rows,) = conn.execute(TABLE_ROWS, [table.as_string(conn)]).fetchone()  # type: ignore[misc]
+        if plan[0]["Plan"]["Plan Rows"] < ORDERED_SHARE * (rows or 0):
+            query += BY_CURSOR.format(cursor=sql.Identifier("r", pipeline.cursor))
     return psycopg.ClientCursor(conn).mogrify(query, params).strip()
 
 
@@ -177,7 +208,7 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
     history = [r[0] for r in warehouse.execute(load_sql("quality/volume_history.sql"), {
         "pipeline": pipeline.name, "run_id": run_id, "limit": VOLUME_HISTORY}).fetchall()]
     expectations = suite_for(pipeline, history if window.start is not None else [])
-    query = _window_query(warehouse, pipeline, window)
+    query = window_query(warehouse, pipeline, window)
     warehouse.commit()
     folder = docs_folder(pipeline.name, run_id)
     with tempfile.TemporaryDirectory(prefix="ws-docs-") as tmp:
