@@ -149,3 +149,20 @@ def test_binary_copy_needs_an_exact_encoding_for_every_column(source):
     create_items(source, simple_rows(1))
     pipeline = items_pipeline()
     assert binary_ready(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor))
+
+
+def test_a_load_that_changes_under_a_tenth_of_the_target_leaves_its_statistics_to_autovacuum(source, warehouse,
+                                                                                                tmp_path, caplog):
+    create_items(source, simple_rows(40))
+    pipeline = items_pipeline(batch_size=100, page_size=100)
+    with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
+        sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="first")
+    assert "left to autovacuum" not in caplog.text  # a new target: analyzed
+    analyzed = warehouse.execute("SELECT reltuples FROM pg_class WHERE oid = 't_dst.items'::regclass").fetchone()
+    assert analyzed == (40,)
+    caplog.clear()
+    source.execute("UPDATE t_src.items SET note = 'changed', updated_at = %s WHERE id < 3", (T0 + HOUR,))
+    source.commit()
+    with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
+        loaded = sync_window(source, warehouse, pipeline, T0 + HOUR, T0 + 2 * HOUR, tmp_path, run_id="small")["loaded"]
+    assert loaded["merged"] == 3 and "3 rows changed of about 40: statistics left to autovacuum" in caplog.text

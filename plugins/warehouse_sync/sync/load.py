@@ -217,7 +217,7 @@ def load_files(
         if merged:
             _ensure_cursor_index(conn, pipeline, target)
     if merged:
-        _analyze(conn, pipeline)
+        _analyze(conn, pipeline, None if copied is not None else merged)
     result = LoadResult(staged=staged, merged=merged, seconds=time.monotonic() - started, backfilled=backfilled,
                         schema_changes=recorded)
     log.info("%s: staged %d rows, merged %d (%d unchanged by the version guard) in %.2f s%s",
@@ -228,11 +228,28 @@ def load_files(
     return result
 
 
-def _analyze(conn: psycopg.Connection, pipeline: Pipeline) -> None:
-    """ANALYZE after a load that changed rows, so plans of later merges and reconciles stay sane; the
-    load itself has committed, so a failure here is only logged."""
+# ANALYZE after a load only when its statistics would be off: none yet (a new target), or the load
+# changed at least this share of the rows they describe, autovacuum's own default
+# (autovacuum_analyze_scale_factor), which otherwise analyzes in the background. An incremental
+# window changes far less: its ANALYZE cost a two-hourly run 0.4 s (orders) to 1.1 s (lineitem) at SF 1.
+ANALYZE_SHARE = 0.1
+STATS_ROWS = "SELECT c.reltuples FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(%s)"
+
+
+def _analyze(conn: psycopg.Connection, pipeline: Pipeline, changed: int | None = None) -> None:
+    """ANALYZE after a load that changed rows (``changed``; ``None``: all of them), so plans of later
+    merges and reconciles stay sane, unless the change is too small to move the statistics
+    (:data:`ANALYZE_SHARE`). The load itself has committed, so a failure here is only logged."""
+    target = table_ident(pipeline.target)
     try:
-        conn.execute(sql.SQL("ANALYZE {}").format(table_ident(pipeline.target)))
+        if changed is not None:
+            (described,) = conn.execute(STATS_ROWS, (target.as_string(conn),)).fetchone() or (None,)
+            conn.commit()
+            if described is not None and described >= 0 and changed < ANALYZE_SHARE * described:
+                log.info("%s: %d rows changed of about %d: statistics left to autovacuum", pipeline.target,
+                         changed, int(described))
+                return
+        conn.execute(sql.SQL("ANALYZE {}").format(target))
         conn.commit()
     except psycopg.Error as exc:
         conn.rollback()
