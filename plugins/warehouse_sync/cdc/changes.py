@@ -43,7 +43,7 @@ from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Trunca
 from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import load_sql, table_ident
+from warehouse_sync.db.statements import load_sql, table_ident, text_of
 from warehouse_sync.model import Window
 from warehouse_sync.sync.staging import batch_file_name, window_folder_name
 
@@ -151,7 +151,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
         with source.transaction():
             source.execute(SET_SNAPSHOT.format(sql.Literal(created.snapshot_name)))
             select = SNAPSHOT_SELECT.format(
-                columns=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names),
+                columns=text_of(names),
                 table=table_ident(pipeline.source))
             with source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
                 cur.itersize = pipeline.slot_chunk_changes

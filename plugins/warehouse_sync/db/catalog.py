@@ -170,3 +170,20 @@ def column_definitions(columns: list[Column]) -> sql.Composable:
         sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
         for c in columns
     )
+
+
+RELATION_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+ROW_ESTIMATE = "SELECT c.reltuples FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(%s)"
+
+
+def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    """Whether a table or index ``schema.name`` exists, looked up by ``to_regclass`` (no lock taken)."""
+    found = conn.execute(RELATION_EXISTS, (sql.Identifier(schema, name).as_string(conn),)).fetchone()
+    return bool(found and found[0])
+
+
+def row_estimate(conn: psycopg.Connection, table: TableRef) -> float | None:
+    """The planner's row count of ``table`` (``pg_class.reltuples``): ``-1`` when never vacuumed or
+    analyzed (PostgreSQL 14+), ``None`` when the table does not exist."""
+    found = conn.execute(ROW_ESTIMATE, (sql.Identifier(table.schema, table.name).as_string(conn),)).fetchone()
+    return None if found is None else float(found[0])

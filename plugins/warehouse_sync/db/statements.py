@@ -72,6 +72,12 @@ def idents(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)
 
 
+def text_of(names: Iterable[str]) -> sql.Composed:
+    """``"a"::text, "b"::text``: columns as PostgreSQL's text form (values that travel through XCom or
+    Parquet exactly and bind back as untyped literals)."""
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names)
+
+
 def row_of(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
     """A row constructor ``("a", "b")`` for keyset comparisons."""
     return sql.SQL("({})").format(idents(names, prefix))

@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from warehouse_sync.config import Expectation, Pipeline
+from warehouse_sync.db.catalog import row_estimate
 from warehouse_sync.db.statements import load_sql, table_ident, window_filter
 from warehouse_sync.model import Window
 from warehouse_sync.quality.suite import suite_for
@@ -47,7 +48,6 @@ WINDOW_ROWS = sql.SQL("SELECT * FROM {table} AS r WHERE r._deleted_at IS NULL AN
 BY_CURSOR = sql.SQL(" ORDER BY {cursor}")
 ORDERED_SHARE = 0.05
 ESTIMATE = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} AS r WHERE {window}")
-TABLE_ROWS = "SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)"
 DELETE_RUN = "DELETE FROM warehouse_sync.dq_results WHERE pipeline = %(pipeline)s AND run_id = %(run_id)s"
 
 
@@ -105,8 +105,8 @@ def window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
     query = WINDOW_ROWS.format(table=table, window=where)
     if window.start is not None:
         (plan,) = conn.execute(ESTIMATE.format(table=table, window=where), params).fetchone()  # type: ignore[misc]
-        (rows,) = conn.execute(TABLE_ROWS, [table.as_string(conn)]).fetchone()  # type: ignore[misc]
-        if plan[0]["Plan"]["Plan Rows"] < ORDERED_SHARE * (rows or 0):
+        rows = max(row_estimate(conn, pipeline.target) or 0, 0)
+        if plan[0]["Plan"]["Plan Rows"] < ORDERED_SHARE * rows:
             query += BY_CURSOR.format(cursor=sql.Identifier("r", pipeline.cursor))
     return psycopg.ClientCursor(conn).mogrify(query, params).strip()
 

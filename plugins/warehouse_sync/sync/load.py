@@ -35,7 +35,8 @@ from psycopg import sql
 
 from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, TableNotFound, column_definitions, read_columns
+from warehouse_sync.db.catalog import (Column, TableNotFound, column_definitions, read_columns, relation_exists,
+                                       row_estimate)
 from warehouse_sync.db.statements import (COPY_CSV, CREATE_STAGING, DDL_LOCK, cursor_index, idents, load_sql,
                                           table_ident, tombstone_index)
 from warehouse_sync.sync.snapshot import finish as finish_build
@@ -233,7 +234,6 @@ def load_files(
 # (autovacuum_analyze_scale_factor), which otherwise analyzes in the background. An incremental
 # window changes far less: its ANALYZE cost a two-hourly run 0.4 s (orders) to 1.1 s (lineitem) at SF 1.
 ANALYZE_SHARE = 0.1
-STATS_ROWS = "SELECT c.reltuples FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(%s)"
 
 
 def _analyze(conn: psycopg.Connection, pipeline: Pipeline, changed: int | None = None) -> None:
@@ -243,7 +243,7 @@ def _analyze(conn: psycopg.Connection, pipeline: Pipeline, changed: int | None =
     target = table_ident(pipeline.target)
     try:
         if changed is not None:
-            (described,) = conn.execute(STATS_ROWS, (target.as_string(conn),)).fetchone() or (None,)
+            described = row_estimate(conn, pipeline.target)
             conn.commit()
             if described is not None and described >= 0 and changed < ANALYZE_SHARE * described:
                 log.info("%s: %d rows changed of about %d: statistics left to autovacuum", pipeline.target,
@@ -260,9 +260,7 @@ def _ensure_cursor_index(conn: psycopg.Connection, pipeline: Pipeline, target: s
     """Builds the target's cursor index inside the load's transaction, once: ``to_regclass`` looks it up
     without a table lock, so a load never queues behind other writers for an index that exists."""
     name = cursor_index(pipeline.target, pipeline.cursor)
-    qualified = sql.Identifier(pipeline.target.schema, name).as_string(conn)
-    (exists,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()  # type: ignore[misc]
-    if not exists:
+    if not relation_exists(conn, pipeline.target.schema, name):
         conn.execute(CURSOR_INDEX.format(index=sql.Identifier(name), table=target,
                                          cursor=sql.Identifier(pipeline.cursor)))
 

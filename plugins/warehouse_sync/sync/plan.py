@@ -24,7 +24,8 @@ import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident, window_filter
+from warehouse_sync.db.statements import (bind_row, idents, load_sql, placeholders, row_of, table_ident, text_of,
+                                          window_filter)
 from warehouse_sync.model import Batch, RunStart, Window
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
             return _tile(starts)
     query = load_sql(
         "sync/plan_boundaries.sql",
-        key_text=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in keys),
+        key_text=text_of(keys),
         keys=idents(keys),
         table=table_ident(pipeline.source),
         window=where,
@@ -157,9 +158,8 @@ def _snapshot_starts(conn: psycopg.Connection, pipeline: Pipeline, window: sql.C
 
     Returns:
         The first keys (as text, like ``plan_boundaries.sql``'s); none when the window has no row;
-        ``None`` when the first key
-        column is not an integer or the table has no row estimate yet (never analyzed): the caller
-        then cuts the batches by its ``row_number()`` scan.
+        ``None`` when the first key column is not an integer or the table has no row estimate yet
+        (never analyzed): the caller then cuts the batches by its ``row_number()`` scan.
     """
     table, first = table_ident(pipeline.source), sql.Identifier(pipeline.primary_key[0])
     keys = pipeline.primary_key
@@ -174,7 +174,7 @@ def _snapshot_starts(conn: psycopg.Connection, pipeline: Pipeline, window: sql.C
         return None
     parts = max(1, -(-estimate // pipeline.snapshot_batch_size))
     probe = load_sql("sync/first_key_from.sql", table=table, first=first, keys=idents(keys, "t"),
-                     key_text=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in keys))
+                     key_text=text_of(keys))
     starts: list[tuple[Any, ...]] = [tuple([None] * len(keys))]  # the first batch has no lower bound
     for part in range(1, parts):
         row = conn.execute(probe, {"cut": low + (high - low + 1) * part // parts}).fetchone()

@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, column_definitions, read_columns
+from warehouse_sync.db.catalog import Column, column_definitions, read_columns, relation_exists
 from warehouse_sync.db.statements import DDL_LOCK, cursor_index, idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Batch, TableRef, Window
 from warehouse_sync.sync.plan import batch_filter
@@ -49,22 +49,12 @@ log = logging.getLogger(__name__)
 MARKER = "warehouse-sync snapshot build of run {run_id}"
 DROP_BUILD = sql.SQL("DROP TABLE IF EXISTS {build}")
 READ_MARKER = "SELECT obj_description(to_regclass(%s), 'pg_class')"
-TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 DELETE_BATCH = sql.SQL("DELETE FROM {build} WHERE {batch}")
 
 
 def build_table(pipeline: Pipeline) -> TableRef:
     """The build table of a pipeline's snapshot: ``<target schema>._ws_build_<target>`` (63 bytes at most)."""
     return TableRef(pipeline.target.schema, f"_ws_build_{pipeline.target.name}"[:63])
-
-
-def _qualified(conn: psycopg.Connection, table: TableRef) -> str:
-    return table_ident(table).as_string(conn)
-
-
-def _exists(conn: psycopg.Connection, table: TableRef) -> bool:
-    (found,) = conn.execute(TABLE_EXISTS, (_qualified(conn, table),)).fetchone()  # type: ignore[misc]
-    return bool(found)
 
 
 def prepare(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column], run_id: str) -> TableRef | None:
@@ -84,8 +74,8 @@ def prepare(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Col
     build = build_table(pipeline)
     with warehouse.transaction():
         warehouse.execute(DDL_LOCK)
-        if _exists(warehouse, pipeline.target):
-            warehouse.execute(DROP_BUILD.format(build=table_ident(build)))
+        if relation_exists(warehouse, pipeline.target.schema, pipeline.target.name):
+            drop(warehouse, pipeline)
             return None
         warehouse.execute(load_sql(
             "sync/create_build.sql", schema=sql.Identifier(build.schema), build=table_ident(build),
@@ -104,7 +94,7 @@ def build_for(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str) ->
     Leaves the connection's transaction open (the caller copies or commits in it).
     """
     build = build_table(pipeline)
-    (marker,) = warehouse.execute(READ_MARKER, (_qualified(warehouse, build),)).fetchone()  # type: ignore[misc]
+    (marker,) = warehouse.execute(READ_MARKER, (table_ident(build).as_string(warehouse),)).fetchone()  # type: ignore[misc]
     return build if marker == MARKER.format(run_id=run_id) else None
 
 
@@ -146,7 +136,7 @@ def finish(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Colu
     build = build_for(warehouse, pipeline, run_id)
     if build is None:
         return False
-    if _exists(warehouse, pipeline.target):
+    if relation_exists(warehouse, pipeline.target.schema, pipeline.target.name):
         log.warning("%s appeared after the plan; loading the snapshot's files instead", pipeline.target)
         drop(warehouse, pipeline)
         return False
