@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
+from contextlib import contextmanager
+from queue import Full, Queue
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
@@ -137,6 +140,64 @@ def read_pages(
         last = tuple(page.column(k)[page.num_rows - 1].as_py() for k in keys)
 
 
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+@contextmanager
+def prefetched(pages: Iterator[pa.Table], depth: int = 2) -> Iterator[Iterator[pa.Table]]:
+    """Reads ``pages`` in a worker thread, at most ``depth`` pages ahead of the caller.
+
+    The source then produces the next keyset page while this thread writes the last one to Parquet
+    (and the build table): Arrow's CSV parse, Parquet write and pgpq encode release the GIL. Memory
+    grows by ``depth`` pages. An error of the reader is raised to the caller at the page it would
+    have produced; when the caller stops early, the reader stops after its current page and is
+    joined before this returns, so the source connection is never used by two threads at once.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it
+            offer(_Failed(exc))
+            return
+        offer(_DONE)
+
+    def consume() -> Iterator[pa.Table]:
+        while (item := queue.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    reader = threading.Thread(target=produce, name="extract-prefetch", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
 def _written(pages: Iterator[pa.Table], writer: pq.ParquetWriter) -> Iterator[pa.Table]:
     """Passes pages on after appending each to the Parquet file."""
     for page in pages:
@@ -185,8 +246,9 @@ def extract_batch(
     try:
         with conn.transaction(), temporary.open("wb") as handle:
             conn.execute("SET TRANSACTION READ ONLY")
-            with pq.ParquetWriter(handle, schema, compression=STAGING_COMPRESSION) as writer:
-                pages = _written(read_pages(conn, pipeline, columns, window, batch), writer)
+            with pq.ParquetWriter(handle, schema, compression=STAGING_COMPRESSION) as writer, \
+                    prefetched(read_pages(conn, pipeline, columns, window, batch)) as read:
+                pages = _written(read, writer)
                 if build is None or warehouse is None:
                     rows = sum(page.num_rows for page in pages)
                 else:
