@@ -28,10 +28,11 @@ import common
 from devkit import airflow_local as runner
 from devkit import tpch
 from devkit.paths import REPO as REPO_ROOT
-from warehouse_sync import tasks
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.config import Pipeline
+from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart, TableRef
+from warehouse_sync.run import Run
 
 STAGING = REPO_ROOT / ".bench" / "staging-cdc"
 BASE = dict(source=TableRef("tpch", "orders"), primary_key=("o_orderkey",), cursor="updated_at",
@@ -64,15 +65,14 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str) -> dict[str, Any]:
     """plan -> extract (each batch) -> load, timed (seconds); CDC adds the slot's figures."""
     run_id = f"bench-{pipeline.mode}-{label}-{time.time_ns()}"
     started = time.monotonic()
-    planned = tasks.plan(src, wh, pipeline, RunStart(None, None, None, datetime.now(timezone.utc), manual=True), run_id)
-    extracted = [tasks.extract(src, wh, pipeline, planned["window"], b["batch"], run_id, root=STAGING)
-                 for b in planned["batches"]]
-    loaded = tasks.load(src, wh, pipeline, planned["window"], extracted, run_id, planned["own_horizon"],
-                        open_path=Path)
+    result = run_window(Run(pipeline, src, wh, run_id), RunStart(None, None, None, datetime.now(timezone.utc),
+                                                                 manual=True), STAGING, reconcile=False)
     record = {"mode": pipeline.mode, "step": label, "seconds": round(time.monotonic() - started, 3),
-              "rows_read": sum(int(e["rows"]) for e in extracted), "rows_merged": loaded["merged"], "run_id": run_id}
-    if pipeline.mode == "cdc":
-        record.update({k: loaded["slot"][k] for k in ("lag_seconds", "freshest_lag_seconds", "retained_wal_bytes")})
+              "rows_read": sum(e.rows for e in result.extracted), "rows_merged": result.loaded.merged,
+              "run_id": run_id, "phases": result.phases}
+    if "slot" in result.loaded.facts:
+        slot = result.loaded.facts["slot"]
+        record.update({k: slot[k] for k in ("lag_seconds", "freshest_lag_seconds", "retained_wal_bytes")})
     print(f"[bench-cdc] {label:<16} {pipeline.mode:<6} {record['seconds']:7.2f} s, {record['rows_read']} read, "
           f"{record['rows_merged']} merged" + (f", lag {record['lag_seconds']:.1f} s" if "lag_seconds" in record else ""),
           flush=True)

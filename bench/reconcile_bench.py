@@ -35,7 +35,7 @@ from warehouse_sync.config import load_config
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.statements import table_ident
 from warehouse_sync.reconcile.locate import locate
-from warehouse_sync.sync.load import ensure_target
+from warehouse_sync.target.ddl import ensure_target
 
 CHANGES = [  # (column, SQL expression) applied to one warehouse row each
     ("o_comment", "'it''s\ta ü-comment, \"quoted\"'"),

@@ -9,12 +9,13 @@ table's cursor column and runs::
 
 A pipeline's first run is an initial snapshot; a run triggered without a logical date syncs from the
 watermark to the trigger time; one with a logical date syncs that date's scheduled interval; trigger
-with ``{"full_snapshot": true}`` to read every row before the window end (README, "Operating it").
+with ``{"full_snapshot": true}`` to read every row before the window end (docs/operating.md).
 A ``mode: cdc`` pipeline has the same tasks, fed by its logical replication slot instead of windows of
-the cursor (README, "CDC mode"). Each task body is one call into
-``warehouse_sync.tasks``, which names the module that owns each behaviour; this file is wiring
-only: no database call, no Variable, no heavy import at parse time (the pipeline file is read
-from ``$WAREHOUSE_SYNC_CONFIG`` or ``include/pipelines.yaml`` beside the DAGs folder).
+the cursor (docs/cdc.md): ``warehouse_sync.tasks`` chooses the mode once per task. Each task body
+is one call into ``warehouse_sync.tasks``, which names the module that owns each behaviour; this
+file is wiring only: no database call, no Variable, no heavy import at parse time (the pipeline
+file is read from ``$WAREHOUSE_SYNC_CONFIG`` or ``include/pipelines.yaml`` beside the DAGs folder).
+Values cross tasks as the typed results' ``to_dict()`` form: the plan as XCom ``plan``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from functools import partial
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from warehouse_sync.alerts import alert_drift, alert_failure, alert_schema_change, send
+from warehouse_sync.alerts import alert_drift, alert_failure, alert_health, alert_schema_change
 from warehouse_sync.config import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, Pipeline, load_config
 from warehouse_sync.storage import config_path
 
@@ -53,13 +54,6 @@ def common_dag_args(pipeline: Pipeline, alerts: Alerts, schedule: str) -> dict:
     }
 
 
-def alert_slot(pipeline: Pipeline, alerts: Alerts, result: dict) -> None:
-    """CDC mode: sends the slot-health lines a task returned (``"alerts"``) through the notifiers."""
-    if result.get("alerts"):
-        send(alerts, f"[warehouse-sync] {pipeline.target}: replication slot {pipeline.cdc_slot} over threshold",
-             list(result["alerts"]), get_current_context())
-
-
 def build_dag(pipeline: Pipeline, alerts: Alerts):
     """Builds the sync DAG of one pipeline."""
 
@@ -75,67 +69,71 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
     def sync():
         @task(execution_timeout=pipeline.execution_timeout("plan"))
         def plan(dag_run=None, run_id=None, params=None, ti=None):
-            """Returns the batches to map over; pushes the window it synced (and why) as XCom 'window'."""
+            """Returns the batches to map over; pushes the plan (window, why, late horizon, batches) as XCom 'plan'."""
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import source_and_warehouse
             from warehouse_sync.model import RunStart
+            from warehouse_sync.run import opened
 
-            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                planned = tasks.plan(src, wh, pipeline, RunStart.from_dag_run(dag_run, params), run_id)
-            ti.xcom_push(key="window", value={**planned["window"], "why": planned["why"],
-                                              "late_horizon": planned["own_horizon"]})
-            return planned["batches"]
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                planned = tasks.plan(run, RunStart.from_dag_run(dag_run, params))
+            ti.xcom_push(key="plan", value=planned.to_dict())
+            return planned.expand()
 
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}",
               execution_timeout=pipeline.execution_timeout("extract"),
               pool=pipeline.extract_pool)  # one pool per source: bounds its concurrent extracts
-        def extract(batch: dict, window: dict, run_id=None):
+        def extract(batch: dict, plan: dict, run_id=None):
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import source_and_warehouse
+            from warehouse_sync.model import Batch, Plan
+            from warehouse_sync.run import opened
 
-            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                return tasks.extract(src, wh, pipeline, window, batch, run_id)
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                return tasks.extract(run, Plan.from_dict(plan), Batch.from_dict(batch)).to_dict()
 
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("load"),
               outlets=[Asset(pipeline.asset_uri)])  # a successful load is an asset event: downstream DAGs run
-        def load(files, window: dict, run_id=None):
+        def load(extracted, plan: dict, run_id=None):
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import source_and_warehouse
+            from warehouse_sync.model import Extracted, Plan
+            from warehouse_sync.run import opened
 
-            batch_files = [files[i] for i in range(len(files))] if files is not None else []  # no lookup past the end
-            on_schema_change = partial(alert_schema_change, get_current_context(), alerts, str(pipeline.target))
-            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                loaded = tasks.load(src, wh, pipeline, window, batch_files, run_id, window.get("late_horizon"),
-                                    on_schema_change=on_schema_change)
-            alert_slot(pipeline, alerts, loaded)  # CDC mode: retained WAL or lag over their thresholds
-            return loaded
+            # no lookup past the end of the mapped results
+            staged = [Extracted.from_dict(extracted[i]) for i in range(len(extracted))] if extracted is not None else []
+            context = get_current_context()
+            on_schema_change = partial(alert_schema_change, context, alerts, str(pipeline.target))
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                loaded = tasks.load(run, Plan.from_dict(plan), staged, on_schema_change=on_schema_change)
+            alert_health(context, alerts, str(pipeline.target), list(loaded.alerts))
+            return loaded.to_dict()
 
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("reconcile"))
-        def reconcile(window: dict, run_id=None):
+        def reconcile(plan: dict, run_id=None):
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import source_and_warehouse
+            from warehouse_sync.model import Plan
+            from warehouse_sync.run import opened
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                return tasks.reconcile(src, wh, pipeline, window, run_id, on_drift)
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                return tasks.reconcile(run, Plan.from_dict(plan), on_drift).to_dict()
 
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("validate"))
-        def validate(window: dict, run_id=None):
+        def validate(plan: dict, run_id=None):
             """Great Expectations on the window's rows; a failed `fail` expectation fails the run, without retries."""
-            from warehouse_sync import tasks
             from contextlib import closing
 
+            from warehouse_sync import tasks
             from warehouse_sync.db.connections import connect_uri, connection_uri, sqlalchemy_url
+            from warehouse_sync.model import Plan
 
             with tasks.fail_fast():  # one lookup of the connection, for psycopg and for Great Expectations
                 uri = connection_uri(pipeline.warehouse_conn_id, lock_timeout_seconds=pipeline.lock_timeout_seconds)
                 with closing(connect_uri(uri, pipeline.warehouse_conn_id)) as wh:
-                    return tasks.validate(wh, sqlalchemy_url(uri), pipeline, window, run_id)
+                    return tasks.validate(wh, sqlalchemy_url(uri), pipeline, Plan.from_dict(plan), run_id)
 
         planned = plan()
-        files = extract.partial(window=planned["window"]).expand_kwargs(planned)
-        loaded = load(files, planned["window"])
-        loaded >> [reconcile(planned["window"]), validate(planned["window"])]
+        staged = extract.partial(plan=planned["plan"]).expand_kwargs(planned)
+        loaded = load(staged, planned["plan"])
+        loaded >> [reconcile(planned["plan"]), validate(planned["plan"])]
 
     return sync()
 
@@ -151,20 +149,32 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
         doc_md="Compares the whole table by checksum bisection up to the pipeline's high watermark, "
                "re-extracts missing and changed rows, marks rows deleted at the source, and records "
                "the result in warehouse_sync.drift_history. Fails (and alerts) on refused repair. "
-               "Beside it, clean_staging removes the staged files of windows older than "
+               "Beside it, health records the mode's health (CDC: the replication slot) and alerts over "
+               "its thresholds, and clean_staging removes the staged files of windows older than "
                "staging_retention_days and records the staging size left.",
     )
     def reconcile_daily():
         @task(execution_timeout=pipeline.execution_timeout("reconcile_table"))
         def reconcile_table(run_id=None):
             from warehouse_sync import tasks
-            from warehouse_sync.db.connections import source_and_warehouse
+            from warehouse_sync.run import opened
 
             on_drift = partial(alert_drift, get_current_context(), alerts, str(pipeline.target))
-            with tasks.fail_fast(), source_and_warehouse(pipeline) as (src, wh):
-                result = tasks.reconcile_table(src, wh, pipeline, None, run_id, on_drift)
-            alert_slot(pipeline, alerts, result.get("cdc") or {})  # CDC mode: the slot of a paused sync DAG still alerts
-            return result
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                return tasks.reconcile_table(run, on_drift=on_drift).to_dict()
+
+        @task(execution_timeout=pipeline.execution_timeout("health"))
+        def health(run_id=None):
+            """The mode's health (CDC: the replication slot's retained WAL and lag), alerting over thresholds."""
+            from warehouse_sync import tasks
+            from warehouse_sync.run import opened
+
+            with tasks.fail_fast(), opened(pipeline, run_id) as run:
+                measured = tasks.health(run)
+            if measured is None:
+                return None
+            alert_health(get_current_context(), alerts, str(pipeline.target), list(measured.alerts))
+            return measured.to_dict()
 
         @task(execution_timeout=pipeline.execution_timeout("clean_staging"))
         def clean_staging(run_id=None):
@@ -176,8 +186,10 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
                                                lock_timeout_seconds=pipeline.lock_timeout_seconds) as wh:
                 return tasks.clean_staging(wh, pipeline, run_id)
 
+        # side by side, not downstream: none can fail or skip another (a paused sync DAG's slot still alerts)
         reconcile_table()
-        clean_staging()  # beside the reconcile, not downstream: neither can fail or skip the other
+        health()
+        clean_staging()
 
     return reconcile_daily()
 

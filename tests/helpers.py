@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from warehouse_sync import tasks
 from warehouse_sync.config import Pipeline
+from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart, TableRef
+from warehouse_sync.run import Run
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 
@@ -72,19 +73,18 @@ def sync_window(source, warehouse, pipeline: Pipeline, start: datetime, end: dat
 
 def run_tasks(source, warehouse, pipeline: Pipeline, run: RunStart, root: Path, run_id: str = "test",
               reconcile: bool = True) -> dict[str, Any]:
-    """plan -> extract every batch -> load -> reconcile, with the same task functions the DAG calls.
+    """plan -> extract every batch -> load -> reconcile, with the task functions the DAG calls
+    (:func:`warehouse_sync.inline.run_window`).
 
     Returns:
-        ``{"planned", "files", "loaded", "reconciled"}``: each task's result (``reconciled`` is
-        ``None`` when ``reconcile=False``).
+        What each task passes on through XCom (the results' ``to_dict()`` form): ``{"planned", "files"
+        (one per extract), "loaded", "reconciled"}`` (``reconciled`` is ``None`` when ``reconcile=False``),
+        and ``"result"``: the typed :class:`~warehouse_sync.inline.RunResult`.
     """
-    planned = tasks.plan(source, warehouse, pipeline, run, run_id)
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
-             for b in planned["batches"]]
-    loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
-                        open_path=Path)
-    reconciled = tasks.reconcile(source, warehouse, pipeline, planned["window"], run_id) if reconcile else None
-    return {"planned": planned, "files": files, "loaded": loaded, "reconciled": reconciled}
+    result = run_window(Run(pipeline, source, warehouse, run_id), run, root, reconcile=reconcile)
+    return {"planned": result.plan.to_dict(), "files": [e.to_dict() for e in result.extracted],
+            "loaded": result.loaded.to_dict(),
+            "reconciled": result.reconciled.to_dict() if result.reconciled else None, "result": result}
 
 
 def warehouse_rows(warehouse, table: str = "t_dst.items", columns: str = "tenant, id, amount, note, updated_at"):

@@ -120,3 +120,11 @@ def alert_schema_change(context: Any, alerts: Alerts, table: str, report: dict[s
                  else c.get("new_type") or c.get("old_type") or "")
         lines.append(f"column {c['column']}: {c['change']} ({types}): {c['outcome']}, {c['detail']}")
     return send(alerts, f"[warehouse-sync] {table}: source schema changed ({', '.join(outcomes)})", lines, context)
+
+
+def alert_health(context: Any, alerts: Alerts, table: str, lines: list[str]) -> list[str]:
+    """Sends the health lines a mode reported over its thresholds (CDC: the replication slot's retained
+    WAL or lag, a missing slot); nothing when there are none."""
+    if not lines:
+        return []
+    return send(alerts, f"[warehouse-sync] {table}: health over threshold", list(lines), context)

@@ -1,13 +1,16 @@
-"""Plain values every room shares: a table's name, a window of the cursor, how a run started, a batch.
+"""Plain values every room shares: a table's name, a window of the cursor, how a run started, a batch,
+and the typed results of a run's steps (its plan, what an extract staged, what a load merged, the
+mode's health).
 
-Frozen dataclasses with no database and no Airflow in them, so that ``sync``, ``reconcile``,
-``quality`` and ``bookkeeping`` can all speak of a window without importing each other. Windows and
-batches cross task boundaries as XCom; ``to_dict``/``from_dict`` give their JSON form.
+Frozen dataclasses with no database and no Airflow in them, so that ``sync``, ``cdc``, ``reconcile``,
+``quality`` and ``bookkeeping`` can all speak of a window without importing each other. They cross
+task boundaries as XCom; ``to_dict``/``from_dict`` give their JSON form. Every step result carries
+``phases``: ``{phase name: seconds}`` of its wall time (:mod:`warehouse_sync.timing`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -137,3 +140,171 @@ class Batch:
         """Reads :meth:`to_dict`'s form."""
         lower, upper = raw.get("lower"), raw.get("upper")
         return cls(int(raw["index"]), tuple(lower) if lower else None, tuple(upper) if upper else None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run's plan decided: the XCom ``plan`` every later task reads.
+
+    Attributes:
+        window: The window the run syncs (``[start, end)`` of the cursor, UTC).
+        why: A short reason for the window (for the log, the audit row and the XCom).
+        batches: The keyset batches to extract, one mapped extract task each (CDC: one batch).
+        late_horizon: The start (UTC) of the oldest source transaction still open when the plan gave
+            up waiting, or ``None``: a later run re-reads from there; the load releases it.
+        facts: The mode's own plan facts (CDC: ``kind`` ``snapshot`` | ``changes``, ``upto_lsn``);
+            JSON-friendly.
+        seconds: Wall time of the plan (seconds).
+        phases: ``{phase: seconds}``.
+    """
+
+    window: Window
+    why: str
+    batches: tuple[Batch, ...]
+    late_horizon: datetime | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases"}``."""
+        return {"window": self.window.to_dict(), "why": self.why, "batches": [b.to_dict() for b in self.batches],
+                "late_horizon": self.late_horizon.isoformat() if self.late_horizon else None,
+                "facts": dict(self.facts), "seconds": round(self.seconds, 3), "phases": dict(self.phases)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        """Reads :meth:`to_dict`'s form."""
+        horizon = raw.get("late_horizon")
+        return cls(Window.from_dict(raw["window"]), str(raw.get("why", "")),
+                   tuple(Batch.from_dict(b) for b in raw.get("batches", ())),
+                   datetime.fromisoformat(horizon) if horizon else None, dict(raw.get("facts") or {}),
+                   float(raw.get("seconds", 0.0)), dict(raw.get("phases") or {}))
+
+    def expand(self) -> list[dict[str, Any]]:
+        """The extract task's mapped keyword arguments: ``[{"batch": Batch.to_dict()}, ...]``."""
+        return [{"batch": b.to_dict()} for b in self.batches]
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One staged Parquet file: its path (URI text), rows, size (bytes) and index in its window folder."""
+
+    path: str
+    rows: int
+    bytes: int
+    batch_index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"path", "rows", "bytes", "batch_index"}``."""
+        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "batch_index": self.batch_index}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StagedFile:
+        """Reads :meth:`to_dict`'s form."""
+        return cls(str(raw["path"]), int(raw["rows"]), int(raw["bytes"]), int(raw["batch_index"]))
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What one extract task staged: the result of :meth:`warehouse_sync.modes.Mode.extract`.
+
+    Attributes:
+        batch_index: The batch extracted.
+        files: The staged files, in order (cursor mode: one; CDC: one per chunk).
+        rows: Rows (cursor mode) or changes (CDC) staged.
+        seconds: Wall time (seconds).
+        phases: ``{phase: seconds}`` (cursor mode: ``read``, ``csv_to_arrow``, ``parquet_write``, ``build_copy``).
+        facts: The mode's own facts (CDC: ``kind``, ``upto_lsn``, ``consistent_point``, ``transactions``,
+            ``oldest_commit``, ``newest_commit``); JSON-friendly.
+    """
+
+    batch_index: int
+    files: tuple[StagedFile, ...]
+    rows: int
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes staged (all files)."""
+        return sum(f.bytes for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom form (``bytes`` included for readers of the XCom)."""
+        return {"batch_index": self.batch_index, "files": [f.to_dict() for f in self.files], "rows": self.rows,
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "phases": dict(self.phases),
+                "facts": dict(self.facts)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Extracted:
+        """Reads :meth:`to_dict`'s form."""
+        return cls(int(raw["batch_index"]), tuple(StagedFile.from_dict(f) for f in raw.get("files", ())),
+                   int(raw["rows"]), float(raw.get("seconds", 0.0)), dict(raw.get("phases") or {}),
+                   dict(raw.get("facts") or {}))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a load merged: the result of :meth:`warehouse_sync.modes.Mode.load`.
+
+    Attributes:
+        files: Staged files read.
+        staged: Rows (or changes) copied into the staging table.
+        merged: Rows the merge inserted, replaced (a newer version) or deleted.
+        bytes: Bytes of the files read.
+        seconds: Wall time (seconds).
+        backfilled: Existing target rows given the values of columns the load added.
+        schema_changes: The schema changes recorded (:meth:`ColumnChange.to_dict` each).
+        phases: ``{phase: seconds}`` (e.g. ``ensure_target``, ``copy``, ``merge``, ``cursor_index``,
+            ``commit``, ``analyze``, ``build_finish``).
+        facts: The mode's own facts (CDC: ``slot``: retained WAL, lag, confirmed LSN); JSON-friendly.
+        alerts: Health lines over a threshold, sent by the DAG's load task (:class:`Health`).
+    """
+
+    files: int
+    staged: int
+    merged: int
+    bytes: int
+    seconds: float
+    backfilled: int = 0
+    schema_changes: tuple[dict[str, Any], ...] = ()
+    phases: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    alerts: tuple[str, ...] = ()
+
+    @property
+    def unchanged(self) -> int:
+        """Rows skipped by the version guard (already present at the same or a newer version)."""
+        return self.staged - self.merged
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom and audit form: every attribute and ``unchanged``."""
+        return {"files": self.files, "staged": self.staged, "merged": self.merged, "unchanged": self.unchanged,
+                "bytes": self.bytes, "backfilled": self.backfilled, "schema_changes": list(self.schema_changes),
+                "seconds": round(self.seconds, 3), "phases": dict(self.phases), **dict(self.facts),
+                "alerts": list(self.alerts)}
+
+
+@dataclass(frozen=True)
+class Health:
+    """A mode's health outside the rows themselves (CDC: the replication slot), recorded as one audit row.
+
+    Attributes:
+        step: The audit step it is recorded as (``cdc_slot``).
+        rows: Rows (changes) it speaks of (the audit row's ``rows``).
+        bytes: Bytes it speaks of (CDC: WAL retained at the source).
+        alerts: One line per threshold crossed; empty when healthy.
+        detail: JSON-friendly figures (the audit row's ``detail``).
+    """
+
+    step: str
+    rows: int = 0
+    bytes: int = 0
+    alerts: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{**detail, "alerts": [...]}``: the XCom form."""
+        return {**self.detail, "alerts": list(self.alerts)}

@@ -1,45 +1,50 @@
-"""The task bodies the DAG file wires: plan, extract, load, reconcile, validate, daily reconcile.
+"""The task bodies the DAG file wires: plan, extract, load, reconcile, validate; daily reconcile, health, clean_staging.
 
-Each takes open connections and JSON-friendly values, returns a JSON-friendly result (what the
-DAG passes through XCom) and writes its audit row. The DAG's tasks only open the connections and
+Each takes the :class:`~warehouse_sync.run.Run` (pipeline, source, warehouse, run id) and typed
+values (:mod:`warehouse_sync.model`), returns a typed result (the DAG passes its ``to_dict()`` form
+through XCom), and writes its audit row. The sync mode is chosen here, once per task
+(:func:`warehouse_sync.modes.mode_for`); no task body tests it. Audit rows, failure handling and the
+late horizon are done here, the same for both modes. The DAG's tasks only open the connections and
 call these, so every step runs the same under a test, ``dag.test()`` and a real scheduler. Each is
-idempotent: running it twice for the same window leaves the same warehouse.
+idempotent: running it twice for the same plan leaves the same warehouse.
 
-Where each behaviour lives, one hop from here: :mod:`.sync.plan` (windows, keyset batches, late
-commits), :mod:`.sync.extract` (pages to Parquet), :mod:`.sync.load` (COPY and the version-guarded
-merge, the target's DDL), :mod:`.sync.schema` (what a source schema change does),
-:mod:`.reconcile.loop` (compare → locate → repair → compare → alert), :mod:`.quality.validate`
-(Great Expectations), :mod:`.bookkeeping` (audit, sync state, schema history).
+Where each behaviour lives, one hop from here: :mod:`.modes` (the two modes: :mod:`.sync.mode` for
+cursor windows in keyset batches, :mod:`.cdc.mode` for a replication slot), :mod:`.target` (what
+both write through: schema decisions and DDL, bulk COPY, staged files), :mod:`.reconcile.loop`
+(compare → locate → repair → compare → alert), :mod:`.quality.validate` (Great Expectations),
+:mod:`.bookkeeping` (audit, sync state, schema history).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
-from warehouse_sync.cdc import run as cdc
 from warehouse_sync.cdc.changes import TruncateSeen
+from warehouse_sync.cdc.mode import NoPastWindows
 from warehouse_sync.cdc.slot import CdcUnavailable, SlotLost
 from warehouse_sync.config import SYNC_SCHEDULE, ConfigError, Pipeline
-from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, describe_source
-from warehouse_sync.model import Batch, RunStart, Window
-from warehouse_sync.quality.validate import DataQualityFailed, validate as run_validation
+from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn
+from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
+from warehouse_sync.modes import mode_for
+from warehouse_sync.quality.validate import DataQualityFailed
+from warehouse_sync.quality.validate import validate as run_validation
 from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
 from warehouse_sync.reconcile.locate import UnsupportedKey
+from warehouse_sync.run import Run
 from warehouse_sync.storage import as_path, staging_root
-from warehouse_sync.sync.extract import extract_batch
-from warehouse_sync.sync import snapshot
-from warehouse_sync.sync.load import SchemaChangeHandler, load_files
-from warehouse_sync.sync.plan import plan_batches, run_window, wait_for_inflight
-from warehouse_sync.sync.schema import SchemaChanged
-from warehouse_sync.sync.staging import remove_expired
+from warehouse_sync.target.ddl import SchemaChangeHandler
+from warehouse_sync.target.schema import SchemaChanged
+from warehouse_sync.target.staging import remove_expired
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ log = logging.getLogger(__name__)
 # Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
-    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, cdc.NoPastWindows, TruncateSeen,
+    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen,
 )
 
 
@@ -64,161 +69,126 @@ def fail_fast() -> Iterator[None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
-def plan(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, run: RunStart, run_id: str,
-    schedule: str = SYNC_SCHEDULE,
-) -> dict[str, Any]:
-    """Validates the source, decides the run's window, settles late commits, splits it into keyset batches.
+@contextmanager
+def _audited_failure(run: Run, step: str, window: Window, batch_index: int | None = None) -> Iterator[None]:
+    """On an error: rolls the warehouse back, records a ``failed`` audit row naming the error, re-raises."""
+    try:
+        yield
+    except Exception as exc:
+        run.warehouse.rollback()
+        run.record(step, window, status="failed", batch_index=batch_index, detail={"error": str(exc)})
+        raise
+
+
+def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
+    """Validates the source, decides the run's window, settles late commits, splits it into batches.
 
     Args:
-        run: How the run started (its Airflow context values); see :func:`.sync.plan.run_window`.
+        start: How the run started (its Airflow context values); see :func:`.sync.plan.run_window`.
         schedule: The DAG's cron expression (UTC), for manual runs with a logical date.
 
     Returns:
-        ``{"window": {...}, "why": str, "batches": [{"batch": {...}}, ...], "own_horizon": iso str | None}``:
-        the ``batches`` list is what the extract task is expanded over.
+        The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over.
 
     Raises:
         TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
-        CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:func:`.cdc.run.plan`).
+        CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:class:`.cdc.mode.CdcMode`).
     """
-    if pipeline.mode == "cdc":
-        return cdc.plan(source, warehouse, pipeline, run, run_id)
-    started = time.monotonic()
-    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    ensure_tables(warehouse)
-    known = state.read_state(warehouse, pipeline.name)
-    window, why = run_window(pipeline, schedule, run, known.high_watermark, known.late_horizon)
-    own_horizon = wait_for_inflight(source, window.end, pipeline.settle_timeout_seconds)
-    if own_horizon is not None:
-        state.hold_late_horizon(warehouse, pipeline.name, own_horizon)
-    batches = plan_batches(source, pipeline, window)
-    build = snapshot.prepare(warehouse, pipeline, columns, run_id) if window.is_snapshot and batches else None
-    audit.record(warehouse, pipeline.name, run_id, "plan", window, seconds=time.monotonic() - started,
-                 detail={"batches": len(batches), "why": why, "build_table": str(build) if build else None,
-                         "late_horizon": own_horizon.isoformat() if own_horizon else None})
-    log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
-             pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
-    return {
-        "window": window.to_dict(),
-        "why": why,
-        "batches": [{"batch": b.to_dict()} for b in batches],
-        "own_horizon": own_horizon.isoformat() if own_horizon else None,
-    }
+    ensure_tables(run.warehouse)
+    planned = mode_for(run.pipeline, schedule).plan(run, start)
+    run.record("plan", planned.window, seconds=planned.seconds, detail={
+        "batches": len(planned.batches), "why": planned.why,
+        "late_horizon": planned.late_horizon.isoformat() if planned.late_horizon else None,
+        **planned.facts, "phases": planned.phases})
+    return planned
 
 
-def extract(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
-    window: dict[str, Any], batch: dict[str, Any], run_id: str, root: Any = None,
-) -> dict[str, Any]:
-    """Writes one batch to its Parquet file under ``root`` (default: the staging root).
-
-    In a snapshot into a new target, the batch is also copied into the run's build table
-    (:mod:`.sync.snapshot`).
+def extract(run: Run, planned: Plan, batch: Batch, root: Any = None) -> Extracted:
+    """Stages one batch as Parquet files under ``root`` (default: the staging root).
 
     Returns:
-        ``{"path", "rows", "bytes", "seconds", "batch_index"}`` (path as a URI; rows, bytes, seconds).
+        The staged files, rows, seconds and phases.
     """
-    if pipeline.mode == "cdc":
-        return cdc.extract(source, warehouse, pipeline, window, batch, run_id,
-                           root if root is not None else staging_root())
-    win, bat = Window.from_dict(window), Batch.from_dict(batch)
-    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    build = snapshot.build_for(warehouse, pipeline, run_id) if win.is_snapshot else None
-    warehouse.commit()
-    result = extract_batch(source, pipeline, columns, win, bat, root if root is not None else staging_root(),
-                           warehouse=warehouse if build else None, build=build)
-    audit.record(warehouse, pipeline.name, run_id, "extract", win, rows=result.rows, bytes_=result.bytes,
-                 seconds=result.seconds, batch_index=bat.index, detail={"path": result.path})
-    return result.to_dict()
+    extracted = mode_for(run.pipeline).extract(run, planned, batch, root if root is not None else staging_root())
+    run.record("extract", planned.window, rows=extracted.rows, bytes_=extracted.bytes, seconds=extracted.seconds,
+               batch_index=batch.index, detail={"files": [f.path for f in extracted.files], **extracted.facts,
+                                                "phases": extracted.phases})
+    return extracted
 
 
-def load(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
-    window: dict[str, Any], files: Iterable[dict[str, Any]], run_id: str, own_horizon: str | None = None,
-    open_path: Any = None, on_schema_change: SchemaChangeHandler | None = None,
-) -> dict[str, Any]:
-    """COPYs the window's files into staging and merges them into the target in one transaction,
-    first applying the source's schema changes the pipeline's ``schema_changes`` policy accepts.
+def load(run: Run, planned: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any] | None = None,
+         on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
+    """Merges the window's staged files into the target (one transaction, version-guarded), releases the
+    late horizon, and records the mode's health (CDC: the slot), whose alerts the result carries.
 
     Args:
         open_path: Turns a file's URI into a readable path (default ``ObjectStoragePath``).
         on_schema_change: Called with the schema changes the load recorded (applied, kept, ignored or
             rejected): ``{"table", "source", "policy", "changes": [...]}``.
 
-    Returns:
-        ``{"files", "staged", "merged", "unchanged", "backfilled", "schema_changes", "seconds"}`` (rows,
-        the changes recorded, seconds).
-
     Raises:
         SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).
     """
-    if pipeline.mode == "cdc":
-        return cdc.load(source, warehouse, pipeline, window, files, run_id, own_horizon, open_path or as_path,
-                        on_schema_change)
-    win = Window.from_dict(window)
-    files = sorted(files, key=lambda f: f["batch_index"])
-    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    to_path = open_path or as_path
-    try:
-        result = load_files(warehouse, pipeline, columns, [to_path(f["path"]) for f in files], run_id,
-                            snapshot=win.is_snapshot, source=source, on_schema_change=on_schema_change)
-    except Exception as exc:
-        warehouse.rollback()
-        audit.record(warehouse, pipeline.name, run_id, "load", win, status="failed", detail={"error": str(exc)})
-        raise
-    state.release_late_horizon(
-        warehouse, pipeline.name, win, datetime.fromisoformat(own_horizon) if own_horizon else None
-    )
-    summary = {"files": len(files), "staged": result.staged, "merged": result.merged,
-               "unchanged": result.unchanged, "backfilled": result.backfilled,
-               "schema_changes": [c.to_dict() for c in result.schema_changes], "seconds": round(result.seconds, 3)}
-    audit.record(warehouse, pipeline.name, run_id, "load", win, rows=result.merged,
-                 bytes_=sum(int(f["bytes"]) for f in files), seconds=result.seconds, detail=summary)
-    return summary
+    mode = mode_for(run.pipeline)
+    with _audited_failure(run, "load", planned.window):
+        loaded = mode.load(run, planned, extracted, open_path or as_path, on_schema_change)
+    state.release_late_horizon(run.warehouse, run.pipeline.name, planned.window, planned.late_horizon)
+    health = mode.health(run, loaded)
+    if health is not None:
+        _record_health(run, planned.window, health)
+        loaded = replace(loaded, alerts=health.alerts)
+    run.record("load", planned.window, rows=loaded.merged, bytes_=loaded.bytes, seconds=loaded.seconds,
+               detail=loaded.to_dict())
+    return loaded
 
 
-def reconcile(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
-    window: dict[str, Any], run_id: str, on_drift: loop.DriftHandler | None = None,
-) -> dict[str, Any]:
-    """The sync run's reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_window`).
+def _record_health(run: Run, window: Window, health: Health) -> None:
+    run.record(health.step, window, rows=health.rows, bytes_=health.bytes, status="warn" if health.alerts else "ok",
+               detail=health.to_dict())
+
+
+def health(run: Run) -> Health | None:
+    """The mode's health on its own (the daily reconcile DAG's ``health`` task), so that a paused sync DAG
+    whose replication slot keeps WAL still shows on the data-quality page and alerts.
 
     Returns:
-        :meth:`Reconciliation.to_dict`: ``{"scope", "as_of", "comparisons": [...], "drift": {...} | None}``.
+        The health recorded (its ``alerts`` the thresholds crossed), or ``None`` (cursor mode: nothing held).
+    """
+    ensure_tables(run.warehouse)
+    measured = mode_for(run.pipeline).health(run)
+    if measured is not None:
+        _record_health(run, Window(None, datetime.now(timezone.utc)), measured)
+    return measured
+
+
+def reconcile(run: Run, planned: Plan, on_drift: loop.DriftHandler | None = None) -> loop.Reconciliation:
+    """The sync run's reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_window`).
 
     Raises:
         RepairRefused: More drift than the repair ceiling.
         DriftDetected: Drift remains after repair.
     """
-    return loop.reconcile_window(source, warehouse, pipeline, Window.from_dict(window), run_id, on_drift).to_dict()
+    return loop.reconcile_window(run, planned.window, on_drift)
 
 
-def reconcile_table(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, as_of: datetime | None,
-    run_id: str, on_drift: loop.DriftHandler | None = None,
-) -> dict[str, Any]:
+def reconcile_table(run: Run, as_of: datetime | None = None,
+                    on_drift: loop.DriftHandler | None = None) -> loop.Reconciliation:
     """The daily whole-table reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_table`).
-
-    Returns:
-        :meth:`Reconciliation.to_dict`; in CDC mode also ``"cdc"``: the slot's health and alerts
-        (:func:`.cdc.run.record_health`).
 
     Raises:
         NothingLoaded: The pipeline has not loaded anything yet.
         RepairRefused: More drift than the repair ceiling.
         DriftDetected: Drift remains after repair.
     """
-    ensure_tables(warehouse)
-    # CDC mode: a paused sync DAG's slot still keeps WAL; measure it daily, before anything can fail
-    health = cdc.record_health(source, warehouse, pipeline, run_id) if pipeline.mode == "cdc" else None
-    result = loop.reconcile_table(source, warehouse, pipeline, as_of, run_id, on_drift).to_dict()
-    return {**result, "cdc": health} if health is not None else result
+    ensure_tables(run.warehouse)
+    return loop.reconcile_table(run, as_of, on_drift)
 
 
-def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, window: dict[str, Any],
+def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, planned: Plan,
              run_id: str) -> dict[str, Any]:
     """Runs the pipeline's expectation suite on the window's rows (see :mod:`warehouse_sync.quality.validate`).
+
+    Only the warehouse is read (``warehouse_url`` is its SQLAlchemy URL, for Great Expectations).
 
     Returns:
         ``{"expectations", "failed", "warned", "docs", "seconds"}``.
@@ -226,14 +196,14 @@ def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeli
     Raises:
         DataQualityFailed: A ``fail``-severity expectation failed (results and Data Docs are saved first).
     """
-    win = Window.from_dict(window)
+    window = planned.window
     ensure_tables(warehouse)
     try:
-        summary = run_validation(warehouse, warehouse_url, pipeline, win, run_id, pipeline.dag_id)
+        summary = run_validation(warehouse, warehouse_url, pipeline, window, run_id, pipeline.dag_id)
     except DataQualityFailed as exc:
-        audit.record(warehouse, pipeline.name, run_id, "validate", win, status="failed", detail={"error": str(exc)})
+        audit.record(warehouse, pipeline.name, run_id, "validate", window, status="failed", detail={"error": str(exc)})
         raise
-    audit.record(warehouse, pipeline.name, run_id, "validate", win, seconds=summary["seconds"],
+    audit.record(warehouse, pipeline.name, run_id, "validate", window, seconds=summary["seconds"],
                  status="warn" if summary["warned"] else "ok", detail=summary)
     return summary
 
@@ -242,7 +212,7 @@ def clean_staging(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str
                   now: datetime | None = None) -> dict[str, Any]:
     """Removes the staged files of windows older than ``pipeline.staging_retention_days`` and records the size left.
 
-    See :func:`warehouse_sync.sync.staging.remove_expired`. Writes one audit row, step
+    See :func:`warehouse_sync.target.staging.remove_expired`. Writes one audit row, step
     ``clean_staging``: rows = files removed, bytes = bytes removed, window ``[-inf, cutoff)``,
     status ``warn`` if a folder could not be removed (it is kept and named), detail
     ``{"kept_bytes", "kept_files", "removed_windows", "retention_days", "errors"}``.

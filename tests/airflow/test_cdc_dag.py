@@ -21,7 +21,7 @@ SLOT = "ws_orders_cdc"
 def cdc_dags(airflow_db, tmp_path_factory):
     with dags_for(tmp_path_factory, {"pipelines": [
         {"name": "orders_cdc", "mode": "cdc", "source": "tpch.orders", "primary_key": ["o_orderkey"],
-         "cursor": "updated_at", "target": "tpch_cdc.orders", "slot_chunk_changes": 4000,
+         "cursor": "updated_at", "target": "tpch_cdc.orders", "cdc": {"chunk_changes": 4000},
          "settle_timeout_seconds": 2},
     ]}) as dags:
         yield dags

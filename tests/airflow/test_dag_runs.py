@@ -11,7 +11,7 @@ from devkit import airflow_local as runner
 from devkit import tpch
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.sync.load import ensure_target
+from warehouse_sync.target.ddl import ensure_target
 
 pytestmark = pytest.mark.airflow
 SF = 0.01

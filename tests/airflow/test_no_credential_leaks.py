@@ -249,7 +249,7 @@ def test_no_credential_reaches_environ_xcoms_logs_exceptions_or_data_docs(
     assert any("drift found and repaired" in a for a in alert_texts), alert_texts
     assert sum("task plan failed" in a for a in alert_texts) == 2, alert_texts
     pushed = xcoms(runs)
-    assert {"window", "return_value"} <= {x[4] for x in pushed}, pushed
+    assert {"plan", "return_value"} <= {x[4] for x in pushed}, pushed
     docs = tmp_path / "reports" / "data_docs"
     assert list(docs.rglob("*.html")), "validate wrote no Data Docs"
     airflow_home = Path(os.environ["AIRFLOW_HOME"])

@@ -140,6 +140,8 @@ def test_every_task_alerts_when_it_fails_after_its_retries(dagbag):
             assert task.on_failure_callback, f"{dag.dag_id}.{task.task_id}"
 
 
-def test_every_table_has_a_daily_whole_table_reconcile(dagbag):
+def test_every_table_has_a_daily_whole_table_reconcile_beside_its_health_and_staging_cleanup(dagbag):
     for dag_id in ("reconcile_tpch_orders", "reconcile_tpch_lineitem"):
-        assert [t.task_id for t in dagbag.dags[dag_id].tasks] == ["reconcile_table", "clean_staging"]
+        tasks = dagbag.dags[dag_id].tasks
+        assert [t.task_id for t in tasks] == ["reconcile_table", "health", "clean_staging"]
+        assert all(not t.upstream_task_ids for t in tasks)  # side by side: none can fail or skip another

@@ -9,12 +9,13 @@ import pytest
 from helpers import make_pipeline, run_tasks
 
 from warehouse_sync import tasks
-from warehouse_sync.cdc import run as cdc_run
+from warehouse_sync.cdc import mode as cdc_mode
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.changes import read_snapshot
 from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.model import RunStart, Window
-from warehouse_sync.sync.schema import SchemaChanged
+from warehouse_sync.model import Extracted, RunStart
+from warehouse_sync.run import Run
+from warehouse_sync.target.schema import SchemaChanged
 
 DOCS_DDL = """
 CREATE TABLE t_src.docs (
@@ -60,7 +61,7 @@ def _drop_ours(conn) -> None:
 
 
 def docs_pipeline(**overrides):
-    return make_pipeline("docs", ("id",), mode="cdc", slot_chunk_changes=7, **overrides)
+    return make_pipeline("docs", ("id",), mode="cdc", **{"cdc": {"chunk_changes": 7}, **overrides})
 
 
 def run_once(source, warehouse, pipeline, root: Path, run_id: str, full_snapshot: bool = False,
@@ -87,7 +88,7 @@ def live_rows(warehouse):
 def test_first_run_snapshots_and_later_runs_apply_inserts_updates_and_deletes(cdc_source, warehouse, tmp_path):
     pipeline = docs_pipeline()
     first = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
-    assert first["files"][0]["kind"] == "snapshot" and first["loaded"]["merged"] == 20
+    assert first["files"][0]["facts"]["kind"] == "snapshot" and first["loaded"]["merged"] == 20
     assert len(first["files"][0]["files"]) == 3  # 20 rows in chunks of 7
     assert live_rows(warehouse) == source_rows(cdc_source)
     cdc_source.execute("INSERT INTO t_src.docs (id, title) VALUES (21, 'new'), (22, 'newer')")
@@ -95,7 +96,7 @@ def test_first_run_snapshots_and_later_runs_apply_inserts_updates_and_deletes(cd
     cdc_source.execute("DELETE FROM t_src.docs WHERE id IN (4, 5)")
     cdc_source.commit()
     second = run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
-    assert second["files"][0]["kind"] == "changes" and second["loaded"]["staged"] == 5
+    assert second["files"][0]["facts"]["kind"] == "changes" and second["loaded"]["staged"] == 5
     assert live_rows(warehouse) == source_rows(cdc_source)
     deleted = warehouse.execute("SELECT id FROM t_dst.docs WHERE _deleted_at IS NOT NULL ORDER BY id").fetchall()
     assert deleted == [(4,), (5,)]
@@ -108,8 +109,9 @@ def test_first_run_snapshots_and_later_runs_apply_inserts_updates_and_deletes(cd
 def test_snapshot_handoff_with_concurrent_writes_neither_loses_nor_doubles(cdc_source, second_source, warehouse,
                                                                            tmp_path):
     pipeline = docs_pipeline()
-    planned = tasks.plan(cdc_source, warehouse, pipeline, RunStart(None, None, None, _now(), manual=True), "s1")
-    window = Window.from_dict(planned["window"])
+    s1 = Run(pipeline, cdc_source, warehouse, "s1")
+    planned = tasks.plan(s1, RunStart(None, None, None, _now(), manual=True))
+    window = planned.window
     columns = describe_source(cdc_source, pipeline.source, pipeline.primary_key, pipeline.cursor)
     with slots.created_slot(cdc_source, pipeline) as created:
         # Commits after the slot's consistent point, before the snapshot is read: in the slot, not in the snapshot.
@@ -119,9 +121,8 @@ def test_snapshot_handoff_with_concurrent_writes_neither_loses_nor_doubles(cdc_s
         second_source.commit()
         staged = read_snapshot(cdc_source, pipeline, columns, created, window, tmp_path)
     assert staged.changes == 20  # the snapshot saw the table as of the consistent point
-    extracted = [{**staged.to_dict(), "kind": "snapshot", "upto_lsn": None, "rows": staged.changes,
-                  "bytes": 0, "batch_index": 0}]
-    tasks.load(cdc_source, warehouse, pipeline, planned["window"], extracted, "s1", None, open_path=Path)
+    extracted = [Extracted(0, staged.files, staged.changes, staged.seconds, facts={"kind": "snapshot", "upto_lsn": None})]
+    tasks.load(s1, planned, extracted, open_path=Path)
     follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
     assert follow["loaded"]["staged"] == 7 and follow["loaded"]["merged"] == 7  # each concurrent change once
     assert live_rows(warehouse) == source_rows(cdc_source)
@@ -181,7 +182,7 @@ def test_a_kill_between_warehouse_commit_and_slot_confirm_converges_on_rerun(cdc
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r3")
     assert rerun["loaded"]["staged"] == 12  # the 11 changes again (never confirmed) plus the new insert
-    assert [f["rows"] for f in rerun["files"][0]["files"]] == [7, 5]  # chunks of slot_chunk_changes
+    assert [f["rows"] for f in rerun["files"][0]["files"]] == [7, 5]  # chunks of cdc.chunk_changes
     assert rerun["loaded"]["merged"] == 1  # the LSN guard skips the 11 already applied
     assert live_rows(warehouse) == source_rows(cdc_source)
     (applied_by_r2,) = warehouse.execute("SELECT count(*) FROM t_dst.docs WHERE _run_id = 'r2'").fetchone()
@@ -194,12 +195,11 @@ def test_a_transaction_committing_after_the_plan_lsn_arrives_in_the_next_run(cdc
     pipeline = docs_pipeline()
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     second_source.execute("INSERT INTO t_src.docs (id, title) VALUES (60, 'late')")  # open, not committed
-    planned = tasks.plan(cdc_source, warehouse, pipeline, RunStart(None, None, None, _now(), manual=True), "r2")
+    r2 = Run(pipeline, cdc_source, warehouse, "r2")
+    planned = tasks.plan(r2, RunStart(None, None, None, _now(), manual=True))
     second_source.commit()  # commits after the plan fixed its LSN
-    extracted = [tasks.extract(cdc_source, warehouse, pipeline, planned["window"], b["batch"], "r2", root=tmp_path)
-                 for b in planned["batches"]]
-    tasks.load(cdc_source, warehouse, pipeline, planned["window"], extracted, "r2", planned["own_horizon"],
-               open_path=Path)
+    extracted = [tasks.extract(r2, planned, b, root=tmp_path) for b in planned.batches]
+    tasks.load(r2, planned, extracted, open_path=Path)
     assert 60 not in [r[0] for r in live_rows(warehouse)]
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r3")
     assert live_rows(warehouse) == source_rows(cdc_source)
@@ -238,7 +238,7 @@ def test_a_dropped_slot_fails_clearly_and_a_full_snapshot_recovers(cdc_source, w
     with pytest.raises(slots.SlotLost, match=r"ws_docs is missing.*full_snapshot"):
         run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
     recovered = run_once(cdc_source, warehouse, pipeline, tmp_path, "r3", full_snapshot=True)
-    assert recovered["files"][0]["kind"] == "snapshot"
+    assert recovered["files"][0]["facts"]["kind"] == "snapshot"
     assert live_rows(warehouse) == source_rows(cdc_source)  # the run's reconcile marked id 1 deleted
     assert recovered["reconciled"]["drift"]["extra"] == 1
 
@@ -267,8 +267,8 @@ def test_a_backfill_of_a_past_window_says_a_log_has_none(cdc_source, warehouse, 
     pipeline = docs_pipeline()
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     past = _now() - timedelta(days=1)
-    with pytest.raises(cdc_run.NoPastWindows, match="a log has no past windows"):
-        tasks.plan(cdc_source, warehouse, pipeline, RunStart.scheduled(past, past + timedelta(hours=2)), "bf")
+    with pytest.raises(cdc_mode.NoPastWindows, match="a log has no past windows"):
+        tasks.plan(Run(pipeline, cdc_source, warehouse, "bf"), RunStart.scheduled(past, past + timedelta(hours=2)))
 
 
 def test_the_embedded_postgres_runs_with_logical_wal(source, db_uris):
@@ -307,17 +307,17 @@ def test_a_source_without_logical_wal_fails_clearly(replica_source, warehouse):
     replica_source.execute(DOCS_DDL)
     replica_source.commit()
     with pytest.raises(slots.CdcUnavailable, match="wal_level=replica; CDC mode needs wal_level=logical"):
-        tasks.plan(replica_source, warehouse, docs_pipeline(), RunStart(None, None, None, _now(), manual=True), "r1")
+        tasks.plan(Run(docs_pipeline(), replica_source, warehouse, "r1"), RunStart(None, None, None, _now(), manual=True))
 
 
 def test_slot_health_reports_retained_wal_and_alerts_over_the_threshold(cdc_source, warehouse, tmp_path):
-    pipeline = docs_pipeline(slot_max_retained_wal_bytes=1)
+    pipeline = docs_pipeline(cdc={"chunk_changes": 7, "max_retained_wal_bytes": 1})
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     cdc_source.execute("UPDATE t_src.docs SET qty = 3")
     cdc_source.commit()
     loaded = run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")["loaded"]
     assert loaded["slot"]["retained_wal_bytes"] > 1
-    assert any("retains" in a and "slot_max_retained_wal_bytes" in a for a in loaded["alerts"])
+    assert any("retains" in a and "cdc.max_retained_wal_bytes" in a for a in loaded["alerts"])
     (status, detail) = warehouse.execute("SELECT status, detail FROM warehouse_sync.audit WHERE step = 'cdc_slot' "
                                          "AND run_id = 'r2'").fetchone()
     warehouse.commit()
@@ -328,16 +328,19 @@ def test_slot_health_reports_retained_wal_and_alerts_over_the_threshold(cdc_sour
     assert view.cdc_slot.startswith("ALERT replication slot: retains ") and "20 changes applied" in view.cdc_slot
 
 
-def test_the_daily_reconcile_measures_the_slot_of_a_paused_sync_dag(cdc_source, warehouse, tmp_path):
-    pipeline = docs_pipeline(slot_max_retained_wal_bytes=1)
+def test_the_daily_health_task_measures_the_slot_of_a_paused_sync_dag(cdc_source, warehouse, tmp_path):
+    pipeline = docs_pipeline(cdc={"chunk_changes": 7, "max_retained_wal_bytes": 1})
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     cdc_source.execute("UPDATE t_src.docs SET qty = 5, updated_at = now()")  # no sync run follows: the slot keeps it
     cdc_source.commit()
-    daily = tasks.reconcile_table(cdc_source, warehouse, pipeline, None, "daily")
-    assert daily["cdc"]["slot"]["retained_wal_bytes"] > 0 and daily["cdc"]["alerts"]
+    daily = tasks.health(Run(pipeline, cdc_source, warehouse, "daily"))
+    assert daily.detail["retained_wal_bytes"] > 0 and daily.alerts
+    status = warehouse.execute("SELECT status FROM warehouse_sync.audit WHERE step = 'cdc_slot' AND run_id = 'daily'")
+    assert status.fetchone() == ("warn",)
+    warehouse.commit()
     slots.drop_slot(cdc_source, pipeline.cdc_slot)
-    lost = tasks.reconcile_table(cdc_source, warehouse, pipeline, None, "daily2")
-    assert any("ws_docs is missing; way back: trigger sync_docs" in a for a in lost["cdc"]["alerts"])
+    lost = tasks.health(Run(pipeline, cdc_source, warehouse, "daily2"))
+    assert any("ws_docs is missing; way back: trigger sync_docs" in a for a in lost.alerts)
 
 
 def test_a_truncate_at_the_source_fails_clearly_with_the_resnapshot_path(cdc_source, warehouse, tmp_path):
@@ -358,7 +361,7 @@ def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_sou
     cdc_source.execute("DELETE FROM t_src.docs WHERE id = 1")
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
-    assert rerun["files"][0]["kind"] == "snapshot" and rerun["loaded"]["merged"] == 19
+    assert rerun["files"][0]["facts"]["kind"] == "snapshot" and rerun["loaded"]["merged"] == 19
     cdc_source.execute("UPDATE t_src.docs SET title = 'after' WHERE id = 2")
     cdc_source.commit()
     assert run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")["loaded"]["staged"] == 1  # the new slot only

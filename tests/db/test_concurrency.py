@@ -16,6 +16,7 @@ from helpers import T0, create_items, items_pipeline, simple_rows, sync_window, 
 
 from warehouse_sync import tasks
 from warehouse_sync.model import RunStart
+from warehouse_sync.run import Run
 
 HOUR = timedelta(hours=1)
 
@@ -23,20 +24,19 @@ HOUR = timedelta(hours=1)
 def test_a_row_updated_during_extraction_is_not_lost(source, second_source, warehouse, tmp_path):
     create_items(source, simple_rows(12))
     pipeline = items_pipeline(batch_size=4, page_size=2)
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + HOUR), "w1")
-    assert len(planned["batches"]) == 3
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][0]["batch"], "w1",
-                           root=tmp_path)]
+    run = Run(pipeline, source, warehouse, "w1")
+    planned = tasks.plan(run, RunStart.scheduled(T0, T0 + HOUR))
+    assert len(planned.batches) == 3
+    files = [tasks.extract(run, planned, planned.batches[0], root=tmp_path)]
     # Mid-run, another session updates a row of a batch not read yet AND a row already read:
     # with OFFSET paging, shifting rows would be skipped or read twice.
     second_source.execute("UPDATE t_src.items SET note = 'changed', updated_at = %s WHERE id IN (1, 9)",
                           (T0 + HOUR + timedelta(minutes=1),))
     second_source.commit()
-    files += [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], "w1", root=tmp_path)
-              for b in planned["batches"][1:]]
-    assert sum(f["rows"] for f in files) == 11  # id 9 moved out of the window before its batch was read
-    tasks.load(source, warehouse, pipeline, planned["window"], files, "w1", open_path=Path)
-    tasks.reconcile(source, warehouse, pipeline, planned["window"], "w1")  # no false drift: both are in flight
+    files += [tasks.extract(run, planned, b, root=tmp_path) for b in planned.batches[1:]]
+    assert sum(f.rows for f in files) == 11  # id 9 moved out of the window before its batch was read
+    tasks.load(run, planned, files, open_path=Path)
+    tasks.reconcile(run, planned)  # no false drift: both are in flight
     sync_window(source, warehouse, pipeline, T0 + HOUR, T0 + 2 * HOUR, tmp_path, run_id="w2")
     rows = warehouse_rows(warehouse, columns="tenant, id, note")
     assert len(rows) == 12 and len({r[1] for r in rows}) == 12
@@ -68,7 +68,7 @@ def test_a_late_commit_is_waited_out_when_it_commits_within_the_settle_timeout(s
         result = sync_window(source, warehouse, pipeline, start, end, tmp_path)
     finally:
         committer.join()
-    assert result["planned"]["own_horizon"] is None
+    assert result["planned"]["late_horizon"] is None
     assert dict((r[1], r[3]) for r in warehouse_rows(warehouse))[0] == "late"
 
 
@@ -77,7 +77,7 @@ def test_a_late_commit_after_the_window_was_read_arrives_with_a_later_run(source
     start, began, end = open_late_update(source, second_source, 2)
     pipeline = items_pipeline(settle_timeout_seconds=1)
     first = sync_window(source, warehouse, pipeline, start, end, tmp_path, run_id="w1")
-    assert datetime.fromisoformat(first["planned"]["own_horizon"]) == began
+    assert datetime.fromisoformat(first["planned"]["late_horizon"]) == began
     assert dict((r[1], r[3]) for r in warehouse_rows(warehouse))[2] == "note 2"  # not committed yet
     second_source.commit()  # commits with a cursor inside the window that was already read
     later = sync_window(source, warehouse, pipeline, end, end + HOUR, tmp_path, run_id="w2")

@@ -42,7 +42,7 @@ def test_values_round_trip_through_parquet_exactly_with_nulls_distinct_from_empt
     written = extract_batch(source, pipeline, columns, Window(T0, T0 + timedelta(hours=1)), Batch(0, None, None),
                             tmp_path)
     assert written.rows == 3 and written.bytes > 0
-    rows = pq.read_table(written.path).to_pylist()
+    rows = pq.read_table(written.files[0].path).to_pylist()
     assert [(r["tenant"], r["id"], r["amount"], r["note"], r["flag"], r["born"], r["seen_at"], r["ratio"])
             for r in rows] == [row[:8] for row in TRICKY]
     assert rows[0]["updated_at"] == T0 and rows[0]["seen_at"].utcoffset() == timedelta(0)
@@ -65,7 +65,7 @@ def test_rewriting_a_batch_replaces_its_file_and_leaves_no_temporary_files(sourc
     window = Window(T0, T0 + timedelta(hours=1))
     first = extract_batch(source, pipeline, columns, window, Batch(0, None, None), tmp_path)
     second = extract_batch(source, pipeline, columns, window, Batch(0, None, None), tmp_path)
-    assert first.path == second.path
+    assert first.files == second.files
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert [p.name for p in files] == ["batch-00000.parquet"]
-    assert pq.read_table(second.path).num_rows == 4
+    assert pq.read_table(second.files[0].path).num_rows == 4

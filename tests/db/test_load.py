@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from helpers import T0, create_items, create_lines, items_pipeline, lines_pipeline, simple_rows, sync_window, warehouse_rows
 
-from warehouse_sync.sync.schema import SchemaChanged
+from warehouse_sync.target.schema import SchemaChanged
 
 HOUR = timedelta(hours=1)
 
@@ -45,9 +45,9 @@ def test_an_older_version_never_overwrites_a_newer_one(source, warehouse, tmp_pa
     sync_window(source, warehouse, pipeline, T0 + 2 * HOUR, T0 + 4 * HOUR, tmp_path, run_id="new", reconcile=False)
     # Out-of-order apply: the old window's files are loaded again after the newer version.
     from warehouse_sync import tasks
-    from pathlib import Path
-    tasks.load(source, warehouse, pipeline, old_window["planned"]["window"], old_window["files"], "late-replay",
-               open_path=Path)
+    from warehouse_sync.run import Run
+    old = old_window["result"]
+    tasks.load(Run(pipeline, source, warehouse, "late-replay"), old.plan, old.extracted)
     row = warehouse.execute("SELECT amount, updated_at FROM t_dst.items WHERE id = 1").fetchone()
     assert row == (-1, T0 + 3 * HOUR)
 
@@ -126,7 +126,7 @@ CREATE TABLE t_src.docs (id bigint PRIMARY KEY, u uuid, j json, jb jsonb, t time
 @pytest.mark.parametrize("full_snapshot", [True, False], ids=["copied into empty target", "staged and merged"])
 def test_types_without_a_binary_encoding_load_exactly_through_csv(source, warehouse, tmp_path, full_snapshot):
     from warehouse_sync.db.catalog import describe_source
-    from warehouse_sync.sync.bulk_copy import binary_ready
+    from warehouse_sync.target.bulk_copy import binary_ready
     from helpers import make_pipeline
 
     source.execute(OTHER_TYPES_DDL)
@@ -144,7 +144,7 @@ def test_types_without_a_binary_encoding_load_exactly_through_csv(source, wareho
 
 def test_binary_copy_needs_an_exact_encoding_for_every_column(source):
     from warehouse_sync.db.catalog import describe_source
-    from warehouse_sync.sync.bulk_copy import binary_ready
+    from warehouse_sync.target.bulk_copy import binary_ready
 
     create_items(source, simple_rows(1))
     pipeline = items_pipeline()
@@ -155,7 +155,7 @@ def test_a_load_that_changes_under_a_tenth_of_the_target_leaves_its_statistics_t
                                                                                                 tmp_path, caplog):
     create_items(source, simple_rows(40))
     pipeline = items_pipeline(batch_size=100, page_size=100)
-    with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
+    with caplog.at_level("INFO", logger="warehouse_sync"):
         sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="first")
     assert "left to autovacuum" not in caplog.text  # a new target: analyzed
     analyzed = warehouse.execute("SELECT reltuples FROM pg_class WHERE oid = 't_dst.items'::regclass").fetchone()
@@ -163,6 +163,6 @@ def test_a_load_that_changes_under_a_tenth_of_the_target_leaves_its_statistics_t
     caplog.clear()
     source.execute("UPDATE t_src.items SET note = 'changed', updated_at = %s WHERE id < 3", (T0 + HOUR,))
     source.commit()
-    with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
+    with caplog.at_level("INFO", logger="warehouse_sync"):
         loaded = sync_window(source, warehouse, pipeline, T0 + HOUR, T0 + 2 * HOUR, tmp_path, run_id="small")["loaded"]
     assert loaded["merged"] == 3 and "3 rows changed of about 40: statistics left to autovacuum" in caplog.text

@@ -11,9 +11,10 @@ from helpers import T0, create_items, insert_items, items_pipeline, simple_rows,
 
 from devkit.servers import object_keys, s3_client
 from warehouse_sync import tasks
+from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart, Window
 from warehouse_sync.storage import staging_root
-from warehouse_sync.sync.staging import window_folder_name
+from warehouse_sync.target.staging import window_folder_name
 
 HOUR = timedelta(hours=1)
 
@@ -31,9 +32,8 @@ def keys(s3_store, prefix: str) -> list[str]:
     return sorted(k.removeprefix(prefix + "/") for k in object_keys(s3_store.endpoint_url, s3_store.bucket, prefix))
 
 
-def extract_all(source, warehouse, pipeline, planned, run_id="run"):
-    return [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id)
-            for b in planned["batches"]]
+def extract_all(run, planned):
+    return [tasks.extract(run, planned, b) for b in planned.batches]
 
 
 def test_extract_and_load_go_through_s3_objects_and_a_retry_overwrites_its_own_object(
@@ -41,22 +41,24 @@ def test_extract_and_load_go_through_s3_objects_and_a_retry_overwrites_its_own_o
     monkeypatch.chdir(tmp_path)  # anything written to a relative local path would land here
     create_items(source, simple_rows(7))
     pipeline = items_pipeline()  # batch_size 3: three batches
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + 2 * HOUR), "run")
-    files = extract_all(source, warehouse, pipeline, planned)
+    run = Run(pipeline, source, warehouse, "run")
+    planned = tasks.plan(run, RunStart.scheduled(T0, T0 + 2 * HOUR))
+    extracted = extract_all(run, planned)
+    files = [f for e in extracted for f in e.files]
     folder = f"items/{window_folder_name(Window(T0, T0 + 2 * HOUR))}"
-    assert [f["path"] for f in files] == [
+    assert [f.path for f in files] == [
         f"s3://{s3_store.conn_id}@{s3_store.bucket}/{s3_staging}/{folder}/batch-{i:05d}.parquet" for i in range(3)]
     assert keys(s3_store, s3_staging) == [f"{folder}/batch-{i:05d}.parquet" for i in range(3)]
     sizes = {k["Key"]: k["Size"] for k in s3_client(s3_store.endpoint_url).list_objects_v2(
         Bucket=s3_store.bucket, Prefix=s3_staging)["Contents"]}
-    assert sorted(sizes.values()) == sorted(f["bytes"] for f in files)
+    assert sorted(sizes.values()) == sorted(f.bytes for f in files)
 
-    retried = tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][0]["batch"], "run")
-    assert retried["path"] == files[0]["path"]
+    retried = tasks.extract(run, planned, planned.batches[0])
+    assert retried.files[0].path == files[0].path
     assert keys(s3_store, s3_staging) == [f"{folder}/batch-{i:05d}.parquet" for i in range(3)]
 
-    loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, "run", planned["own_horizon"])
-    assert loaded["staged"] == 7 and len(warehouse_rows(warehouse)) == 7
+    loaded = tasks.load(run, planned, extracted)
+    assert loaded.staged == 7 and len(warehouse_rows(warehouse)) == 7
     assert list(tmp_path.iterdir()) == [] and not str(staging_root()).startswith("file:")
 
 
@@ -64,13 +66,14 @@ def test_a_killed_attempts_temporary_object_is_removed_by_the_batchs_rerun_and_a
         source, warehouse, s3_store, s3_staging):
     create_items(source, simple_rows(7))
     pipeline = items_pipeline()
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + 2 * HOUR), "run")
+    run = Run(pipeline, source, warehouse, "run")
+    planned = tasks.plan(run, RunStart.scheduled(T0, T0 + 2 * HOUR))
     folder = f"{s3_staging}/items/{window_folder_name(Window(T0, T0 + 2 * HOUR))}"
     client = s3_client(s3_store.endpoint_url)
     for name in (".batch-00000.parquet.dead1.tmp", ".batch-00000.parquet.dead2.tmp", ".batch-00001.parquet.live.tmp"):
         client.put_object(Bucket=s3_store.bucket, Key=f"{folder}/{name}", Body=b"PAR1" + b"\0" * 100)
 
-    tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][0]["batch"], "run")
+    tasks.extract(run, planned, planned.batches[0])
     assert keys(s3_store, folder) == [".batch-00001.parquet.live.tmp", "batch-00000.parquet"]
 
 
@@ -80,10 +83,10 @@ def test_the_cleanup_task_removes_expired_windows_from_the_bucket_and_keeps_the_
     create_items(source, simple_rows(5))
     insert_items(source, simple_rows(4, start=later, tenant="b"))
     pipeline = items_pipeline()
+    run = Run(pipeline, source, warehouse, "run")
     for start in (T0, later):
-        planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(start, start + 2 * HOUR), "run")
-        tasks.load(source, warehouse, pipeline, planned["window"], extract_all(source, warehouse, pipeline, planned),
-                   "run", planned["own_horizon"])
+        planned = tasks.plan(run, RunStart.scheduled(start, start + 2 * HOUR))
+        tasks.load(run, planned, extract_all(run, planned))
     old, new = (window_folder_name(Window(s, s + 2 * HOUR)) for s in (T0, later))
     assert {k.split("/")[1] for k in keys(s3_store, s3_staging)} == {old, new}
 

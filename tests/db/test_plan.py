@@ -9,7 +9,8 @@ from psycopg import sql
 
 from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import Batch, Window
-from warehouse_sync.sync.plan import batch_filter, plan_batches
+from warehouse_sync.sync.keyset import batch_filter
+from warehouse_sync.sync.plan import plan_batches
 
 # Test-only SQL: the keys of the rows a batch filter selects.
 BATCH_KEYS = sql.SQL("SELECT {keys} FROM {table} WHERE {window}")

@@ -10,7 +10,7 @@ from helpers import T0, create_lines, lines_pipeline, sync_window
 from warehouse_sync import tasks
 from warehouse_sync.config import Expectation
 from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, sqlalchemy_url
-from warehouse_sync.model import Window
+from warehouse_sync.model import Plan, Window
 from warehouse_sync.quality.validate import DataQualityFailed, window_query
 
 EXPECTATIONS = tuple(Expectation.parse(entry) for entry in [
@@ -47,7 +47,7 @@ def test_a_broken_row_fails_the_fail_expectation_names_its_key_and_is_recorded(s
     source.commit()
     planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r1")["planned"]
     with pytest.raises(DataQualityFailed) as failure:
-        tasks.validate(warehouse, url, pipeline, planned["window"], "r1")
+        tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "r1")
     message = str(failure.value)
     assert "t_dst.lines" in message and "quantity between 0 and 100: 1 of 200 rows unexpected" in message
     assert "order_id=7, line=2" in message
@@ -65,13 +65,13 @@ def test_warn_expectations_are_reported_and_do_not_fail_the_run(source, warehous
     pipeline = lines_pipeline(expectations=EXPECTATIONS)
     create_lines(source, orders=50)  # some notes are NULL by construction
     planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r2")["planned"]
-    summary = tasks.validate(warehouse, url, pipeline, planned["window"], "r2")
+    summary = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "r2")
     assert summary["failed"] == [] and len(summary["warned"]) == 1
     assert summary["warned"][0].startswith("every line has a note: ")
     severity, success, unexpected, _, _ = results(warehouse, "r2")["every line has a note"]
     assert (severity, success) == ("warn", False) and unexpected > 0
     # a retry of the same run replaces its rows instead of adding to them
-    tasks.validate(warehouse, url, pipeline, planned["window"], "r2")
+    tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "r2")
     (count,) = warehouse.execute("SELECT count(*) FROM warehouse_sync.dq_results WHERE run_id = 'r2'").fetchone()
     assert count == len(results(warehouse, "r2")) == 6  # 2 key not-null, key unique, 2 configured, volume
 
@@ -87,7 +87,7 @@ def test_a_window_far_above_the_recent_volume_is_a_volume_warning(source, wareho
     for k in range(6):
         start = T0 + k * WINDOW
         planned = sync_window(source, warehouse, pipeline, start, start + WINDOW, tmp_path, run_id=f"w{k}")["planned"]
-        warned[k] = tasks.validate(warehouse, url, pipeline, planned["window"], f"w{k}")["warned"]
+        warned[k] = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), f"w{k}")["warned"]
     assert all(not warned[k] for k in range(5)), warned
     assert len(warned[5]) == 1 and "rows in the window within 50% of the recent median (600): observed 1800" in warned[5][0]
 

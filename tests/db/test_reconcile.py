@@ -13,6 +13,7 @@ from warehouse_sync import tasks
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.reconcile.locate import locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
+from warehouse_sync.run import Run
 
 HOUR = timedelta(hours=1)
 AS_OF = T0 + HOUR
@@ -50,12 +51,12 @@ def test_repair_converges_soft_deletes_and_is_idempotent(source, warehouse, sync
     inject_drift(source, warehouse)
     columns = columns_of(source, synced)
     diff = locate(source, warehouse, synced, columns, AS_OF)
-    result = repair(source, warehouse, synced, columns, diff, "repair-1")
+    result = repair(Run(synced, source, warehouse, "repair-1"), columns, diff)
     assert (result.upserted, result.deleted) == (4, 4)
     assert locate(source, warehouse, synced, columns, AS_OF).total == 0
     kept = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 77 AND _deleted_at IS NOT NULL")
     assert kept.fetchone() == (4,)  # soft delete keeps the rows for analysts
-    again = repair(source, warehouse, synced, columns, locate(source, warehouse, synced, columns, AS_OF), "r2")
+    again = repair(Run(synced, source, warehouse, "r2"), columns, locate(source, warehouse, synced, columns, AS_OF))
     assert again.total == 0
 
 
@@ -64,7 +65,7 @@ def test_hard_delete_mode_removes_rows_deleted_at_source(source, warehouse, sync
     source.execute("DELETE FROM t_src.lines WHERE order_id IN (3, 4)")
     source.commit()
     columns = columns_of(source, pipeline)
-    repair(source, warehouse, pipeline, columns, locate(source, warehouse, pipeline, columns, AS_OF), "hard")
+    repair(Run(pipeline, source, warehouse, "hard"), columns, locate(source, warehouse, pipeline, columns, AS_OF))
     assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id IN (3, 4)").fetchone() == (0,)
 
 
@@ -73,13 +74,13 @@ def test_a_row_that_reappears_at_source_is_restored(source, warehouse, synced):
     saved = source.execute("SELECT * FROM t_src.lines WHERE order_id = 9").fetchall()
     source.execute("DELETE FROM t_src.lines WHERE order_id = 9")
     source.commit()
-    repair(source, warehouse, synced, columns, locate(source, warehouse, synced, columns, AS_OF), "del")
+    repair(Run(synced, source, warehouse, "del"), columns, locate(source, warehouse, synced, columns, AS_OF))
     with source.cursor() as cur:
         cur.executemany("INSERT INTO t_src.lines VALUES (%s, %s, %s, %s, %s)", saved)
     source.commit()
     diff = locate(source, warehouse, synced, columns, AS_OF)
     assert diff.missing == [(9, n) for n in range(1, 5)]
-    repair(source, warehouse, synced, columns, diff, "restore")
+    repair(Run(synced, source, warehouse, "restore"), columns, diff)
     restored = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 9 AND _deleted_at IS NULL")
     assert restored.fetchone() == (4,)
 
@@ -102,7 +103,7 @@ def test_mass_drift_beyond_the_ceiling_is_refused_and_changes_nothing(source, wa
     warehouse.execute("UPDATE t_dst.lines SET note = 'wrong' WHERE order_id <= 10")
     warehouse.commit()
     with pytest.raises(RepairRefused, match=r"40 rows differ .* ceiling is 5"):
-        tasks.reconcile_table(source, warehouse, pipeline, AS_OF, "daily")
+        tasks.reconcile_table(Run(pipeline, source, warehouse, "daily"), AS_OF)
     assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE note = 'wrong'").fetchone() == (40,)
     assert warehouse.execute("SELECT refused FROM warehouse_sync.drift_history").fetchall() == [(True,)]
 
@@ -135,7 +136,7 @@ def test_reconcile_while_a_writer_keeps_updating_reports_no_false_drift(source, 
         while writes < 20 and time.monotonic() < deadline:  # the writer is busy before the reconcile starts
             time.sleep(0.01)
         before = writes
-        result = tasks.reconcile_table(source, warehouse, synced, AS_OF + 24 * HOUR, "daily")
+        result = tasks.reconcile_table(Run(synced, source, warehouse, "daily"), AS_OF + 24 * HOUR).to_dict()
         during = writes - before
     finally:
         stop.set()

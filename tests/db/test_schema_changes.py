@@ -14,21 +14,20 @@ import pytest
 from helpers import T0, create_lines, lines_pipeline, make_pipeline, warehouse_rows
 
 from warehouse_sync import tasks
+from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart
-from warehouse_sync.sync.schema import SchemaChanged
+from warehouse_sync.run import Run
+from warehouse_sync.target.schema import SchemaChanged
 
 HOUR = timedelta(hours=1)
 
 
 def run(source, warehouse, pipeline, start, end, root, run_id="test", calls=None, reconcile=True):
-    """plan -> extract -> load (with ``on_schema_change`` appending to ``calls``) -> reconcile."""
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(start, end, False), run_id)
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
-             for b in planned["batches"]]
-    loaded = tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
-                        open_path=Path, on_schema_change=calls.append if calls is not None else None)
-    reconciled = tasks.reconcile(source, warehouse, pipeline, planned["window"], run_id) if reconcile else None
-    return {"planned": planned, "loaded": loaded, "reconciled": reconciled}
+    """plan -> extract -> load (with ``on_schema_change`` appending to ``calls``) -> reconcile, as XCom values."""
+    result = run_window(Run(pipeline, source, warehouse, run_id), RunStart.scheduled(start, end, False), root,
+                        reconcile=reconcile, on_schema_change=calls.append if calls is not None else None)
+    return {"planned": result.plan.to_dict(), "loaded": result.loaded.to_dict(),
+            "reconciled": result.reconciled.to_dict() if result.reconciled else None}
 
 
 def column_type(conn, table: str, column: str) -> tuple[str, bool] | None:
@@ -97,7 +96,7 @@ def test_evolve_adds_a_new_column_back_fills_existing_rows_and_reconciles_it(sou
     # The checksum covers the new column: a wrong value in it alone is drift, located by column and repaired.
     warehouse.execute("UPDATE t_dst.lines SET currency = 'XXX' WHERE order_id = 3 AND line = 1")
     warehouse.commit()
-    again = tasks.reconcile_table(source, warehouse, pipeline, None, "tampered")  # the daily reconcile
+    again = tasks.reconcile_table(Run(pipeline, source, warehouse, "tampered")).to_dict()  # the daily reconcile
     assert again["drift"]["changed"] == 1 and again["drift"]["sample_changed"] == {"[3, 1]": ["currency"]}
     assert warehouse.execute("SELECT currency FROM t_dst.lines WHERE order_id = 3 AND line = 1").fetchone() == ("EUR",)
 
@@ -167,7 +166,7 @@ def test_discard_ignores_a_new_column_and_reconciles_on_the_shared_columns(sourc
     # Repair writes the shared columns only.
     warehouse.execute("UPDATE t_dst.lines SET note = 'tampered' WHERE order_id = 5 AND line = 2")
     warehouse.commit()
-    again = tasks.reconcile_table(source, warehouse, pipeline, None, "tampered")  # the daily reconcile
+    again = tasks.reconcile_table(Run(pipeline, source, warehouse, "tampered")).to_dict()  # the daily reconcile
     assert again["drift"]["changed"] == 1 and in_sync({"reconciled": again})
 
 
@@ -295,13 +294,13 @@ def test_a_schema_change_between_extract_and_load_fails_clearly_and_a_rerun_load
     source.execute("UPDATE t_src.lines SET qty = qty + 1, updated_at = %s WHERE order_id = 1",
                    (T0 + 90 * timedelta(minutes=1),))
     source.commit()
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0 + HOUR, T0 + 2 * HOUR, False), "mid")
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], "mid", root=tmp_path)
-             for b in planned["batches"]]
+    mid = Run(pipeline, source, warehouse, "mid")
+    planned = tasks.plan(mid, RunStart.scheduled(T0 + HOUR, T0 + 2 * HOUR, False))
+    files = [tasks.extract(mid, planned, b, root=tmp_path) for b in planned.batches]
     source.execute("ALTER TABLE t_src.lines ADD COLUMN currency char(3) DEFAULT 'EUR'")  # after the extract
     source.commit()
     with pytest.raises(SchemaChanged, match="changed while this run was extracting"):
-        tasks.load(source, warehouse, pipeline, planned["window"], files, "mid", open_path=Path)
+        tasks.load(mid, planned, files, open_path=Path)
     warehouse.rollback()
     assert column_type(warehouse, "t_dst.lines", "currency") is None  # the ALTER rolled back with the load
     assert history(warehouse, "lines") == []

@@ -10,6 +10,7 @@ from helpers import T0, create_items, items_pipeline, simple_rows, sync_window, 
 
 from warehouse_sync import tasks
 from warehouse_sync.model import RunStart
+from warehouse_sync.run import Run
 from warehouse_sync.sync import extract as extract_module
 
 HOUR = timedelta(hours=1)
@@ -29,15 +30,13 @@ def build_rows(warehouse) -> list[tuple]:
 
 
 def plan_and_extract(source, warehouse, pipeline, root: Path, run_id: str = "snap"):
-    planned = tasks.plan(source, warehouse, pipeline, SNAPSHOT, run_id)
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], run_id, root=root)
-             for b in planned["batches"]]
-    return planned, files
+    run = Run(pipeline, source, warehouse, run_id)
+    planned = tasks.plan(run, SNAPSHOT)
+    return planned, [tasks.extract(run, planned, b, root=root) for b in planned.batches]
 
 
 def load(source, warehouse, pipeline, planned, files, run_id: str = "snap"):
-    return tasks.load(source, warehouse, pipeline, planned["window"], files, run_id, planned["own_horizon"],
-                      open_path=Path)
+    return tasks.load(Run(pipeline, source, warehouse, run_id), planned, files, open_path=Path)
 
 
 def test_a_first_snapshot_is_copied_by_its_extracts_into_a_build_table_that_the_load_renames_to_the_target(
@@ -45,11 +44,11 @@ def test_a_first_snapshot_is_copied_by_its_extracts_into_a_build_table_that_the_
     create_items(source, simple_rows(9))
     pipeline = items_pipeline(snapshot_batch_size=3)
     planned, files = plan_and_extract(source, warehouse, pipeline, tmp_path)
-    assert len(planned["batches"]) == 3
+    assert len(planned.batches) == 3
     assert not exists(warehouse, "t_dst.items")  # nobody sees a half-loaded target
     assert len(build_rows(warehouse)) == 9 and {r[2] for r in build_rows(warehouse)} == {"snap"}
     loaded = load(source, warehouse, pipeline, planned, files)
-    assert loaded["staged"] == loaded["merged"] == 9
+    assert loaded.staged == loaded.merged == 9
     assert not exists(warehouse, "t_dst._ws_build_items")
     assert [r[:2] for r in warehouse_rows(warehouse)] == [r[:2] for r in simple_rows(9)]
     indexes = {r[0] for r in warehouse.execute(
@@ -58,8 +57,8 @@ def test_a_first_snapshot_is_copied_by_its_extracts_into_a_build_table_that_the_
     default = warehouse.execute("SELECT column_default FROM information_schema.columns WHERE table_schema = 't_dst' "
                                 "AND table_name = 'items' AND column_name = '_run_id'").fetchone()
     assert default == (None,)
-    reconciled = tasks.reconcile(source, warehouse, pipeline, planned["window"], "snap")
-    assert all(c["matches"] for c in reconciled["comparisons"])
+    reconciled = tasks.reconcile(Run(pipeline, source, warehouse, "snap"), planned)
+    assert all(c.matches for c in reconciled.comparisons)
 
 
 def test_a_retried_snapshot_extract_replaces_its_batch_in_the_build_table_instead_of_adding_it_again(
@@ -67,10 +66,9 @@ def test_a_retried_snapshot_extract_replaces_its_batch_in_the_build_table_instea
     create_items(source, simple_rows(9))
     pipeline = items_pipeline(snapshot_batch_size=3)
     planned, files = plan_and_extract(source, warehouse, pipeline, tmp_path)
-    again = tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][1]["batch"], "snap",
-                          root=tmp_path)
-    assert again["rows"] == 3 and len(build_rows(warehouse)) == 9
-    assert load(source, warehouse, pipeline, planned, files)["merged"] == 9
+    again = tasks.extract(Run(pipeline, source, warehouse, "snap"), planned, planned.batches[1], root=tmp_path)
+    assert again.rows == 3 and len(build_rows(warehouse)) == 9
+    assert load(source, warehouse, pipeline, planned, files).merged == 9
     assert len(warehouse_rows(warehouse)) == 9 and not exists(warehouse, "t_dst._ws_build_items")
 
 
@@ -78,7 +76,8 @@ def test_a_snapshot_extract_that_fails_midway_leaves_no_rows_in_the_build_table_
         source, warehouse, tmp_path, monkeypatch):
     create_items(source, simple_rows(9))
     pipeline = items_pipeline(snapshot_batch_size=3)
-    planned = tasks.plan(source, warehouse, pipeline, SNAPSHOT, "snap")
+    run = Run(pipeline, source, warehouse, "snap")
+    planned = tasks.plan(run, SNAPSHOT)
     real = extract_module.read_pages
 
     def dies_after_one_page(*args, **kwargs):
@@ -88,25 +87,23 @@ def test_a_snapshot_extract_that_fails_midway_leaves_no_rows_in_the_build_table_
 
     monkeypatch.setattr(extract_module, "read_pages", dies_after_one_page)
     with pytest.raises(ConnectionError):
-        tasks.extract(source, warehouse, pipeline, planned["window"], planned["batches"][0]["batch"], "snap",
-                      root=tmp_path)
+        tasks.extract(run, planned, planned.batches[0], root=tmp_path)
     assert build_rows(warehouse) == []
     monkeypatch.setattr(extract_module, "read_pages", real)
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], "snap", root=tmp_path)
-             for b in planned["batches"]]
-    assert load(source, warehouse, pipeline, planned, files)["merged"] == 9
+    files = [tasks.extract(run, planned, b, root=tmp_path) for b in planned.batches]
+    assert load(source, warehouse, pipeline, planned, files).merged == 9
     assert len(warehouse_rows(warehouse)) == 9
 
 
 def test_another_runs_build_table_is_neither_filled_nor_renamed(source, warehouse, tmp_path, caplog):
     create_items(source, simple_rows(9))
     pipeline = items_pipeline(snapshot_batch_size=3)
-    planned = tasks.plan(source, warehouse, pipeline, SNAPSHOT, "earlier")
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], b["batch"], "later", root=tmp_path)
-             for b in planned["batches"]]
+    planned = tasks.plan(Run(pipeline, source, warehouse, "earlier"), SNAPSHOT)
+    later = Run(pipeline, source, warehouse, "later")
+    files = [tasks.extract(later, planned, b, root=tmp_path) for b in planned.batches]
     assert build_rows(warehouse) == []
     with caplog.at_level("INFO", logger="warehouse_sync.sync.load"):
-        assert load(source, warehouse, pipeline, planned, files, run_id="later")["merged"] == 9
+        assert load(source, warehouse, pipeline, planned, files, run_id="later").merged == 9
     assert "copied into the empty target" in caplog.text  # from the files, as before build tables
     assert {r[-1] for r in warehouse_rows(warehouse, columns="tenant, id, _run_id")} == {"later"}
 
@@ -118,7 +115,7 @@ def test_a_target_created_after_the_plan_gets_the_snapshot_from_its_files_and_th
     planned, files = plan_and_extract(source, warehouse, pipeline, tmp_path)
     sync_window(source, warehouse, pipeline, T0 - 2 * HOUR, T0 - HOUR, tmp_path / "other", run_id="other")
     assert exists(warehouse, "t_dst.items")
-    assert load(source, warehouse, pipeline, planned, files)["merged"] == 9
+    assert load(source, warehouse, pipeline, planned, files).merged == 9
     assert len(warehouse_rows(warehouse)) == 9 and not exists(warehouse, "t_dst._ws_build_items")
 
 

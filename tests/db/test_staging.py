@@ -14,10 +14,11 @@ import pytest
 from helpers import T0, create_items, insert_items, items_pipeline, simple_rows, sync_window, warehouse_rows
 
 from warehouse_sync import tasks
+from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart, Window
 from warehouse_sync.quality.page import collect, staging_text
 from warehouse_sync.sync import extract as extract_module
-from warehouse_sync.sync.staging import window_folder_name
+from warehouse_sync.target.staging import window_folder_name
 
 HOUR = timedelta(hours=1)
 
@@ -49,31 +50,33 @@ def test_a_killed_extracts_temporary_file_is_gone_after_the_batchs_rerun_and_ano
         source, warehouse, tmp_path, make_root):
     create_items(source, simple_rows(7))
     pipeline = items_pipeline()  # batch_size 3: batches 0, 1, 2
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + 2 * HOUR), "run")
-    batches = [b["batch"] for b in planned["batches"]]
+    run = Run(pipeline, source, warehouse, "run")
+    planned = tasks.plan(run, RunStart.scheduled(T0, T0 + 2 * HOUR))
+    batches = planned.batches
     assert len(batches) == 3
     folder = tmp_path / "items" / window_folder_name(Window(T0, T0 + 2 * HOUR))
     killed_0, killed_0_again = killed_attempt(folder, 0), killed_attempt(folder, 0)
     writing_1 = killed_attempt(folder, 1)  # batch 1's own (killed or still running) attempt
 
     root = make_root(tmp_path)
-    files = [tasks.extract(source, warehouse, pipeline, planned["window"], batches[0], "run", root=root)]
+    files = [tasks.extract(run, planned, batches[0], root=root)]
     assert not killed_0.exists() and not killed_0_again.exists()
     assert temporary_files(folder) == [writing_1.name]
 
-    files += [tasks.extract(source, warehouse, pipeline, planned["window"], b, "run", root=root) for b in batches[1:]]
+    files += [tasks.extract(run, planned, b, root=root) for b in batches[1:]]
     assert temporary_files(folder) == []
     assert sorted(p.name for p in folder.iterdir()) == ["batch-00000.parquet", "batch-00001.parquet",
                                                        "batch-00002.parquet"]
-    tasks.load(source, warehouse, pipeline, planned["window"], files, "run", planned["own_horizon"])
+    tasks.load(run, planned, files)
     assert len(warehouse_rows(warehouse)) == 7
 
 
 def test_a_failed_extract_removes_its_own_temporary_file(source, warehouse, tmp_path, monkeypatch):
     create_items(source, simple_rows(3))
     pipeline = items_pipeline(page_size=1)
-    planned = tasks.plan(source, warehouse, pipeline, RunStart.scheduled(T0, T0 + 2 * HOUR), "run")
-    (batch,) = [b["batch"] for b in planned["batches"]]
+    run = Run(pipeline, source, warehouse, "run")
+    planned = tasks.plan(run, RunStart.scheduled(T0, T0 + 2 * HOUR))
+    (batch,) = planned.batches
     read_pages = extract_module.read_pages
 
     def one_page_then_lost_connection(*args, **kwargs):
@@ -82,20 +85,20 @@ def test_a_failed_extract_removes_its_own_temporary_file(source, warehouse, tmp_
 
     monkeypatch.setattr(extract_module, "read_pages", one_page_then_lost_connection)
     with pytest.raises(psycopg.OperationalError):
-        tasks.extract(source, warehouse, pipeline, planned["window"], batch, "run", root=tmp_path)
+        tasks.extract(run, planned, batch, root=tmp_path)
     source.rollback()
     folder = tmp_path / "items" / window_folder_name(Window(T0, T0 + 2 * HOUR))
     assert list(folder.iterdir()) == []
 
     monkeypatch.setattr(extract_module, "read_pages", read_pages)
-    written = tasks.extract(source, warehouse, pipeline, planned["window"], batch, "run", root=tmp_path)
-    assert written["rows"] == 3 and [p.name for p in folder.iterdir()] == ["batch-00000.parquet"]
+    written = tasks.extract(run, planned, batch, root=tmp_path)
+    assert written.rows == 3 and [p.name for p in folder.iterdir()] == ["batch-00000.parquet"]
 
 
-def staged_on_schedule(files: list[dict], window_end) -> None:
+def staged_on_schedule(extracted: list[dict], window_end) -> None:
     """Sets the staged files' modification time to just after their window end, as a scheduled run would."""
     stamp = (window_end + timedelta(minutes=5)).timestamp()
-    for f in files:
+    for f in (f for e in extracted for f in e["files"]):
         os.utime(f["path"], (stamp, stamp))
 
 

@@ -29,6 +29,7 @@ from warehouse_sync.db.connections import (
     source_and_warehouse,
     sqlalchemy_url,
 )
+from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart
 
 PASSWORD = "s3cret-never-shown"
@@ -82,7 +83,7 @@ def test_a_source_that_accepts_and_never_answers_fails_the_extract_task_within_3
     extract = dag_module(monkeypatch).build_dag(items_pipeline(), Alerts()).get_task("extract")
     started = time.monotonic()
     with pytest.raises(DatabaseUnavailable) as failed:  # not AirflowFailException: the task goes up for retry
-        extract.python_callable(batch={"index": 0}, window={}, run_id="hung")
+        extract.python_callable(batch={"index": 0}, plan={}, run_id="hung")
     seconds = time.monotonic() - started
     assert accepted, "the server accepted the connection: the wait was for an answer, not a refusal"
     assert seconds < HUNG_BOUND_SECONDS, f"failed after {seconds:.1f} s"
@@ -116,15 +117,15 @@ def test_a_load_waiting_on_a_locked_target_fails_with_a_lock_timeout_and_the_sam
     window_end = T0 + timedelta(hours=2)
 
     with source_and_warehouse(pipeline) as (src, wh):
-        planned = tasks.plan(src, wh, pipeline, RunStart.scheduled(T0 + timedelta(hours=1), window_end, False), "locked")
-        files = [tasks.extract(src, wh, pipeline, planned["window"], b["batch"], "locked", root=tmp_path)
-                 for b in planned["batches"]]
+        run = Run(pipeline, src, wh, "locked")
+        planned = tasks.plan(run, RunStart.scheduled(T0 + timedelta(hours=1), window_end, False))
+        files = [tasks.extract(run, planned, b, root=tmp_path) for b in planned.batches]
         holder = connect_uri(db_uris[WAREHOUSE_CONN_ID], "holder")
         holder.execute("LOCK TABLE t_dst.items IN ACCESS EXCLUSIVE MODE")
         try:
             started = time.monotonic()
             with pytest.raises(LockTimeout) as failed, tasks.fail_fast():
-                tasks.load(src, wh, pipeline, planned["window"], files, "locked", planned["own_horizon"], open_path=Path)
+                tasks.load(run, planned, files, open_path=Path)
             waited = time.monotonic() - started
         finally:
             holder.rollback()
@@ -138,8 +139,8 @@ def test_a_load_waiting_on_a_locked_target_fails_with_a_lock_timeout_and_the_sam
         assert 2 <= waited < HUNG_BOUND_SECONDS
         assert warehouse_rows(warehouse) == before  # nothing partial committed
 
-        loaded = tasks.load(src, wh, pipeline, planned["window"], files, "locked", planned["own_horizon"], open_path=Path)
-    assert loaded["merged"] == 3
+        loaded = tasks.load(run, planned, files, open_path=Path)
+    assert loaded.merged == 3
     assert len(warehouse_rows(warehouse)) == len(before) + 3
     statuses = warehouse.execute("SELECT status FROM warehouse_sync.audit WHERE run_id = 'locked' AND step = 'load' "
                                  "ORDER BY 1").fetchall()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from warehouse_sync.config import Alerts, ConfigError, Pipeline, SyncConfig, load_config
+from warehouse_sync.config import Alerts, CdcSettings, ConfigError, Pipeline, SyncConfig, load_config
 from warehouse_sync.model import TableRef
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,13 +140,13 @@ def test_unknown_key_lists_the_allowed_ones(tmp_path):
     doc = good()
     doc["pipelines"][0]["bach_size"] = 10
     message = error_of(write(tmp_path, doc))
-    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: batch_size, cursor, " in message
+    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: batch_size, cdc, cursor, " in message
     assert "volume_tolerance" in message and "checks" not in message
 
     doc = good()
     doc["defaults"] = {"name": "everything"}
     message = error_of(write(tmp_path, doc))
-    assert "defaults, field 'name': unknown field (allowed: batch_size, delete_mode, expectations" in message
+    assert "defaults, field 'name': unknown field (allowed: batch_size, cdc, delete_mode, expectations" in message
 
     doc = good()
     doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such
@@ -345,3 +345,115 @@ def test_reconcile_full_table_and_per_run_table_check_together_is_an_error(tmp_p
     doc["pipelines"][0].update(reconcile_full_table=True, per_run_table_check="keys")
     with pytest.raises(ConfigError, match=r"pipeline 'orders', field 'reconcile_full_table': both"):
         load_config(write(tmp_path, doc))
+
+
+def test_a_nested_cdc_block_is_read_from_the_file_and_the_keys_it_omits_keep_their_defaults(tmp_path):
+    assert Pipeline.model_fields["cdc"].default == CdcSettings()
+    assert CdcSettings() == CdcSettings(chunk_changes=50_000, max_lag_seconds=3600, max_retained_wal_bytes=1 << 30)
+    doc = good()
+    doc["pipelines"][0].update(mode="cdc", cdc={"chunk_changes": 1000, "max_lag_seconds": 60})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the nested block is not deprecated
+        orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert orders.cdc == CdcSettings(chunk_changes=1000, max_lag_seconds=60)
+    assert orders.cdc.max_retained_wal_bytes == 1 << 30 and lineitem.cdc == CdcSettings()
+    assert (orders.mode, orders.cdc_slot) == ("cdc", "ws_orders")
+    with pytest.raises(ValidationError):
+        orders.cdc.chunk_changes = 5  # type: ignore[misc]
+    hash(orders)
+    assert Pipeline.model_validate(orders.model_dump(mode="json")) == orders
+
+
+def test_a_pipelines_cdc_block_merges_key_by_key_over_the_defaults_cdc_block(tmp_path):
+    doc = good()
+    doc["defaults"]["cdc"] = {"chunk_changes": 10, "max_lag_seconds": 20}
+    doc["pipelines"][1]["cdc"] = {"max_lag_seconds": 5, "max_retained_wal_bytes": 7}
+    orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert orders.cdc == CdcSettings(chunk_changes=10, max_lag_seconds=20)
+    assert lineitem.cdc == CdcSettings(chunk_changes=10, max_lag_seconds=5, max_retained_wal_bytes=7)
+
+
+@pytest.mark.parametrize(("old", "new"), [("slot_chunk_changes", "chunk_changes"),
+                                          ("slot_max_lag_seconds", "max_lag_seconds"),
+                                          ("slot_max_retained_wal_bytes", "max_retained_wal_bytes")])
+def test_flat_cdc_keys_still_load_with_a_deprecation_warning_naming_the_new_key(tmp_path, old, new):
+    doc = good()
+    doc["pipelines"][0][old] = 3
+    path = write(tmp_path, doc)
+    with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated; move it into the 'cdc:' block as "
+                                                f"'cdc.{new}'") as record:
+        orders = load_config(path).pipelines[0]
+    message = str(record[0].message)
+    assert str(path) in message and "pipeline 'orders'" in message
+    assert getattr(orders.cdc, new) == 3
+
+
+def test_flat_cdc_keys_in_defaults_warn_and_merge_with_a_pipelines_cdc_block(tmp_path):
+    doc = good()
+    doc["defaults"].update(slot_chunk_changes=10, slot_max_lag_seconds=20)
+    doc["pipelines"][1].update(slot_max_lag_seconds=5, cdc={"max_retained_wal_bytes": 7})
+    path = write(tmp_path, doc)
+    with pytest.warns(DeprecationWarning) as record:
+        orders, lineitem = load_config(path).pipelines
+    messages = [str(w.message) for w in record]
+    assert f"{path}: defaults: the key 'slot_chunk_changes' is deprecated; move it into the 'cdc:' block as " \
+           "'cdc.chunk_changes'" in messages
+    assert any("pipeline 'lineitem'" in m and "'cdc.max_lag_seconds'" in m for m in messages)
+    assert orders.cdc == CdcSettings(chunk_changes=10, max_lag_seconds=20)
+    assert lineitem.cdc == CdcSettings(chunk_changes=10, max_lag_seconds=5, max_retained_wal_bytes=7)
+
+
+def test_a_bad_flat_cdc_value_is_named_by_the_key_the_file_gave(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["slot_max_lag_seconds"] = 0
+    path = write(tmp_path, doc)
+    with pytest.warns(DeprecationWarning):
+        message = error_of(path)
+    assert message == (f"{path}: pipeline 'orders', field 'slot_max_lag_seconds': "
+                       "Input should be greater than or equal to 1 (got 0)")
+
+
+@pytest.mark.parametrize("where", ["pipeline", "defaults"])
+def test_a_flat_cdc_key_and_its_nested_key_together_is_an_error_naming_the_pipeline(tmp_path, where):
+    doc = good()
+    (doc["pipelines"][0] if where == "pipeline" else doc["defaults"]).update(
+        slot_chunk_changes=3, cdc={"chunk_changes": 4})
+    path = write(tmp_path, doc)
+    message = error_of(path)
+    owner = "pipeline 'orders'" if where == "pipeline" else "defaults"
+    assert message.startswith(f"{path}: ")
+    assert (f"{owner}, field 'slot_chunk_changes': both 'slot_chunk_changes' and 'cdc.chunk_changes' given; "
+            "keep only 'cdc.chunk_changes'") in message
+
+
+def test_a_bad_nested_cdc_value_names_file_pipeline_and_the_field_path(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["cdc"] = {"max_lag_seconds": 0}
+    path = write(tmp_path, doc)
+    assert error_of(path) == (f"{path}: pipeline 'orders', field 'cdc.max_lag_seconds': "
+                              "Input should be greater than or equal to 1 (got 0)")
+    doc["pipelines"][0]["cdc"] = {"max_lag_seconds": "1h", "chunk_size": 5}
+    message = error_of(write(tmp_path, doc))
+    assert "pipeline 'orders', field 'cdc.max_lag_seconds': Input should be a valid integer" in message
+    assert ("pipeline 'orders', field 'cdc.chunk_size': unknown field "
+            "(allowed: chunk_changes, max_lag_seconds, max_retained_wal_bytes)") in message
+    doc["pipelines"][0]["cdc"] = 5
+    assert "pipeline 'orders', field 'cdc': expected a mapping (got 5)" in error_of(write(tmp_path, doc))
+    doc = good()
+    doc["defaults"]["cdc"] = {"max_retained_wal_bytes": True}  # strict: a bool is not an int
+    assert "defaults, field 'cdc.max_retained_wal_bytes'" in error_of(write(tmp_path, doc))
+
+
+def test_flat_cdc_keyword_arguments_still_build_a_pipeline_with_a_deprecation_warning():
+    values = dict(name="docs", source="a.b", target="c.d", primary_key="id", cursor="u", mode="cdc")
+    with pytest.warns(DeprecationWarning, match=r"pipeline 'docs': the key 'slot_chunk_changes' is deprecated; "
+                                                r"use 'cdc.chunk_changes'"):
+        p = Pipeline(**values, slot_chunk_changes=3, cdc=CdcSettings(max_lag_seconds=9))
+    assert p.cdc == CdcSettings(chunk_changes=3, max_lag_seconds=9)
+    with pytest.warns(DeprecationWarning, match="'cdc.max_retained_wal_bytes'"):
+        assert Pipeline.model_validate({**values, "slot_max_retained_wal_bytes": 1}).cdc.max_retained_wal_bytes == 1
+    with pytest.raises(ValidationError, match="both 'slot_max_lag_seconds' and 'cdc.max_lag_seconds' given"):
+        Pipeline(**values, slot_max_lag_seconds=3, cdc={"max_lag_seconds": 4})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Pipeline(**values, cdc={"chunk_changes": 3}).cdc.chunk_changes == 3

@@ -6,8 +6,8 @@ import pytest
 
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.catalog import column_definitions
-from warehouse_sync.sync.bulk_copy import binary_ready
-from warehouse_sync.sync.load import describe_schema_changes
+from warehouse_sync.target.bulk_copy import binary_ready
+from warehouse_sync.target.schema import describe_schema_changes
 
 ID = Column("id", "bigint", "int8", True)
 NOTE = Column("note", "text", "text", False)

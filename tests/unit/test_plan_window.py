@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
 from warehouse_sync.model import Batch, RunStart, TableRef, Window
-from warehouse_sync.sync.plan import batch_filter, keyset_columns, run_window, window_filter
+from warehouse_sync.db.statements import window_filter
+from warehouse_sync.sync.keyset import batch_filter, keyset_columns
+from warehouse_sync.sync.plan import run_window
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 START, END = T0, T0 + timedelta(hours=2)

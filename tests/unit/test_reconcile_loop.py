@@ -14,6 +14,7 @@ from warehouse_sync.reconcile.compare import Comparison, DriftDetected, Side
 from warehouse_sync.reconcile.keys import KeyCheck
 from warehouse_sync.reconcile.locate import Drift
 from warehouse_sync.reconcile.repair import RepairRefused, RepairResult
+from warehouse_sync.run import Run
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 AS_OF = T0 + timedelta(hours=1)
@@ -49,7 +50,7 @@ def steps(monkeypatch):
         calls["located"] += 1
         return calls["found"]
 
-    def repair(source, warehouse, pipeline, columns, found, run_id):
+    def repair(run, columns, found):
         if isinstance(calls["repair"], Exception):
             raise calls["repair"]
         return RepairResult(len(found.missing) + len(found.changed), len(found.extra))
@@ -71,7 +72,8 @@ def steps(monkeypatch):
 
 
 def run(steps, on_drift=None, warehouse=None, table_check="full"):
-    return loop.reconcile(None, warehouse or FakeWarehouse(), PIPELINE, WINDOW, "r1", "window", table_check, on_drift)
+    return loop.reconcile(Run(PIPELINE, None, warehouse or FakeWarehouse(), "r1"), WINDOW, "window", table_check,
+                          on_drift)
 
 
 def test_a_matching_comparison_locates_nothing_and_does_not_alert(steps):
@@ -123,7 +125,7 @@ def test_a_refused_repair_is_recorded_rolled_back_and_raised(steps):
 
 def test_the_daily_scope_goes_straight_to_locate(steps):
     steps["compare"] = [[Comparison("window", Window(None, AS_OF), Side(5, 5), Side(5, 5))]]
-    result = loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "daily", "table", "none")
+    result = loop.reconcile(Run(PIPELINE, None, FakeWarehouse(), "daily"), Window(None, AS_OF), "table", "none")
     assert steps["located"] == 1 and result.scope == "table" and result.drift["repaired"] == 0
     assert steps["audit"] == [("reconcile_window_daily", "ok")]
 
@@ -188,6 +190,6 @@ def test_no_key_check_when_the_window_drifted_or_was_deferred(steps, first):
 
 def test_no_key_check_for_a_snapshot_or_when_switched_off(steps):
     steps["compare"] = [[MATCH], [MATCH]]
-    loop.reconcile(None, FakeWarehouse(), PIPELINE, Window(None, AS_OF), "r1", "window", "keys")
+    loop.reconcile(Run(PIPELINE, None, FakeWarehouse(), "r1"), Window(None, AS_OF), "window", "keys")
     run(steps, table_check="none")
     assert steps["audit"] == [("reconcile_window", "ok")] * 2

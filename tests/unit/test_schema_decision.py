@@ -9,8 +9,8 @@ from warehouse_sync.alerts import alert_schema_change
 from warehouse_sync.config import Alerts, Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.model import TableRef
-from warehouse_sync.sync.load import rejection_message
-from warehouse_sync.sync.schema import decide, is_widening
+from warehouse_sync.target.ddl import rejection_message
+from warehouse_sync.target.schema import decide, is_widening
 
 ID = Column("id", "bigint", "int8", True)
 NOTE = Column("note", "text", "text", False)

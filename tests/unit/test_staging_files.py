@@ -12,7 +12,7 @@ from helpers import T0, make_pipeline
 
 from warehouse_sync.model import Window
 from warehouse_sync.quality.page import TableView, render, staging_text
-from warehouse_sync.sync.staging import (
+from warehouse_sync.target.staging import (
     StagingCleanup,
     is_temporary_of,
     remove_expired,

@@ -48,7 +48,8 @@ def entry(**settings) -> dict:
 def test_every_task_has_an_execution_timeout_by_default_and_a_pipeline_overrides_only_the_ones_it_names():
     defaults = pipeline()
     assert defaults.task_timeout_minutes.minutes() == {
-        "plan": 10, "extract": 30, "load": 60, "reconcile": 60, "validate": 30, "reconcile_table": 180, "clean_staging": 30}
+        "plan": 10, "extract": 30, "load": 60, "reconcile": 60, "validate": 30, "reconcile_table": 180, "health": 10,
+        "clean_staging": 30}
     assert [defaults.execution_timeout(t) for t in TASKS] == [timedelta(minutes=m) for m in (10, 30, 60, 60, 30, 180)]
     assert defaults.task_timeout_minutes.longest == timedelta(hours=3)
     changed = pipeline(task_timeout_minutes={"extract": 45, "validate": 5})
@@ -74,7 +75,7 @@ def test_an_unknown_task_or_a_bad_value_in_the_file_names_pipeline_field_and_the
         load_config(path)
     message = str(failed.value)
     assert ("pipeline 'orders', field 'task_timeout_minutes.extrct': unknown field "
-            "(allowed: clean_staging, extract, load, plan, reconcile, reconcile_table, validate)") in message
+            "(allowed: clean_staging, extract, health, load, plan, reconcile, reconcile_table, validate)") in message
     assert "pipeline 'orders', field 'task_timeout_minutes.load': Input should be greater than or equal to 1" in message
     assert "pipeline 'orders', field 'lock_timeout_seconds': Input should be greater than or equal to 0" in message
 

@@ -1,7 +1,7 @@
 """CDC load: COPY a run's staged changes into a temporary table and merge them with the LSN as version.
 
-In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.sync.schema`, run
-by the same functions as a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
+In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.target.schema`, run
+by :mod:`warehouse_sync.target.ddl` as in a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
 column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, and one ``MERGE``
 (``warehouse_sync/sql/cdc/merge_changes.sql``):
 
@@ -25,8 +25,9 @@ from __future__ import annotations
 import io
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -40,8 +41,10 @@ from warehouse_sync.cdc.changes import META_NAMES
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import COPY_CSV, idents, load_sql, table_ident
-from warehouse_sync.sync import load as cursor_load
-from warehouse_sync.sync.schema import ColumnChange
+from warehouse_sync.run import Run
+from warehouse_sync.target.ddl import SchemaChangeHandler, alter_target, ensure_target, reject, report
+from warehouse_sync.target.schema import ColumnChange
+from warehouse_sync.timing import Phases
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +58,15 @@ SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::tex
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """Rows staged (changes read from files), keys merged (inserted, updated or deleted), seconds, and the
-    schema changes recorded."""
+    """Rows staged (changes read from files), keys merged (inserted, updated or deleted), seconds, the
+    schema changes recorded, and ``phases`` (``ensure_target``, ``alter_target``, ``copy``, ``merge``,
+    ``commit``: seconds)."""
 
     staged: int
     merged: int
     seconds: float
     schema_changes: tuple[ColumnChange, ...] = ()
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _conform(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
@@ -129,10 +134,8 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
     )
 
 
-def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column], paths: Iterable[Any],
-                  run_id: str, source: psycopg.Connection | None = None,
-                  on_schema_change: cursor_load.SchemaChangeHandler | None = None,
-                  snapshot: bool = False) -> ApplyResult:
+def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
+                  on_schema_change: SchemaChangeHandler | None = None, snapshot: bool = False) -> ApplyResult:
     """Merges staged changes (:mod:`.changes` files) into the target in one transaction.
 
     Args:
@@ -148,10 +151,12 @@ def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
     Raises:
         SchemaChanged: The policy rejects a difference between source and target (nothing written).
     """
-    started = time.monotonic()
-    decision = cursor_load.ensure_target(conn, pipeline, source_columns)
+    started, phases = time.monotonic(), Phases()
+    conn, pipeline, run_id, source = run.warehouse, run.pipeline, run.run_id, run.source
+    with phases.timed("ensure_target"):
+        decision = ensure_target(conn, pipeline, source_columns)
     if decision.rejected:
-        cursor_load.reject(conn, pipeline, run_id, decision, on_schema_change)
+        reject(run, decision, on_schema_change)
     columns = list(decision.columns)
     target = table_ident(pipeline.target)
     staging = sql.Identifier(f"_cdc_{pipeline.name}")
@@ -159,19 +164,24 @@ def apply_changes(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
     with conn.transaction():
         conn.execute(ADD_VERSION.format(table=target))
         if decision.alters_target:
-            cursor_load.alter_target(conn, pipeline, decision, source)
+            with phases.timed("alter_target"):
+                alter_target(conn, pipeline, decision, source)
         conn.execute(CREATE_STAGING.format(staging=staging, columns=sql.SQL(", ").join(
             sql.SQL("{} text").format(sql.Identifier(n)) for n in names)))
         with conn.cursor() as cur:
-            staged = _copy(cur, staging, names, paths)
+            with phases.timed("copy"):
+                staged = _copy(cur, staging, names, paths)
             merged = 0
             if staged:
-                cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})
+                with phases.timed("merge"):
+                    cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})
                 merged = max(cur.rowcount, 0)
         recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
                                                decision.changes)) if decision.changes else ()
+        commit_started = time.perf_counter()
+    phases.add("commit", time.perf_counter() - commit_started)
     if recorded:
-        cursor_load.report(pipeline, decision.policy, recorded, on_schema_change)
-    result = ApplyResult(staged, merged, time.monotonic() - started, recorded)
+        report(pipeline, decision.policy, recorded, on_schema_change)
+    result = ApplyResult(staged, merged, time.monotonic() - started, recorded, phases.to_dict())
     log.info("%s: %d change(s) staged, %d key(s) merged in %.2f s", pipeline.target, staged, merged, result.seconds)
     return result

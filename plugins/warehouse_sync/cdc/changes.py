@@ -17,7 +17,7 @@ each column         string                 the source's text form of the value (
 ==================  =====================  ==========================================================
 
 Values stay in PostgreSQL's own text form: the warehouse casts them with the target column's type,
-so every type round-trips exactly. A file holds at most ``slot_chunk_changes`` rows; a relation
+so every type round-trips exactly. A file holds at most ``cdc.chunk_changes`` rows; a relation
 message that changes the columns starts a new file. Changes are read with
 ``pg_logical_slot_peek_binary_changes`` up to the LSN fixed by ``plan`` through a server-side cursor
 (the server materialises the decoded changes, spilling to disk past ``work_mem``; this process holds
@@ -30,13 +30,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.parquet as pq
 from psycopg import sql
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
@@ -44,8 +44,9 @@ from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import load_sql, table_ident, text_of
-from warehouse_sync.model import Window
-from warehouse_sync.sync.staging import batch_file_name, window_folder_name
+from warehouse_sync.model import StagedFile, Window
+from warehouse_sync.target.parquet import write_table
+from warehouse_sync.target.staging import batch_file_name, window_folder_name
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +66,19 @@ class StagedChanges:
     """What one CDC extract wrote.
 
     Attributes:
-        files: ``{"path", "rows", "bytes", "batch_index"}`` per Parquet file, in stream order.
+        files: The staged Parquet files, in stream order.
         changes: Rows staged (changes, or snapshot rows).
         transactions: Source transactions the changes came from.
         oldest_commit, newest_commit: Commit times (UTC ISO text) of the first and last change, or ``None``.
         seconds: Wall time.
     """
 
-    files: tuple[dict[str, Any], ...]
+    files: tuple[StagedFile, ...]
     changes: int
     transactions: int
     oldest_commit: str | None
     newest_commit: str | None
     seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """The XCom form."""
-        return {"files": list(self.files), "changes": self.changes, "transactions": self.transactions,
-                "oldest_commit": self.oldest_commit, "newest_commit": self.newest_commit,
-                "seconds": round(self.seconds, 3)}
 
 
 def pg_text_array(names: Iterable[str]) -> str | None:
@@ -94,13 +89,14 @@ def pg_text_array(names: Iterable[str]) -> str | None:
 
 @dataclass
 class _Writer:
-    """Buffers rows of one column set and writes them as numbered Parquet files under ``folder``."""
+    """Buffers rows of one column set and writes them as numbered Parquet files under ``folder``
+    (:func:`warehouse_sync.target.parquet.write_table`: temporary name, rename, snappy)."""
 
     folder: Any
     chunk: int
     columns: tuple[str, ...] = ()
     rows: list[tuple] = field(default_factory=list)
-    written: list[dict[str, Any]] = field(default_factory=list)
+    written: list[StagedFile] = field(default_factory=list)
 
     def add(self, columns: tuple[str, ...], row: tuple) -> None:
         if columns != self.columns:
@@ -118,12 +114,8 @@ class _Writer:
                                      schema=schema)
         index = len(self.written)
         path = self.folder / batch_file_name(index)
-        temporary = self.folder / f".{batch_file_name(index)}.{uuid.uuid4().hex}.tmp"
-        with temporary.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-        temporary.rename(path)
-        size = path.stat().st_size
-        self.written.append({"path": str(path), "rows": len(self.rows), "bytes": size, "batch_index": index})
+        size = write_table(path, table)
+        self.written.append(StagedFile(str(path), len(self.rows), size, index))
         self.rows = []
 
 
@@ -142,7 +134,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
     """
     started = time.monotonic()
     names = tuple(c.name for c in columns)
-    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
+    writer = _Writer(_folder(root, pipeline, window), pipeline.cdc.chunk_changes)
     version, seq = created.snapshot_version, 0
     source.commit()
     previous = source.isolation_level
@@ -154,7 +146,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
                 columns=text_of(names),
                 table=table_ident(pipeline.source))
             with source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
-                cur.itersize = pipeline.slot_chunk_changes
+                cur.itersize = pipeline.cdc.chunk_changes
                 cur.execute(select)
                 for values in cur:
                     writer.add(names, ("I", version, seq, None, None, *values))
@@ -169,7 +161,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
 
 def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str) -> Iterator[bytes]:
     with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
-        cur.itersize = pipeline.slot_chunk_changes
+        cur.itersize = pipeline.cdc.chunk_changes
         cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
                                                        "publication": pipeline.cdc_slot})
         for (data,) in cur:
@@ -188,7 +180,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
         DecodeError: A message the decoder does not know.
     """
     started = time.monotonic()
-    writer = _Writer(_folder(root, pipeline, window), pipeline.slot_chunk_changes)
+    writer = _Writer(_folder(root, pipeline, window), pipeline.cdc.chunk_changes)
     relations: dict[int, Relation] = {}
     commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
     oldest: datetime | None = None

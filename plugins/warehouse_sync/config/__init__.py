@@ -7,8 +7,8 @@ into a :class:`SyncConfig` of :class:`Pipeline` values (each with its data-quali
 file, the pipeline and the field.
 
 Modules:
-    pipeline: The models (:class:`Pipeline`, :class:`Alerts`, :class:`SyncConfig`); every default
-        lives here.
+    pipeline: The models (:class:`Pipeline` with its :class:`CdcSettings`, :class:`Alerts`,
+        :class:`SyncConfig`); every default lives here.
     load: :func:`load_config`: the file read, ``defaults:`` applied, errors named.
     expectations: One data-quality rule (:class:`Expectation`) and the names it may use
         (:data:`EXPECTATIONS`, :data:`SEVERITIES`).
@@ -19,11 +19,20 @@ so that DAG files parse fast.
 
 from warehouse_sync.config.expectations import EXPECTATIONS, SEVERITIES, Expectation
 from warehouse_sync.config.load import load_config
-from warehouse_sync.config.pipeline import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, ConfigError, Pipeline, SyncConfig
+from warehouse_sync.config.pipeline import (
+    RECONCILE_SCHEDULE,
+    SYNC_SCHEDULE,
+    Alerts,
+    CdcSettings,
+    ConfigError,
+    Pipeline,
+    SyncConfig,
+)
 
 __all__ = [
     "ConfigError",
     "Pipeline",
+    "CdcSettings",
     "Alerts",
     "SyncConfig",
     "load_config",

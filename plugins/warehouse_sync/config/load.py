@@ -1,8 +1,9 @@
 """Reading the pipeline file: YAML in, :class:`~warehouse_sync.config.pipeline.SyncConfig` out.
 
 Validation is pydantic's (the models in :mod:`.pipeline`); this module reads the file, applies the
-``defaults:`` section under each entry, accepts the deprecated ``checks:`` and ``reconcile_full_table``
-keys, and translates every ``ValidationError`` into one :class:`ConfigError` whose lines name the
+``defaults:`` section under each entry (a nested ``cdc:`` block key by key, every other field as a
+whole), accepts the deprecated ``checks:``, ``reconcile_full_table`` and flat CDC (``slot_*``) keys,
+and translates every ``ValidationError`` into one :class:`ConfigError` whose lines name the
 file, the pipeline and the field (an unknown key lists the allowed ones), so that a bad entry is a
 readable DAG import error.
 """
@@ -17,7 +18,14 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from warehouse_sync.config.pipeline import Alerts, AlertsSection, ConfigError, Pipeline, SyncConfig
+from warehouse_sync.config.pipeline import (
+    DEPRECATED_CDC_KEYS,
+    Alerts,
+    AlertsSection,
+    ConfigError,
+    Pipeline,
+    SyncConfig,
+)
 
 _TOP_LEVEL_KEYS = ("alerts", "defaults", "pipelines")
 _DEPRECATED_EXPECTATIONS_KEY = "checks"
@@ -58,14 +66,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _renamed(names: list[str], renamed: dict[str, str]) -> list[str]:
+    """``names`` with its longest prefix that ``renamed`` knows (by dotted path) spelled as the file spelled it."""
+    for end in range(len(names), 0, -1):
+        old = renamed.get(".".join(names[:end]))
+        if old is not None:
+            return [old, *names[end:]]
+    return names
+
+
 def _problems(exc: ValidationError, model: type[BaseModel], where: str,
               renamed: dict[str, str] | None = None) -> list[str]:
-    """Translates a pydantic ``ValidationError`` into ``"<where>, field 'x': <what>"`` lines."""
+    """Translates a pydantic ``ValidationError`` into ``"<where>, field 'x': <what>"`` lines.
+
+    ``renamed`` maps a field path the model knows (``expectations``, ``cdc.chunk_changes``) to the
+    deprecated key the file gave it as, so that the message names what the file says.
+    """
     problems = []
     for error in exc.errors(include_url=False):
         loc = error["loc"]
-        names = [str((renamed or {}).get(s, s)) if i == 0 else str(s)
-                 for i, s in enumerate(loc) if not isinstance(s, int)]
+        names = _renamed([str(s) for s in loc if not isinstance(s, int)], renamed or {})
         entries = "".join(f" entry {s + 1}" for s in loc if isinstance(s, int))
         field = f"'{'.'.join(names)}'{entries}" if names else ""
         kind = error["type"]
@@ -128,6 +148,41 @@ def _table_check_entry(raw: dict[str, Any], where: str, path: Path, problems: li
     return {**rest, "per_run_table_check": mode}
 
 
+def _cdc_entry(
+    raw: dict[str, Any], where: str, path: Path, problems: list[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Moves the deprecated flat keys (``slot_chunk_changes``, ...) into the nested ``cdc:`` block.
+
+    Returns the entry to validate and the field renames (``cdc.chunk_changes`` -> ``slot_chunk_changes``).
+    """
+    flat = [old for old in DEPRECATED_CDC_KEYS if old in raw]
+    if not flat:
+        return raw, {}
+    rest = {k: v for k, v in raw.items() if k not in DEPRECATED_CDC_KEYS}
+    block = raw.get("cdc", {})
+    if not isinstance(block, dict):
+        return rest, {}  # validation names the bad 'cdc' value
+    nested, renamed = dict(block), {}
+    for old in flat:
+        new = DEPRECATED_CDC_KEYS[old]
+        if new in block:
+            problems.append(f"{where}, field '{old}': both '{old}' and 'cdc.{new}' given; keep only 'cdc.{new}'")
+            continue
+        warnings.warn(f"{path}: {where}: the key '{old}' is deprecated; move it into the 'cdc:' block as "
+                      f"'cdc.{new}'", DeprecationWarning, stacklevel=3)
+        nested[new] = raw[old]
+        renamed[f"cdc.{new}"] = old
+    return {**rest, "cdc": nested}, renamed
+
+
+def _over_defaults(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry over the ``defaults:`` section: its own fields win; a ``cdc:`` block merges key by key."""
+    merged = {**defaults, **entry}
+    if isinstance(defaults.get("cdc"), dict) and isinstance(entry.get("cdc"), dict):
+        merged["cdc"] = {**defaults["cdc"], **entry["cdc"]}
+    return merged
+
+
 def load_config(path: str | Path) -> SyncConfig:
     """Reads and validates the pipeline file.
 
@@ -142,8 +197,10 @@ def load_config(path: str | Path) -> SyncConfig:
             pipeline (by name, or ``#N``) and the field of every problem found, joined by ``; ``.
 
     Warns:
-        DeprecationWarning: A pipeline uses the old ``checks:`` key instead of ``expectations:``, or
-            ``reconcile_full_table`` instead of ``per_run_table_check``.
+        DeprecationWarning: A pipeline (or ``defaults:``) uses the old ``checks:`` key instead of
+            ``expectations:``, ``reconcile_full_table`` instead of ``per_run_table_check``, or a flat
+            CDC key (``slot_chunk_changes``, ``slot_max_lag_seconds``, ``slot_max_retained_wal_bytes``)
+            instead of the nested ``cdc:`` block.
     """
     path = Path(path)
     doc = _read(path)
@@ -156,12 +213,14 @@ def load_config(path: str | Path) -> SyncConfig:
     problems: list[str] = []
 
     defaults = doc.get("defaults") or {}
+    defaults_renamed: dict[str, str] = {}
     if isinstance(defaults, dict):
-        defaults = _table_check_entry(defaults, "defaults", path, problems)
+        defaults, defaults_renamed = _cdc_entry(_table_check_entry(defaults, "defaults", path, problems),
+                                                "defaults", path, problems)
     try:
         _Defaults.model_validate(defaults)
     except ValidationError as exc:
-        problems += _problems(exc, _Defaults, "defaults")
+        problems += _problems(exc, _Defaults, "defaults", defaults_renamed)
         defaults = {}
 
     pipelines: list[Pipeline] = []
@@ -172,8 +231,10 @@ def load_config(path: str | Path) -> SyncConfig:
             problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
             continue
         entry, renamed = _pipeline_entry(_table_check_entry(raw, where, path, problems), where, path, problems)
+        entry, cdc_renamed = _cdc_entry(entry, where, path, problems)
+        renamed = {**renamed, **cdc_renamed}
         try:
-            pipelines.append(Pipeline.model_validate({**defaults, **entry}))
+            pipelines.append(Pipeline.model_validate(_over_defaults(defaults, entry)))
         except ValidationError as exc:
             problems += _problems(exc, Pipeline, where, renamed)
 

@@ -24,6 +24,7 @@ turning validation errors into messages that name the file, the pipeline and the
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,6 +53,12 @@ RECONCILE_SCHEDULE = "0 3 * * *"
 # The Airflow connections a pipeline uses unless it names its own (``source_conn_id``, ``warehouse_conn_id``).
 DEFAULT_SOURCE_CONN_ID = "source_postgres"
 DEFAULT_WAREHOUSE_CONN_ID = "warehouse_postgres"
+# The deprecated flat CDC keys of a pipeline and their new names inside its ``cdc:`` block (CdcSettings).
+DEPRECATED_CDC_KEYS = {
+    "slot_chunk_changes": "chunk_changes",
+    "slot_max_lag_seconds": "max_lag_seconds",
+    "slot_max_retained_wal_bytes": "max_retained_wal_bytes",
+}
 
 
 class ConfigError(ValueError):
@@ -116,6 +123,8 @@ class ExecutionTimeouts(BaseModel):
         validate: The ``validate`` task: Great Expectations on the window's rows.
         reconcile_table: The daily reconcile DAG's ``reconcile_table`` task: the whole table,
             located and repaired.
+        health: The daily reconcile DAG's ``health`` task: the mode's health (CDC: the replication
+            slot's retained WAL and lag).
         clean_staging: The daily reconcile DAG's ``clean_staging`` task: lists and removes the staged
             files of expired windows.
     """
@@ -128,6 +137,7 @@ class ExecutionTimeouts(BaseModel):
     reconcile: int = Field(60, strict=True, ge=1)
     validate_: int = Field(30, strict=True, ge=1, alias="validate")  # "validate" would shadow BaseModel.validate
     reconcile_table: int = Field(180, strict=True, ge=1)
+    health: int = Field(10, strict=True, ge=1)
     clean_staging: int = Field(30, strict=True, ge=1)
 
     def minutes(self) -> dict[str, int]:
@@ -149,6 +159,30 @@ class ExecutionTimeouts(BaseModel):
     def longest(self) -> timedelta:
         """The longest of them: the bound of a task that has no entry of its own."""
         return timedelta(minutes=max(self.minutes().values()))
+
+
+class CdcSettings(BaseModel):
+    """The CDC settings of a pipeline (used by ``mode: cdc`` only): its ``cdc:`` block in the file.
+
+    The file gives only the keys it changes (``cdc: {chunk_changes: 10000}``); the others keep the
+    defaults below. A pipeline's own ``cdc:`` block is merged key by key over the ``defaults:``
+    section's. The flat keys ``slot_chunk_changes``, ``slot_max_lag_seconds`` and
+    ``slot_max_retained_wal_bytes`` of earlier versions are still read, with a deprecation warning.
+
+    Attributes:
+        chunk_changes: Changes (rows) per staged Parquet file, i.e. per read from the slot (count,
+            >= 1; default 50 000): bounds task memory whatever the backlog.
+        max_lag_seconds: Alert when a change reached the warehouse more than this many seconds after
+            it committed at the source (seconds, >= 1; default 3 600, one hour).
+        max_retained_wal_bytes: Alert when the replication slot makes the source keep more WAL than
+            this (bytes, >= 1; default 1 GiB): a paused DAG must not fill the source's disk silently.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_changes: int = Field(50_000, strict=True, ge=1)
+    max_lag_seconds: int = Field(3600, strict=True, ge=1)
+    max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
 
 
 class Pipeline(BaseModel):
@@ -221,12 +255,11 @@ class Pipeline(BaseModel):
         mode: ``cursor`` (default: windows of the ``cursor`` column) or ``cdc`` (every committed change
             from a logical replication slot; README, "CDC mode"). The slot and the publication are
             both named :attr:`cdc_slot` (``ws_<name>``, truncated to 63 characters).
-        slot_chunk_changes: CDC: changes per staged Parquet file, i.e. per read from the slot (>= 1;
-            bounds task memory whatever the backlog).
-        slot_max_lag_seconds: CDC: alert when a change reached the warehouse more than this many
-            seconds after it committed at the source (>= 1).
-        slot_max_retained_wal_bytes: CDC: alert when the slot makes the source keep more WAL than
-            this (bytes, >= 1; default 1 GiB): a paused DAG must not fill the source's disk silently.
+        cdc: CDC settings (:class:`CdcSettings`: ``chunk_changes``, ``max_lag_seconds``,
+            ``max_retained_wal_bytes``), the file's nested ``cdc:`` block (given keys only, merged
+            key by key over the ``defaults:`` section's block). Replaces the deprecated flat keys
+            ``slot_chunk_changes``, ``slot_max_lag_seconds`` and ``slot_max_retained_wal_bytes``,
+            still accepted (in the file and as keyword arguments) with a ``DeprecationWarning``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -258,16 +291,42 @@ class Pipeline(BaseModel):
     source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     warehouse_conn_id: str = Field(DEFAULT_WAREHOUSE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     extract_pool_slots: int = Field(4, strict=True, ge=1)
-    # CDC mode: one block, one default each.
+    # CDC mode: which mode, and the CDC settings in one nested block.
     mode: Literal["cursor", "cdc"] = "cursor"
-    slot_chunk_changes: int = Field(50_000, strict=True, ge=1)
-    slot_max_lag_seconds: int = Field(3600, strict=True, ge=1)
-    slot_max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
+    cdc: CdcSettings = CdcSettings()
 
     @property
     def cdc_slot(self) -> str:
         """CDC: the source's replication slot and publication name, ``ws_<name>`` (at most 63 characters)."""
         return f"ws_{self.name}"[:63]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_cdc_keys(cls, data: Any) -> Any:
+        """Moves the deprecated flat keys (``slot_chunk_changes=...``) into ``cdc``, with a DeprecationWarning.
+
+        For Python callers (``Pipeline(**values)``); :func:`~warehouse_sync.config.load_config`
+        translates the file's flat keys itself, naming the file. A flat key and its ``cdc`` key
+        together are an error.
+        """
+        if not isinstance(data, dict) or not any(old in data for old in DEPRECATED_CDC_KEYS):
+            return data
+        block = data.get("cdc", {})
+        if isinstance(block, CdcSettings):
+            block = {k: getattr(block, k) for k in block.model_fields_set}
+        if not isinstance(block, dict):
+            return data  # the bad ``cdc`` (and the flat keys, as unknown fields) are reported by validation
+        nested = dict(block)
+        for old, new in DEPRECATED_CDC_KEYS.items():
+            if old not in data:
+                continue
+            if new in block:
+                raise ValueError(f"both '{old}' and 'cdc.{new}' given; keep only 'cdc.{new}'")
+            warnings.warn(f"pipeline {data.get('name')!r}: the key '{old}' is deprecated; "
+                          f"use 'cdc.{new}' (cdc={{'{new}': ...}})",
+                          DeprecationWarning, stacklevel=3)  # 3: past pydantic's frame, to the caller of Pipeline()
+            nested[new] = data[old]
+        return {**{k: v for k, v in data.items() if k not in DEPRECATED_CDC_KEYS}, "cdc": nested}
 
     @field_validator("cursor")
     @classmethod

@@ -3,4 +3,5 @@
 * :mod:`.connections` — psycopg 3 connections from Airflow Connections (``PostgresHook``), UTC sessions.
 * :mod:`.statements` — the package's SQL files and ``psycopg.sql`` composition helpers.
 * :mod:`.catalog` — a table's columns, key and exact Arrow schema; the row-hash inputs.
+* :mod:`.inflight` — late commits: waiting out source transactions that began before an instant.
 """

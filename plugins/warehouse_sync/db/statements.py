@@ -57,7 +57,7 @@ def table_ident(table: TableRef) -> sql.Identifier:
 
 def tombstone_index(table: TableRef) -> str:
     """Name of the target's partial index of soft-deleted keys (``<table>_tombstones_idx``, at most 63 bytes):
-    built with the target (``sync/create_target.sql``), read by the per-run key check (``reconcile.keys``)."""
+    built with the target (``target/create_target.sql``), read by the per-run key check (``reconcile.keys``)."""
     return f"{table.name}_tombstones_idx"[:63]
 
 

@@ -25,17 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-import psycopg
-
 from warehouse_sync.bookkeeping import audit
 from warehouse_sync.bookkeeping.state import read_state
-from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, describe_source, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
 from warehouse_sync.reconcile.keys import check_keys, has_integer_key
 from warehouse_sync.reconcile.locate import Drift, locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
+from warehouse_sync.run import Run
 
 log = logging.getLogger(__name__)
 DriftHandler = Callable[[dict[str, Any]], Any]
@@ -73,23 +71,17 @@ class Reconciliation:
                 "comparisons": [c.to_dict() for c in self.comparisons], "drift": self.drift}
 
 
-def reconcile_window(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
-    on_drift: DriftHandler | None = None,
-) -> Reconciliation:
+def reconcile_window(run: Run, window: Window, on_drift: DriftHandler | None = None) -> Reconciliation:
     """The sync run's reconcile: its window, and the whole table before its end as ``per_run_table_check`` says.
 
     Raises:
         RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
         DriftDetected: Drift remains after repair (names table, window, counts, checksums).
     """
-    return reconcile(source, warehouse, pipeline, window, run_id, "window", pipeline.per_run_table_check, on_drift)
+    return reconcile(run, window, "window", run.pipeline.per_run_table_check, on_drift)
 
 
-def reconcile_table(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, as_of: datetime | None,
-    run_id: str, on_drift: DriftHandler | None = None,
-) -> Reconciliation:
+def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | None = None) -> Reconciliation:
     """The daily reconcile: every row with cursor < ``as_of``, capped at the high watermark (rows past
     it are not loaded yet, so they are in flight, not drift); ``None`` means the watermark.
 
@@ -98,25 +90,21 @@ def reconcile_table(
         RepairRefused: More drift than the repair ceiling.
         DriftDetected: Drift remains after repair.
     """
-    state = read_state(warehouse, pipeline.name)
+    pipeline = run.pipeline
+    state = read_state(run.warehouse, pipeline.name)
     if state.high_watermark is None:
         raise NothingLoaded(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
     as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
-    return reconcile(source, warehouse, pipeline, Window(None, as_of), run_id, "table", "none", on_drift)
+    return reconcile(run, Window(None, as_of), "table", "none", on_drift)
 
 
-def reconcile(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, window: Window, run_id: str,
-    scope: str, table_check: str, on_drift: DriftHandler | None = None,
-) -> Reconciliation:
+def reconcile(run: Run, window: Window, scope: str, table_check: str,
+              on_drift: DriftHandler | None = None) -> Reconciliation:
     """Runs the loop once: compare, and on a mismatch locate, repair, compare again, alert.
 
     Args:
-        source: Source connection.
-        warehouse: Warehouse connection.
-        pipeline: The table's configuration.
+        run: Pipeline, source and warehouse connections, run id (stored with repaired rows and in the audit).
         window: What to compare; located keys are those with cursor < ``window.end``.
-        run_id: Airflow run id (stored with repaired rows and in the audit).
         scope: ``window`` or ``table``: names the audit steps and the drift-history row.
         table_check: What else of the table before ``window.end`` a ``window`` scope checks:
             ``keys`` (:func:`.keys.check_keys`), ``full`` (every column) or ``none``.
@@ -129,6 +117,7 @@ def reconcile(
         RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
         DriftDetected: Drift remains after repair.
     """
+    source, warehouse, pipeline = run.source, run.warehouse, run.pipeline
     columns = compared_columns(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor),
                                read_columns(warehouse, pipeline.target))
     warehouse.commit()
@@ -140,21 +129,22 @@ def reconcile(
     full_table = table_check == "full"
     # The daily scope goes straight to locate: its first bisection level counts the whole table anyway.
     comparisons = compare(source, warehouse, pipeline, columns, window, full_table) if scope == "window" else []
-    _record(warehouse, pipeline, run_id, comparisons, "")
+    _record(run, comparisons, "")
     if not comparisons or not all(c.matches for c in comparisons):
-        drift = _locate_and_repair(source, warehouse, pipeline, columns, window.end, run_id, scope)
+        drift = _repair_found(run, columns, locate(source, warehouse, pipeline, columns, window.end), window.end,
+                              scope)
         comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
-        _record(warehouse, pipeline, run_id, comparisons, "_after_repair" if scope == "window" else "_daily")
+        _record(run, comparisons, "_after_repair" if scope == "window" else "_daily")
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
         checked = check_keys(source, warehouse, pipeline, columns, window.end)
-        _record(warehouse, pipeline, run_id, [checked.comparison], "")
+        _record(run, [checked.comparison], "")
         final = checked.comparison
         if checked.drift.total:
-            drift = _repair_found(source, warehouse, pipeline, columns, checked.drift, window.end, run_id, scope)
+            drift = _repair_found(run, columns, checked.drift, window.end, scope)
             # The rest of the key space matched: re-check only the ranges that differed.
             final = check_keys(source, warehouse, pipeline, columns, window.end, only=checked.leaves).comparison
-            _record(warehouse, pipeline, run_id, [final], "_after_repair")
+            _record(run, [final], "_after_repair")
         comparisons = comparisons + [final]
     result = Reconciliation(scope, window.end, tuple(comparisons), drift)
     if result.keys_differed and on_drift is not None:
@@ -177,33 +167,21 @@ def compared_columns(source_columns: list[Column], target_columns: list[Column])
     return [c for c in source_columns if c.name in names]
 
 
-def _locate_and_repair(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column],
-    as_of: datetime, run_id: str, scope: str,
-) -> dict[str, Any]:
-    """Locates every differing key (cursor < ``as_of``), repairs within the ceiling, records it."""
-    return _repair_found(source, warehouse, pipeline, columns, locate(source, warehouse, pipeline, columns, as_of),
-                         as_of, run_id, scope)
-
-
-def _repair_found(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column],
-    found: Drift, as_of: datetime, run_id: str, scope: str,
-) -> dict[str, Any]:
+def _repair_found(run: Run, columns: list[Column], found: Drift, as_of: datetime, scope: str) -> dict[str, Any]:
     """Repairs located keys within the ceiling and records them in ``drift_history``."""
+    warehouse, name = run.warehouse, run.pipeline.name
     try:
-        repaired = repair(source, warehouse, pipeline, columns, found, run_id).total if found.total else 0
+        repaired = repair(run, columns, found).total if found.total else 0
     except RepairRefused:
         warehouse.rollback()
-        audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, found, 0, refused=True)
+        audit.record_drift(warehouse, name, run.run_id, scope, as_of, found, 0, refused=True)
         raise
-    audit.record_drift(warehouse, pipeline.name, run_id, scope, as_of, found, repaired, refused=False)
+    audit.record_drift(warehouse, name, run.run_id, scope, as_of, found, repaired, refused=False)
     return {**found.summary(), "repaired": repaired}
 
 
-def _record(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str, comparisons: list[Comparison],
-            suffix: str) -> None:
+def _record(run: Run, comparisons: list[Comparison], suffix: str) -> None:
     for c in comparisons:
         status = "deferred" if c.deferred else ("ok" if c.matches else "drift")
-        audit.record(warehouse, pipeline.name, run_id, f"reconcile_{c.scope}{suffix}", c.window,
-                     status=status, rows=c.source.rows, seconds=c.seconds, detail=c.to_dict())
+        run.record(f"reconcile_{c.scope}{suffix}", c.window, status=status, rows=c.source.rows, seconds=c.seconds,
+                   detail=c.to_dict())

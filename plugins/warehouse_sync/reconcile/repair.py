@@ -22,6 +22,7 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import COPY_CSV, CREATE_STAGING, idents, load_sql, table_ident
 from warehouse_sync.reconcile.locate import Drift, key_join
+from warehouse_sync.run import Run
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,18 @@ def check_ceiling(pipeline: Pipeline, diff: Drift) -> None:
         )
 
 
-def repair(
-    source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column],
-    diff: Drift, run_id: str,
-) -> RepairResult:
+def repair(run: Run, columns: list[Column], diff: Drift) -> RepairResult:
     """Makes the warehouse match the source for every key in ``diff`` (idempotent).
+
+    Args:
+        run: Pipeline, both connections, and the run id stored in the repaired rows' ``_run_id``.
+        columns: The compared columns (:func:`.loop.compared_columns`).
+        diff: What :func:`.locate.locate` (or the key check) found.
 
     Raises:
         RepairRefused: The diff exceeds the ceiling (nothing changed).
     """
+    source, warehouse, pipeline, run_id = run.source, run.warehouse, run.pipeline, run.run_id
     check_ceiling(pipeline, diff)
     names = [c.name for c in columns]
     target = table_ident(pipeline.target)

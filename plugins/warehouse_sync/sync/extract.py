@@ -6,18 +6,18 @@ Arrow schema (:mod:`warehouse_sync.db.catalog`) and appended to a ``ParquetWrite
 page, whatever the size of the window or the table. All pages of a batch are read in one
 ``REPEATABLE READ`` snapshot.
 
-Staging files are snappy-compressed: measured on TPC-H SF 1 (``make bench-phases``), writing
-with snappy takes 52% (orders) and 57% (lineitem) of zstd's time, for files 30% larger.
-
 In a snapshot into a new target, the extract also copies each page into the run's build table in
 the warehouse as it writes it (:mod:`.snapshot`): the warehouse transaction commits after the
 file has its final name, so a build table never holds rows of a batch that has no file.
 
-The file is written under a temporary name and renamed to its deterministic path
-``<root>/<table>/<window>/batch-00000.parquet``, so a retried task overwrites its own output and a
-reader never sees half a file. A failed attempt removes its temporary file; one that was killed
-cannot, so a successful attempt removes the temporary files earlier attempts of the same batch left
-(:func:`warehouse_sync.sync.staging.remove_orphans`; the layout is :mod:`.staging`'s).
+The file is written by the one staged-file writer (:func:`warehouse_sync.target.parquet.parquet_file`:
+temporary name, rename, orphans of killed attempts removed, snappy) at its deterministic path
+``<root>/<pipeline>/<window>/batch-00000.parquet`` (:mod:`warehouse_sync.target.staging`'s layout),
+so a retried task overwrites its own output and a reader never sees half a file.
+
+Phases timed (:class:`~warehouse_sync.model.Extracted` ``phases``, seconds): ``read`` (COPY out and
+CSV parse, in the prefetching thread), ``csv_to_arrow`` (part of ``read``), ``wait_for_source`` (this
+thread waiting for the next page), ``parquet_write``, ``build_copy`` (COPY into the build table).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Full, Queue
-from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import psycopg
 import pyarrow as pa
@@ -37,19 +37,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident
-from warehouse_sync.model import Batch, TableRef, Window
-from warehouse_sync.sync.bulk_copy import copy_batches
+from warehouse_sync.model import Batch, Extracted, StagedFile, TableRef, Window
+from warehouse_sync.sync.keyset import batch_filter, keyset_columns
 from warehouse_sync.sync.snapshot import clear_batch
-from warehouse_sync.sync.plan import batch_filter, keyset_columns
-from warehouse_sync.sync.staging import (
-    batch_file_name, remove_orphans, temporary_file_name, window_folder_name,
-)
+from warehouse_sync.target.bulk_copy import copy_batches
+from warehouse_sync.target.parquet import parquet_file
+from warehouse_sync.target.staging import batch_file_name, window_folder_name
+from warehouse_sync.timing import Phases
 
 log = logging.getLogger(__name__)
-STAGING_COMPRESSION = "snappy"
 
 
 class StoragePath(Protocol):
@@ -66,21 +65,6 @@ class StoragePath(Protocol):
     def exists(self) -> bool: ...
     def iterdir(self) -> Any: ...
     def __truediv__(self, other: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class BatchFile:
-    """What one extract wrote: path (URI text), rows, file size in bytes, seconds taken."""
-
-    path: str
-    rows: int
-    bytes: int
-    seconds: float
-    batch_index: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "seconds": self.seconds,
-                "batch_index": self.batch_index}
 
 
 def batch_path(root: StoragePath, pipeline: Pipeline, window: Window, batch_index: int) -> Any:
@@ -110,9 +94,15 @@ def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
 
 
 def read_pages(
-    conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], window: Window, batch: Batch
-):
-    """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order."""
+    conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], window: Window, batch: Batch,
+    phases: Phases | None = None,
+) -> Iterator[pa.Table]:
+    """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order.
+
+    Args:
+        conn: Source connection (the caller holds its transaction).
+        phases: Where to add the ``csv_to_arrow`` seconds, if given.
+    """
     schema = arrow_schema(columns)
     keys = keyset_columns(pipeline, window)
     where, params = batch_filter(pipeline, window, batch)
@@ -133,7 +123,10 @@ def read_pages(
                 buffer.write(chunk)
         if buffer.tell() == 0:
             return
+        parse_started = time.perf_counter()
         page = parse_csv_page(buffer.getvalue(), schema)
+        if phases is not None:
+            phases.add("csv_to_arrow", time.perf_counter() - parse_started)
         yield page
         if page.num_rows < pipeline.page_size:
             return
@@ -198,10 +191,11 @@ def prefetched(pages: Iterator[pa.Table], depth: int = 2) -> Iterator[Iterator[p
             close()
 
 
-def _written(pages: Iterator[pa.Table], writer: pq.ParquetWriter) -> Iterator[pa.Table]:
+def _written(pages: Iterator[pa.Table], writer: pq.ParquetWriter, phases: Phases) -> Iterator[pa.Table]:
     """Passes pages on after appending each to the Parquet file."""
     for page in pages:
-        writer.write_table(page)
+        with phases.timed("parquet_write"):
+            writer.write_table(page)
         yield page
 
 
@@ -214,7 +208,7 @@ def extract_batch(
     root: StoragePath,
     warehouse: psycopg.Connection | None = None,
     build: TableRef | None = None,
-) -> BatchFile:
+) -> Extracted:
     """Reads one batch from the source and writes it to its Parquet file (and its snapshot build table).
 
     Args:
@@ -229,51 +223,52 @@ def extract_batch(
             batch's rows are also copied into it, after deleting what an earlier attempt copied.
 
     Returns:
-        The written file's path, rows, bytes and seconds. A batch whose rows all moved out of the
-        window since planning writes an empty file with the schema. Temporary files of this batch
-        that earlier attempts left are removed; other batches' are not touched.
+        The written file (one :class:`~warehouse_sync.model.StagedFile`), rows, seconds and phases. A
+        batch whose rows all moved out of the window since planning writes an empty file with the
+        schema. Temporary files of this batch that earlier attempts left are removed; other batches'
+        are not touched.
+
+    Raises:
+        ValueError: ``build`` without ``warehouse``.
     """
     started = time.monotonic()
+    phases = Phases()
     schema = arrow_schema(columns)
     target = batch_path(root, pipeline, window, batch.index)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / temporary_file_name(batch.index)
     rows = 0
-    conn.commit()
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     if build is not None and warehouse is None:
         raise ValueError("a build table needs the warehouse connection")
+    conn.commit()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     try:
-        with conn.transaction(), temporary.open("wb") as handle:
+        with conn.transaction(), parquet_file(target, schema) as writer:
             conn.execute("SET TRANSACTION READ ONLY")
-            with pq.ParquetWriter(handle, schema, compression=STAGING_COMPRESSION) as writer, \
-                    prefetched(read_pages(conn, pipeline, columns, window, batch)) as read:
-                pages = _written(read, writer)
+            source_pages = phases.timed_iter("read", read_pages(conn, pipeline, columns, window, batch, phases))
+            with prefetched(source_pages) as read:
+                pages = _written(phases.timed_iter("wait_for_source", read), writer, phases)
                 if build is None or warehouse is None:
                     rows = sum(page.num_rows for page in pages)
                 else:
                     if target.exists():  # an earlier attempt may have committed its copy
                         clear_batch(warehouse, build, pipeline, window, batch)
+                    upstream = Phases()
+                    copy_started = time.perf_counter()
                     with warehouse.cursor() as cur:
-                        rows = copy_batches(cur, table_ident(build), columns,
-                                            (part for page in pages for part in page.to_batches()))
-        temporary.rename(target)
+                        parts = (part for page in pages for part in page.to_batches())
+                        rows = copy_batches(cur, table_ident(build), columns, upstream.timed_iter("pages", parts))
+                    phases.add("build_copy", time.perf_counter() - copy_started - upstream.seconds("pages"))
         if warehouse is not None:
-            warehouse.commit()
+            warehouse.commit()  # only once the file has its final name
     except BaseException:
         if warehouse is not None:
             warehouse.rollback()
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError as exc:  # the original error matters more; the next attempt removes it
-            log.warning("could not remove %s: %s", temporary, exc)
         raise
     finally:
         conn.isolation_level = None
-    remove_orphans(target.parent, batch.index)  # what killed attempts of this batch left
     size = int(target.stat().st_size)
     seconds = time.monotonic() - started
     log.info("%s %s batch %d: %d rows, %d bytes in %.2f s -> %s%s",
              pipeline.source, window, batch.index, rows, size, seconds, target,
              f" and build table {build}" if build is not None else "")
-    return BatchFile(path=str(target), rows=rows, bytes=size, seconds=seconds, batch_index=batch.index)
+    return Extracted(batch.index, (StagedFile(str(target), rows, size, batch.index),), rows, seconds,
+                     phases.to_dict())

@@ -10,7 +10,7 @@ slow: measured on TPC-H SF 1 (``make bench-phases``), the binary COPY into the t
    ``_run_id`` defaulting to the run's id, and a table comment that names the run, so a build
    table left by another run is never used;
 2. each mapped extract, while it writes its Parquet file page by page as always, copies the same
-   pages into the build table by binary COPY (:func:`.bulk_copy.copy_batches`) in one warehouse
+   pages into the build table by binary COPY (:func:`warehouse_sync.target.bulk_copy.copy_batches`) in one warehouse
    transaction that commits only after the file has its final name. The source and warehouse
    servers and the extract's Python then work at the same time, and parallel extracts load in
    parallel. A retried extract whose file already exists first deletes its batch's rows (the
@@ -40,7 +40,8 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, column_definitions, read_columns, relation_exists
 from warehouse_sync.db.statements import DDL_LOCK, cursor_index, idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Batch, TableRef, Window
-from warehouse_sync.sync.plan import batch_filter
+from warehouse_sync.run import Run
+from warehouse_sync.sync.keyset import batch_filter
 
 __all__ = ["build_table", "prepare", "build_for", "clear_batch", "finish", "drop"]
 
@@ -57,20 +58,20 @@ def build_table(pipeline: Pipeline) -> TableRef:
     return TableRef(pipeline.target.schema, f"_ws_build_{pipeline.target.name}"[:63])
 
 
-def prepare(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column], run_id: str) -> TableRef | None:
+def prepare(run: Run, columns: list[Column]) -> TableRef | None:
     """Creates the run's empty build table when the run is a snapshot into a target that does not exist.
 
     Safe to rerun: a build table left by an earlier attempt or run is dropped first.
 
     Args:
-        warehouse: Warehouse connection (committed on return).
-        pipeline: The table's configuration.
+        run: The run (its warehouse connection is committed on return; its run id is the build
+            table's ``_run_id`` default and its marker).
         columns: The source's columns (:func:`warehouse_sync.db.catalog.describe_source`).
-        run_id: The Airflow run id (the build table's ``_run_id`` default and its marker).
 
     Returns:
         The build table, or ``None`` when the target exists (the run stages and merges its files).
     """
+    warehouse, pipeline, run_id = run.warehouse, run.pipeline, run.run_id
     build = build_table(pipeline)
     with warehouse.transaction():
         warehouse.execute(DDL_LOCK)
@@ -88,14 +89,14 @@ def prepare(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Col
     return build
 
 
-def build_for(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str) -> TableRef | None:
+def build_for(run: Run) -> TableRef | None:
     """The build table :func:`prepare` made for this run, or ``None`` (none, or another run's).
 
-    Leaves the connection's transaction open (the caller copies or commits in it).
+    Leaves the warehouse connection's transaction open (the caller copies or commits in it).
     """
-    build = build_table(pipeline)
-    (marker,) = warehouse.execute(READ_MARKER, (table_ident(build).as_string(warehouse),)).fetchone()  # type: ignore[misc]
-    return build if marker == MARKER.format(run_id=run_id) else None
+    build = build_table(run.pipeline)
+    found = run.warehouse.execute(READ_MARKER, (table_ident(build).as_string(run.warehouse),)).fetchone()
+    return build if found is not None and found[0] == MARKER.format(run_id=run.run_id) else None
 
 
 def clear_batch(warehouse: psycopg.Connection, build: TableRef, pipeline: Pipeline, window: Window,
@@ -118,22 +119,21 @@ def drop(warehouse: psycopg.Connection, pipeline: Pipeline) -> None:
     warehouse.execute(DROP_BUILD.format(build=table_ident(build_table(pipeline))))
 
 
-def finish(warehouse: psycopg.Connection, pipeline: Pipeline, columns: list[Column], run_id: str) -> bool:
+def finish(run: Run, columns: list[Column]) -> bool:
     """Indexes this run's build table and renames it to the target, in the caller's transaction.
 
     Args:
-        warehouse: Warehouse connection, in the load's transaction.
-        pipeline: The table's configuration.
+        run: The run (its warehouse connection in the load's transaction).
         columns: The source's columns now; they must be the build table's.
-        run_id: The Airflow run id.
 
     Returns:
         ``True`` when the target is now the build table. ``False`` when this run has no build table,
         or it cannot become the target (the target exists, the source's columns changed, a key
         repeats): the build table is then dropped and the caller copies the run's files instead.
     """
+    warehouse, pipeline = run.warehouse, run.pipeline
     warehouse.execute(DDL_LOCK)
-    build = build_for(warehouse, pipeline, run_id)
+    build = build_for(run)
     if build is None:
         return False
     if relation_exists(warehouse, pipeline.target.schema, pipeline.target.name):

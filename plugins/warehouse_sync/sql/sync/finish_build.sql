@@ -1,5 +1,5 @@
 -- Turns a snapshot's build table into the target, in the load's transaction: the indexes
--- create_target.sql gives a target (primary key; the tombstones' index exists already), the cursor
+-- target/create_target.sql gives a target (primary key; the tombstones' index exists already), the cursor
 -- index, then the name.
 ALTER TABLE {build} ADD CONSTRAINT {primary_key_name} PRIMARY KEY ({primary_key});
 CREATE INDEX {cursor_index} ON {build} ({cursor});

@@ -1,7 +1,7 @@
 """Schema changes: compare the source's columns with the target's and decide what the load does.
 
 Pure functions of two column lists and the pipeline's ``schema_changes`` policy (no database call,
-no DDL: the load, :mod:`.load`, runs the DDL this module decides, in its own transaction). The
+no DDL: :mod:`.ddl` runs the DDL this module decides, in the load's transaction). The
 policies are the modes users know from dlt's schema contracts:
 
 ==========================  ============================  ==================  =============================
@@ -22,7 +22,7 @@ Widening means every value of the old type is a value of the new one, unchanged:
 ``bigint``, ``integer`` to ``bigint``; ``numeric(p,s)`` to ``numeric(q,s)`` with ``q > p`` (same
 scale) or to unconstrained ``numeric``. Anything else is a breaking change (``timestamp`` to
 ``timestamptz`` too: it reinterprets every value in a time zone). A rejected change fails the load
-(:class:`~warehouse_sync.sync.load.SchemaChanged`) before anything is written.
+(:class:`SchemaChanged`) before anything is written.
 """
 
 from __future__ import annotations

@@ -75,25 +75,35 @@ def batch_file_name(batch_index: int) -> str:
     return f"batch-{batch_index:05d}.parquet"
 
 
+def temporary_name(final_name: str) -> str:
+    """A new, unique temporary name for the file ``final_name``: ``.batch-00007.parquet.<uuid hex>.tmp``."""
+    return f".{final_name}.{uuid.uuid4().hex}.tmp"
+
+
 def temporary_file_name(batch_index: int) -> str:
     """A new, unique temporary name for batch ``batch_index``: ``.batch-00007.parquet.<uuid hex>.tmp``."""
-    return f".{batch_file_name(batch_index)}.{uuid.uuid4().hex}.tmp"
+    return temporary_name(batch_file_name(batch_index))
+
+
+def is_temporary_for(name: str, final_name: str) -> bool:
+    """Whether ``name`` is a temporary file of ``final_name`` (of any attempt)."""
+    return name.startswith(f".{final_name}.") and name.endswith(".tmp")
 
 
 def is_temporary_of(name: str, batch_index: int) -> bool:
     """Whether ``name`` is a temporary file of batch ``batch_index`` (of any attempt)."""
-    return name.startswith(f".{batch_file_name(batch_index)}.") and name.endswith(".tmp")
+    return is_temporary_for(name, batch_file_name(batch_index))
 
 
-def remove_orphans(folder: Any, batch_index: int, keep: str | None = None) -> list[str]:
-    """Removes the temporary files of one batch that earlier, killed attempts left in its window folder.
+def remove_orphans(folder: Any, batch_index: int | str, keep: str | None = None) -> list[str]:
+    """Removes the temporary files of one file that earlier, killed attempts left in its window folder.
 
-    Only files named ``.batch-NNNNN.parquet.*.tmp`` for this ``batch_index`` are touched: the other
-    batches of the window are extracted concurrently by other mapped tasks.
+    Only files named ``.<final name>.*.tmp`` are touched: the other batches of the window are
+    extracted concurrently by other mapped tasks.
 
     Args:
         folder: The window folder (``pathlib.Path`` or ``ObjectStoragePath``).
-        batch_index: The batch whose orphans to remove.
+        batch_index: The batch whose orphans to remove, or the file's final name.
         keep: A file name to leave alone (the caller's own temporary file, if it still has one).
 
     Returns:
@@ -101,6 +111,7 @@ def remove_orphans(folder: Any, batch_index: int, keep: str | None = None) -> li
         listed, or a file that cannot be removed, is logged and skipped (the next attempt, or
         :func:`remove_expired`, gets it), never raised: the batch's own file is already in place.
     """
+    final_name = batch_file_name(batch_index) if isinstance(batch_index, int) else batch_index
     removed: list[str] = []
     try:
         children = list(folder.iterdir())
@@ -110,7 +121,7 @@ def remove_orphans(folder: Any, batch_index: int, keep: str | None = None) -> li
         log.warning("could not list %s for orphaned temporary files: %s", folder, exc)
         return removed
     for child in children:
-        if child.name != keep and is_temporary_of(child.name, batch_index):
+        if child.name != keep and is_temporary_for(child.name, final_name):
             try:
                 child.unlink()
             except FileNotFoundError:
@@ -120,7 +131,7 @@ def remove_orphans(folder: Any, batch_index: int, keep: str | None = None) -> li
                 continue
             removed.append(child.name)
     if removed:
-        log.info("removed %d orphaned temporary file(s) of batch %d in %s: %s", len(removed), batch_index, folder,
+        log.info("removed %d orphaned temporary file(s) of %s in %s: %s", len(removed), final_name, folder,
                  ", ".join(removed))
     return removed
 

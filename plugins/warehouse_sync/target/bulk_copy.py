@@ -13,7 +13,7 @@ server while this thread reads and encodes the next batch (its queue holds at mo
 
 Two users: the load copies a window's Parquet files (:func:`copy_files`) into its staging table or
 an empty target; a snapshot's extract copies each page it reads (:func:`copy_batches`) into the
-run's build table while it writes the page to Parquet (:mod:`.snapshot`).
+run's build table while it writes the page to Parquet (:mod:`warehouse_sync.sync.snapshot`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from psycopg import sql
 
 from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import COPY_CSV, idents
-from warehouse_sync.sync.schema import SchemaChanged
+from warehouse_sync.target.schema import SchemaChanged
 
 __all__ = ["binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
 

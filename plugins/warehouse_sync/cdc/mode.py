@@ -1,0 +1,199 @@
+"""CDC mode (``mode: cdc``): :class:`CdcMode`, this mode's side of :class:`warehouse_sync.modes.Mode`.
+
+The DAG's shape and its XCom values stay those of cursor mode (plan → one mapped extract → load →
+reconcile, validate); :mod:`warehouse_sync.tasks` records the audit rows and handles failures for
+both modes.
+
+* **plan** checks ``wal_level``, the source table and the slot, waits out transactions that began
+  before now (as cursor mode does, so the run's reconcile sees no late commit), and fixes the run's
+  LSN (``pg_current_wal_lsn()``): the run applies exactly the transactions that committed before it.
+  Its window is ``[high watermark, plan time)``, which the reconcile and validate tasks use as in
+  cursor mode. A first run (no sync state) or ``full_snapshot`` is a *snapshot* run.
+* **extract** (one mapped task): a snapshot run creates publication and slot and reads the table in
+  the slot's exported snapshot; any other run decodes the slot's changes up to the plan's LSN. Both
+  write Parquet files of at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
+* **load** merges them with the LSN version guard (:mod:`.apply`), then, only after the warehouse
+  commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`).
+* **health** measures the slot (retained WAL, lag, changes applied) with alerts over the
+  thresholds: after each load, and daily in the reconcile DAG's ``health`` task, so a paused sync
+  DAG whose slot keeps WAL still alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from warehouse_sync.bookkeeping import state
+from warehouse_sync.cdc import slot as slots
+from warehouse_sync.cdc.apply import apply_changes
+from warehouse_sync.cdc.changes import read_changes, read_snapshot
+from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
+from warehouse_sync.run import Run
+from warehouse_sync.target.ddl import SchemaChangeHandler
+from warehouse_sync.timing import Phases
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT, CHANGES = "snapshot", "changes"
+HEALTH_STEP = "cdc_slot"
+
+
+class NoPastWindows(RuntimeError):
+    """A backfill (or a scheduled run of an interval already passed) of a ``mode: cdc`` pipeline: a log
+    has no past windows; each run applies every change committed since the last one."""
+
+
+class CdcMode:
+    """Every committed change from the pipeline's logical replication slot (module docstring)."""
+
+    name = "cdc"
+
+    def plan(self, run: Run, start: RunStart) -> Plan:
+        """Decides what the run reads and fixes its LSN (see the module docstring).
+
+        Returns:
+            One batch; ``facts``: ``kind`` (``snapshot`` | ``changes``), ``upto_lsn`` (the LSN the load
+            confirms; ``None`` for a snapshot), ``plan_lsn``, ``retained_wal_bytes``.
+
+        Raises:
+            CdcUnavailable: ``wal_level`` is not ``logical``.
+            SlotLost: The slot is missing or invalidated after the initial snapshot (message: the way back).
+            NoPastWindows: A backfill of a past interval.
+        """
+        started, phases = time.monotonic(), Phases()
+        pipeline, source = run.pipeline, run.source
+        with phases.timed("describe"):
+            slots.check_wal_level(source, pipeline)
+            describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        known = state.read_state(run.warehouse, pipeline.name)
+        if (not start.manual and start.interval_end is not None and start.interval_start is not None
+                and known.high_watermark is not None and not start.full_snapshot
+                # a whole interval older than the watermark: a backfill (a late scheduled run still runs)
+                and start.interval_end + (start.interval_end - start.interval_start) < known.high_watermark):
+            raise NoPastWindows(
+                f"pipeline {pipeline.name} has mode: cdc and already applied the log up to {known.high_watermark}; "
+                f"the run of interval ending {start.interval_end} is a past window, and a log has no past windows: "
+                "each run applies every change committed since the last one. Nothing to backfill (use "
+                "full_snapshot to reload).")
+        health = slots.health(source, pipeline.cdc_slot)
+        snapshot = start.full_snapshot or known.high_watermark is None
+        if not snapshot and (not health.exists or health.invalidated):
+            what = ("is missing" if not health.exists else
+                    "was invalidated (wal_status lost: the source removed WAL it needed)")
+            raise slots.SlotLost(f"pipeline {pipeline.name}: replication slot {pipeline.cdc_slot} {what}, so changes "
+                                 f"since the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
+        _, now = slots.current_lsn(source)
+        with phases.timed("settle"):
+            late_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
+        slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
+        upto_lsn, _ = slots.current_lsn(source)
+        window = Window(None if snapshot else known.high_watermark, now)  # type: ignore[arg-type]
+        why = ("cdc snapshot (first run)" if known.high_watermark is None else
+               "cdc snapshot (full_snapshot)" if snapshot else "cdc changes up to " + upto_lsn)
+        log.info("%s: %s, window %s", pipeline.name, why, window)
+        facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
+                 "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
+                 "retained_wal_bytes": health.retained_wal_bytes}
+        return Plan(window, why, (Batch(0, None, None),), late_horizon, facts, time.monotonic() - started,
+                    phases.to_dict())
+
+    def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
+        """Stages the snapshot or the changes up to the plan's LSN (see the module docstring).
+
+        Returns:
+            The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot),
+            ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``).
+        """
+        pipeline, source = run.pipeline, run.source
+        columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        kind, consistent_point = plan.facts["kind"], None
+        if kind == SNAPSHOT:
+            with slots.created_slot(source, pipeline) as created:
+                staged = read_snapshot(source, pipeline, columns, created, plan.window, root)
+            consistent_point = created.consistent_point
+        else:
+            staged = read_changes(source, pipeline, plan.facts["upto_lsn"], plan.window, root)
+        facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,
+                 "transactions": staged.transactions, "oldest_commit": staged.oldest_commit,
+                 "newest_commit": staged.newest_commit}
+        return Extracted(batch.index, staged.files, staged.changes, staged.seconds, {}, facts)
+
+    def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
+             on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
+        """Merges the staged files, then confirms the slot at the plan's LSN.
+
+        Returns:
+            ``facts``: ``slot`` (``lag_seconds``: the oldest applied change, commit at the source to
+            warehouse commit; ``freshest_lag_seconds``: the newest; ``changes_applied``,
+            ``changes_read``, ``slot_moved``).
+
+        Raises:
+            SchemaChanged: The policy rejects a difference between source and target (nothing written).
+        """
+        pipeline = run.pipeline
+        files = [f for e in extracted for f in e.files]
+        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        result = apply_changes(run, columns, [open_path(f.path) for f in files], on_schema_change=on_schema_change,
+                               snapshot=bool(extracted) and all(e.facts.get("kind") == SNAPSHOT for e in extracted))
+        committed = datetime.now(timezone.utc)
+        upto = next((e.facts["upto_lsn"] for e in extracted if e.facts.get("upto_lsn")), None)
+        moved = slots.confirm(run.source, pipeline.cdc_slot, upto) if upto else False
+        measured = slots.health(run.source, pipeline.cdc_slot)
+        oldest = min((datetime.fromisoformat(e.facts["oldest_commit"]) for e in extracted
+                      if e.facts.get("oldest_commit")), default=None)
+        newest = max((datetime.fromisoformat(e.facts["newest_commit"]) for e in extracted
+                      if e.facts.get("newest_commit")), default=None)
+        slot = {"retained_wal_bytes": measured.retained_wal_bytes, "wal_status": measured.wal_status,
+                "lag_seconds": round((committed - oldest).total_seconds(), 3) if oldest else 0.0,
+                "freshest_lag_seconds": round((committed - newest).total_seconds(), 3) if newest else 0.0,
+                "changes_applied": result.merged, "changes_read": result.staged,
+                "confirmed_lsn": measured.confirmed_flush_lsn, "slot_moved": moved}
+        return Loaded(files=len(files), staged=result.staged, merged=result.merged,
+                      bytes=sum(f.bytes for f in files), seconds=result.seconds,
+                      schema_changes=tuple(c.to_dict() for c in result.schema_changes), phases=result.phases,
+                      facts={"slot": slot})
+
+    def health(self, run: Run, loaded: Loaded | None = None) -> Health:
+        """The slot's health: after a load, from the figures the load measured (``Loaded.facts["slot"]``);
+        on its own (the daily ``health`` task), measured now, with the lag since the watermark, and a
+        missing or invalidated slot alerts.
+
+        Returns:
+            ``detail``: ``retained_wal_bytes``, ``wal_status``, ``lag_seconds`` and the load's or the
+            slot's other figures (:meth:`SlotHealth.to_dict`); ``alerts``: the thresholds crossed.
+        """
+        pipeline = run.pipeline
+        if loaded is not None:
+            info = dict(loaded.facts["slot"])
+            alerts = threshold_alerts(pipeline, info)
+            return Health(HEALTH_STEP, loaded.merged, int(info["retained_wal_bytes"]), tuple(alerts), info)
+        measured = slots.health(run.source, pipeline.cdc_slot)
+        watermark = state.read_state(run.warehouse, pipeline.name).high_watermark
+        info = {**measured.to_dict(), "retained_wal_bytes": measured.retained_wal_bytes,
+                "wal_status": measured.wal_status,
+                "lag_seconds": (datetime.now(timezone.utc) - watermark).total_seconds() if watermark else 0.0}
+        alerts = threshold_alerts(pipeline, info)
+        if watermark is not None and (not measured.exists or measured.invalidated):
+            alerts.append(f"replication slot {pipeline.cdc_slot} is "
+                          f"{'missing' if not measured.exists else 'invalidated'}; "
+                          f"way back: {slots.resnapshot_path(pipeline)}")
+        return Health(HEALTH_STEP, 0, measured.retained_wal_bytes, tuple(alerts), info)
+
+
+def threshold_alerts(pipeline: Pipeline, slot_info: dict[str, Any]) -> list[str]:
+    """One line per threshold crossed (retained WAL bytes, lag seconds); empty when healthy."""
+    lines = []
+    if slot_info["retained_wal_bytes"] > pipeline.cdc.max_retained_wal_bytes:
+        lines.append(f"slot {pipeline.cdc_slot} retains {slot_info['retained_wal_bytes']} bytes of WAL at the source "
+                     f"(threshold cdc.max_retained_wal_bytes = {pipeline.cdc.max_retained_wal_bytes})")
+    if slot_info["lag_seconds"] > pipeline.cdc.max_lag_seconds:
+        lines.append(f"changes reached the warehouse {slot_info['lag_seconds']} s after they committed "
+                     f"(threshold cdc.max_lag_seconds = {pipeline.cdc.max_lag_seconds})")
+    return lines

@@ -1,0 +1,66 @@
+"""The sync mode: how a pipeline's changes are found, behind one protocol, chosen once per task.
+
+A :class:`Mode` is what differs between the two ways a pipeline finds its changes; everything else
+(the DAG's shape, the audit rows, failure handling, the late horizon, reconcile and validate) is the
+same for both and lives in :mod:`warehouse_sync.tasks`. The two implementations, each in its own
+room and neither importing the other (the pattern of dlt's table-loader backends and PeerDB's
+connector interfaces):
+
+* :class:`warehouse_sync.sync.mode.CursorMode` (``mode: cursor``) — windows of the cursor column in
+  keyset batches;
+* :class:`warehouse_sync.cdc.mode.CdcMode` (``mode: cdc``) — a logical replication slot's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
+from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
+from warehouse_sync.run import Run
+
+SchemaChangeHandler = Callable[[dict[str, Any]], Any]
+
+
+class Mode(Protocol):
+    """The four steps a sync mode implements; each takes the :class:`~warehouse_sync.run.Run`.
+
+    Steps commit what they write and leave both connections with no open transaction; each is
+    idempotent for the same plan (a retried task leaves the same warehouse).
+    """
+
+    name: str
+
+    def plan(self, run: Run, start: RunStart) -> Plan:
+        """Decides the run's window and batches (what the extract task is mapped over)."""
+        ...
+
+    def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
+        """Stages one batch as Parquet files under the staging root ``root``."""
+        ...
+
+    def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
+             on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
+        """Merges the staged files into the target (version-guarded, one transaction)."""
+        ...
+
+    def health(self, run: Run, loaded: Loaded | None = None) -> Health | None:
+        """What the mode holds at the source and its thresholds (after a load, or on its own); ``None``: nothing."""
+        ...
+
+
+def mode_for(pipeline: Pipeline, schedule: str = SYNC_SCHEDULE) -> Mode:
+    """The pipeline's mode (``pipeline.mode``), imported only when chosen.
+
+    Args:
+        pipeline: The table's configuration.
+        schedule: The sync DAG's cron expression (UTC): cursor mode's manual runs with a logical date.
+    """
+    if pipeline.mode == "cdc":
+        from warehouse_sync.cdc.mode import CdcMode
+
+        return CdcMode()
+    from warehouse_sync.sync.mode import CursorMode
+
+    return CursorMode(schedule)

@@ -1,0 +1,106 @@
+"""Cursor mode (``mode: cursor``, the default): windows of the cursor column, read in keyset batches.
+
+:class:`CursorMode` is this mode's side of :class:`warehouse_sync.modes.Mode`; the task bodies in
+:mod:`warehouse_sync.tasks` call it and do the audit rows and failure handling for both modes.
+
+* **plan** checks the source, decides the run's window (:func:`.plan.run_window`), waits out late
+  commits (:func:`warehouse_sync.db.inflight.wait_for_inflight`), cuts keyset batches
+  (:func:`.plan.plan_batches`) and, for a snapshot into a new target, creates the run's build table
+  (:func:`.snapshot.prepare`).
+* **extract** reads one batch into its Parquet file (and the build table) (:func:`.extract.extract_batch`).
+* **load** merges the window's files into the target (:func:`.load.load_files`).
+* **health** has nothing to report: a cursor holds nothing at the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from warehouse_sync.bookkeeping import state
+from warehouse_sync.config import SYNC_SCHEDULE
+from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
+from warehouse_sync.run import Run
+from warehouse_sync.sync import snapshot
+from warehouse_sync.sync.extract import extract_batch
+from warehouse_sync.sync.load import load_files
+from warehouse_sync.sync.plan import plan_batches, run_window
+from warehouse_sync.target.ddl import SchemaChangeHandler
+from warehouse_sync.timing import Phases
+
+log = logging.getLogger(__name__)
+
+
+class CursorMode:
+    """Windows of the pipeline's cursor column, split into keyset batches (module docstring)."""
+
+    name = "cursor"
+
+    def __init__(self, schedule: str = SYNC_SCHEDULE) -> None:
+        """Args: schedule: the sync DAG's cron expression (UTC), for manual runs with a logical date."""
+        self.schedule = schedule
+
+    def plan(self, run: Run, start: RunStart) -> Plan:
+        """Validates the source, decides the window, settles late commits, cuts keyset batches.
+
+        Returns:
+            The plan; ``facts``: ``build_table`` (the snapshot's build table, or ``None``).
+
+        Raises:
+            TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+        """
+        started, phases = time.monotonic(), Phases()
+        pipeline = run.pipeline
+        with phases.timed("describe"):
+            columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        known = state.read_state(run.warehouse, pipeline.name)
+        window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
+        with phases.timed("settle"):
+            late_horizon = wait_for_inflight(run.source, window.end, pipeline.settle_timeout_seconds)
+        if late_horizon is not None:
+            state.hold_late_horizon(run.warehouse, pipeline.name, late_horizon)
+        with phases.timed("boundaries"):
+            batches = plan_batches(run.source, pipeline, window)
+        build = None
+        if window.is_snapshot and batches:
+            with phases.timed("build_table"):
+                build = snapshot.prepare(run, columns)
+        log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
+                 pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
+        return Plan(window, why, tuple(batches), late_horizon, {"build_table": str(build) if build else None},
+                    time.monotonic() - started, phases.to_dict())
+
+    def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
+        """Writes one batch to its Parquet file under ``root``; in a snapshot into a new target also into
+        the run's build table (:mod:`.snapshot`)."""
+        pipeline = run.pipeline
+        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        build = snapshot.build_for(run) if plan.window.is_snapshot else None
+        run.warehouse.commit()
+        return extract_batch(run.source, pipeline, columns, plan.window, batch, root,
+                             warehouse=run.warehouse if build else None, build=build)
+
+    def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
+             on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
+        """COPYs the window's files into staging and merges them into the target in one transaction,
+        first applying the source schema changes the ``schema_changes`` policy accepts.
+
+        Raises:
+            SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).
+        """
+        pipeline = run.pipeline
+        files = [f for e in sorted(extracted, key=lambda e: e.batch_index) for f in e.files]
+        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        result = load_files(run, columns, [open_path(f.path) for f in files], snapshot=plan.window.is_snapshot,
+                            on_schema_change=on_schema_change)
+        return Loaded(files=len(files), staged=result.staged, merged=result.merged,
+                      bytes=sum(f.bytes for f in files), seconds=result.seconds, backfilled=result.backfilled,
+                      schema_changes=tuple(c.to_dict() for c in result.schema_changes), phases=result.phases)
+
+    def health(self, run: Run, loaded: Loaded | None = None) -> Health | None:
+        """Nothing to report: a cursor pipeline holds no resource at the source."""
+        return None

@@ -1,0 +1,12 @@
+"""What both sync modes write through: the target's schema and DDL, bulk COPY, and staged files.
+
+Neither mode's room (:mod:`warehouse_sync.sync`, :mod:`warehouse_sync.cdc`) imports the other; both
+stand on this one.
+
+* :mod:`.schema` — source vs target columns and the pipeline's ``schema_changes`` policy (pure).
+* :mod:`.ddl` — create the target, run the policy's decision (alter, back-fill), reject and report;
+  the cursor index and ANALYZE after a load.
+* :mod:`.bulk_copy` — Arrow record batches (or Parquet files) into a table by binary (or CSV) ``COPY``.
+* :mod:`.parquet` — the one staged-file writer: temporary name, rename, orphans, snappy.
+* :mod:`.staging` — staged file names and folders, a killed write's orphans, retention of old windows.
+"""
