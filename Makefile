@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test airflow reconcile lock bench bench-reconcile bench-cdc bench-phases clean
+.PHONY: install demo test lint airflow reconcile lock bench bench-reconcile bench-cdc bench-phases clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -37,6 +37,11 @@ demo: install
 # scheduler (a real airflow scheduler, dag-processor and api-server: every way a run starts).
 test: install
 	$(PY) -m pytest
+
+# Style gate: ruff (every Python folder) and mypy (plugins/warehouse_sync); both configured in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check plugins dags tools tests bench
+	$(VENV)/bin/mypy
 
 # One layer: make test-unit, test-dags, test-db, test-airflow, test-browser, test-scheduler.
 test-%: install

@@ -19,7 +19,6 @@ import json
 import os
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from psycopg import sql
@@ -74,7 +73,8 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str) -> dict[str, Any]:
         slot = result.loaded.facts["slot"]
         record.update({k: slot[k] for k in ("lag_seconds", "freshest_lag_seconds", "retained_wal_bytes")})
     print(f"[bench-cdc] {label:<16} {pipeline.mode:<6} {record['seconds']:7.2f} s, {record['rows_read']} read, "
-          f"{record['rows_merged']} merged" + (f", lag {record['lag_seconds']:.1f} s" if "lag_seconds" in record else ""),
+          f"{record['rows_merged']} merged"
+          + (f", lag {record['lag_seconds']:.1f} s" if "lag_seconds" in record else ""),
           flush=True)
     return record
 

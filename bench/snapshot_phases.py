@@ -147,8 +147,8 @@ def profile_once(src: Any, wh: Any, pipeline: Any, window_end: datetime) -> str:
     profiler.disable()
     out.write(f"== {pipeline.source}: extract of batch 0 ({first.rows} rows), top 15 by own time\n")
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
-    paths = [first.files[0].path] + [extract.extract_batch(src, pipeline, columns, window, b, staging_root()).files[0].path
-                                     for b in batches[1:]]
+    paths = [first.files[0].path] + [
+        extract.extract_batch(src, pipeline, columns, window, b, staging_root()).files[0].path for b in batches[1:]]
     profiler = cProfile.Profile()
     profiler.enable()
     load.load_files(Run(pipeline, src, wh, "phases-profile"), columns, [as_path(p) for p in paths], snapshot=True)
@@ -260,7 +260,8 @@ def table_markdown(results: dict[str, dict[str, Any]], scale: float, measured: s
     lines.append("| snapshot / limit | " + " | ".join(
         f"{totals[n] / results[n]['limit_s']:.2f} | " for n in names) + " |")
     if all("dag_move_s" in results[n] for n in names):
-        lines.append("| the same snapshot through the DAG (dag.test()): plan + extract + load task seconds | " + " | ".join(
+        dag_label = "| the same snapshot through the DAG (dag.test()): plan + extract + load task seconds | "
+        lines.append(dag_label + " | ".join(
             f"{results[n]['dag_move_s']:.2f} ({results[n]['dag_plan_s']:.2f} / {results[n]['dag_extract_s']:.2f} / "
             f"{results[n]['dag_load_s']:.2f}) | {results[n]['dag_move_s'] / totals[n]:.0%}" for n in names) + " |")
         lines.append("| DAG task seconds / limit | " + " | ".join(

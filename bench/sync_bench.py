@@ -49,15 +49,17 @@ from devkit.paths import CONFIG
 from devkit.paths import REPO as REPO_ROOT
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.config import load_config
-from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.catalog import column_definitions, describe_source
 from warehouse_sync.db.connections import SOURCE_CONN_ID
 from warehouse_sync.db.statements import idents, table_ident
 from warehouse_sync.model import TableRef
-from warehouse_sync.db.catalog import column_definitions
 
 # The same change at every scale factor: orders inserted and deleted (with their lineitems), orders updated.
 WORKLOAD = {"orders": 1500, "updated_orders": 15000}
-TABLES = {"tpch.orders": ("tpch_orders", ("o_orderkey",)), "tpch.lineitem": ("tpch_lineitem", ("l_orderkey", "l_linenumber"))}
+TABLES = {
+    "tpch.orders": ("tpch_orders", ("o_orderkey",)),
+    "tpch.lineitem": ("tpch_lineitem", ("l_orderkey", "l_linenumber")),
+}
 LIMIT_SCHEMA = "bench_limit"
 STAGING = REPO_ROOT / ".bench" / "staging"
 

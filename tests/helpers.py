@@ -48,7 +48,10 @@ def items_pipeline(**overrides: Any) -> Pipeline:
 
 
 def create_items(conn, rows: list[tuple]) -> None:
-    """Creates ``t_src.items`` and inserts rows ``(tenant, id, amount, note, flag, born, seen_at, ratio, updated_at)``."""
+    """Creates ``t_src.items`` and inserts rows.
+
+    Rows: ``(tenant, id, amount, note, flag, born, seen_at, ratio, updated_at)``.
+    """
     conn.execute(ITEMS_DDL)
     insert_items(conn, rows)
 

@@ -45,11 +45,13 @@ def main() -> None:
     resource_ = sql_table(
         credentials=args.source_url, schema=args.schema, table=args.table, backend=args.backend,
         chunk_size=args.chunk_size, incremental=dlt.sources.incremental("updated_at"),
-        **({"backend_kwargs": {"conn": args.source_url.replace("postgresql+psycopg2", "postgresql").replace("@/", "@localhost/")}}
+        **({"backend_kwargs": {"conn": args.source_url.replace("postgresql+psycopg2", "postgresql")
+                                                     .replace("@/", "@localhost/")}}
            if args.backend == "connectorx" else {}),
     )
     resource_.apply_hints(primary_key=args.primary_key.split(","), write_disposition="merge")
-    pipeline = dlt.pipeline(pipeline_name=f"bench_{args.table}", destination=dlt.destinations.postgres(_credentials(args.dest_url)),
+    pipeline = dlt.pipeline(pipeline_name=f"bench_{args.table}",
+                            destination=dlt.destinations.postgres(_credentials(args.dest_url)),
                             dataset_name=args.dataset, pipelines_dir=args.pipelines_dir)
     started = time.perf_counter()
     pipeline.run(resource_)

@@ -123,8 +123,10 @@ def alert_schema_change(context: Any, alerts: Alerts, table: str, report: dict[s
 
 
 def alert_health(context: Any, alerts: Alerts, table: str, lines: list[str]) -> list[str]:
-    """Sends the health lines a mode reported over its thresholds (CDC: the replication slot's retained
-    WAL or lag, a missing slot); nothing when there are none."""
+    """Sends the health lines a mode reported over its thresholds; nothing when there are none.
+
+    CDC: the replication slot's retained WAL or lag, a missing slot.
+    """
     if not lines:
         return []
     return send(alerts, f"[warehouse-sync] {table}: health over threshold", list(lines), context)

@@ -1,6 +1,7 @@
-"""Plain values every room shares: a table's name, a window of the cursor, how a run started, a batch,
-and the typed results of a run's steps (its plan, what an extract staged, what a load merged, the
-mode's health).
+"""Plain values every room shares: table names, cursor windows, run starts, batches and step results.
+
+A table's name, a window of the cursor, how a run started, a batch, and the typed results of a run's steps (its
+plan, what an extract staged, what a load merged, the mode's health).
 
 Frozen dataclasses with no database and no Airflow in them, so that ``sync``, ``cdc``, ``reconcile``,
 ``quality`` and ``bookkeeping`` can all speak of a window without importing each other. They cross

@@ -58,9 +58,11 @@ DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
 
 @contextmanager
 def fail_fast() -> Iterator[None]:
-    """Re-raises a deterministic error (:data:`DETERMINISTIC_ERRORS`) as ``AirflowFailException``, so
-    Airflow fails the task without retrying it; lost connections, timeouts, serialization failures
-    and deadlocks propagate as they are and keep their retries."""
+    """Re-raises a deterministic error (:data:`DETERMINISTIC_ERRORS`) as ``AirflowFailException``.
+
+    Airflow then fails the task without retrying it; lost connections, timeouts, serialization failures and
+    deadlocks propagate as they are and keep their retries.
+    """
     try:
         yield
     except DETERMINISTIC_ERRORS as exc:
@@ -84,6 +86,7 @@ def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
     """Validates the source, decides the run's window, settles late commits, splits it into batches.
 
     Args:
+        run: The pipeline, its two connections and the run id.
         start: How the run started (its Airflow context values); see :func:`.sync.plan.run_window`.
         schedule: The DAG's cron expression (UTC), for manual runs with a logical date.
 
@@ -118,10 +121,15 @@ def extract(run: Run, planned: Plan, batch: Batch, root: Any = None) -> Extracte
 
 def load(run: Run, planned: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any] | None = None,
          on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
-    """Merges the window's staged files into the target (one transaction, version-guarded), releases the
-    late horizon, and records the mode's health (CDC: the slot), whose alerts the result carries.
+    """Merges the window's staged files into the target (one transaction, version-guarded).
+
+    Then releases the late horizon, and records the mode's health (CDC: the slot), whose alerts the result
+    carries.
 
     Args:
+        run: The pipeline, its two connections and the run id.
+        planned: The run's plan: its window and late horizon.
+        extracted: One result per batch, in batch order: the staged files.
         open_path: Turns a file's URI into a readable path (default ``ObjectStoragePath``).
         on_schema_change: Called with the schema changes the load recorded (applied, kept, ignored or
             rejected): ``{"table", "source", "policy", "changes": [...]}``.
@@ -148,8 +156,10 @@ def _record_health(run: Run, window: Window, health: Health) -> None:
 
 
 def health(run: Run) -> Health | None:
-    """The mode's health on its own (the daily reconcile DAG's ``health`` task), so that a paused sync DAG
-    whose replication slot keeps WAL still shows on the data-quality page and alerts.
+    """The mode's health on its own (the daily reconcile DAG's ``health`` task).
+
+    It runs there so that a paused sync DAG whose replication slot keeps WAL still shows on the data-quality page
+    and alerts.
 
     Returns:
         The health recorded (its ``alerts`` the thresholds crossed), or ``None`` (cursor mode: nothing held).
@@ -218,6 +228,9 @@ def clean_staging(warehouse: psycopg.Connection, pipeline: Pipeline, run_id: str
     ``{"kept_bytes", "kept_files", "removed_windows", "retention_days", "errors"}``.
 
     Args:
+        warehouse: Warehouse connection (the audit row is written here).
+        pipeline: The table's configuration (its name and ``staging_retention_days``).
+        run_id: Airflow run id (of the audit row).
         root: Staging root (default: the staging root setting).
         now: The current time (timezone-aware; default: the clock).
 

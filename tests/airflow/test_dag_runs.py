@@ -78,7 +78,8 @@ def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_s
     assert {k for (k,) in marked} == tpch.deleted_keys(tpch_source, 1)  # RF2: exactly those keys, kept as tombstones
     checks = warehouse.execute(
         "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "
-        "WHERE step IN ('reconcile_window', 'reconcile_keys') AND window_end = %s", (ANCHOR + runner.WINDOW,)).fetchone()
+        "WHERE step IN ('reconcile_window', 'reconcile_keys') AND window_end = %s",
+        (ANCHOR + runner.WINDOW,)).fetchone()
     assert checks == (2, 4)  # windows match; the tables' key sets drifted (RF2 deletes) ...
     after = warehouse.execute(
         "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "

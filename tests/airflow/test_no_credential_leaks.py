@@ -253,7 +253,8 @@ def test_no_credential_reaches_environ_xcoms_logs_exceptions_or_data_docs(
     docs = tmp_path / "reports" / "data_docs"
     assert list(docs.rglob("*.html")), "validate wrote no Data Docs"
     airflow_home = Path(os.environ["AIRFLOW_HOME"])
-    log_files = [p for p in (airflow_home / "logs").rglob("*") if p.is_file()] if (airflow_home / "logs").exists() else []
+    log_files = ([p for p in (airflow_home / "logs").rglob("*") if p.is_file()]
+                 if (airflow_home / "logs").exists() else [])
     # dag.test()'s in-process comms (InProcessSupervisorComms.send) log every request at DEBUG, so
     # also the MaskSecret request by which Airflow registers the connection's password with its
     # secrets masker. That line exists only under dag.test(): a worker's task runner does not log
@@ -262,7 +263,7 @@ def test_no_credential_reaches_environ_xcoms_logs_exceptions_or_data_docs(
     console_out, console_err = (HARNESS_LINE.sub("(dag.test comms: MaskSecret request)", text)
                                 for text in (console.out, console.err))
     logged = {r.name for r in caplog.records if r.levelno == logging.INFO and r.name.startswith("warehouse_sync.")}
-    assert {"warehouse_sync.tasks", "warehouse_sync.sync.extract", "warehouse_sync.sync.load",
+    assert {"warehouse_sync.sync.mode", "warehouse_sync.sync.extract", "warehouse_sync.sync.load",
             "warehouse_sync.quality.validate"} <= logged, logged  # the capture saw the tasks' own lines
     assert "[task]" in console.out, "no line of Airflow's task runner captured"
 

@@ -34,7 +34,8 @@ ANCHOR = runner.floor_window(datetime.now(timezone.utc))
 USER, PASSWORD = "analyst", "analyst-test-password"
 # Skipped only where Chromium is absent, and never in CI (.ci/run installs it and sets the variable).
 needs_chromium = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not os.environ.get("WAREHOUSE_SYNC_REQUIRE_BROWSER"),
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists())
+    and not os.environ.get("WAREHOUSE_SYNC_REQUIRE_BROWSER"),
     reason="Debian chromium and chromium-driver are not installed")
 
 
@@ -147,7 +148,8 @@ def test_the_page_shows_both_tables_and_the_broken_row_in_a_real_browser(api_ser
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2200"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1400,2200"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -159,8 +161,10 @@ def test_the_page_shows_both_tables_and_the_broken_row_in_a_real_browser(api_ser
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "data_quality_page.png"))
         assert "tpch.orders" in text and "tpch.lineitem" in text
-        failed = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "section#tpch_orders table.expectations tr.failed")]
-        assert any("order status is O, F or P" in row and f"o_orderkey {synced['broken']}" in row for row in failed), failed
+        failed = [row.text for row in driver.find_elements(By.CSS_SELECTOR,
+                                                           "section#tpch_orders table.expectations tr.failed")]
+        assert any("order status is O, F or P" in row and f"o_orderkey {synced['broken']}" in row
+                   for row in failed), failed
         assert any("total price is not negative" in row for row in failed), failed
         runs = driver.find_elements(By.CSS_SELECTOR, "section#tpch_lineitem table.runs tbody tr")
         assert len(runs) == 3 and "all " in runs[0].text and "expectations passed" in runs[0].text

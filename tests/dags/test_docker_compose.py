@@ -41,7 +41,8 @@ def test_celery_uses_the_redis_broker_and_the_metadata_database_as_result_backen
     services = compose()["services"]
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
-        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env[
+            "AIRFLOW__CELERY__BROKER_URL"]
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://") and "@airflow-db/" in env[
             "AIRFLOW__CELERY__RESULT_BACKEND"]
         assert "redis" in services[name]["depends_on"], name

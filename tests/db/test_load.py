@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from helpers import T0, create_items, create_lines, items_pipeline, lines_pipeline, simple_rows, sync_window, warehouse_rows
+from helpers import (
+    T0,
+    create_items,
+    create_lines,
+    items_pipeline,
+    lines_pipeline,
+    simple_rows,
+    sync_window,
+    warehouse_rows,
+)
 
 from warehouse_sync.target.schema import SchemaChanged
 
@@ -125,9 +134,10 @@ CREATE TABLE t_src.docs (id bigint PRIMARY KEY, u uuid, j json, jb jsonb, t time
 
 @pytest.mark.parametrize("full_snapshot", [True, False], ids=["copied into empty target", "staged and merged"])
 def test_types_without_a_binary_encoding_load_exactly_through_csv(source, warehouse, tmp_path, full_snapshot):
+    from helpers import make_pipeline
+
     from warehouse_sync.db.catalog import describe_source
     from warehouse_sync.target.bulk_copy import binary_ready
-    from helpers import make_pipeline
 
     source.execute(OTHER_TYPES_DDL)
     source.execute("INSERT INTO t_src.docs VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"b\": [1, 2]}', "

@@ -11,8 +11,8 @@ from helpers import T0, create_items, insert_items, items_pipeline, simple_rows,
 
 from devkit.servers import object_keys, s3_client
 from warehouse_sync import tasks
-from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart, Window
+from warehouse_sync.run import Run
 from warehouse_sync.storage import staging_root
 from warehouse_sync.target.staging import window_folder_name
 

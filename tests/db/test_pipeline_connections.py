@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 from helpers import items_pipeline
+from psycopg.conninfo import conninfo_to_dict
 
 from warehouse_sync.db.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, source_and_warehouse
 

@@ -40,7 +40,8 @@ def results(warehouse, run_id):
     return {r[0]: r[1:] for r in rows}
 
 
-def test_a_broken_row_fails_the_fail_expectation_names_its_key_and_is_recorded(source, warehouse, tmp_path, reports, url):
+def test_a_broken_row_fails_the_fail_expectation_names_its_key_and_is_recorded(
+        source, warehouse, tmp_path, reports, url):
     pipeline = lines_pipeline(expectations=EXPECTATIONS)
     create_lines(source, orders=50)
     source.execute("UPDATE t_src.lines SET qty = 999 WHERE order_id = 7 AND line = 2")  # the trigger-free cursor stays
@@ -81,7 +82,8 @@ def test_a_window_far_above_the_recent_volume_is_a_volume_warning(source, wareho
     create_lines(source, orders=900)  # 3600 lines, one per second of the hour after T0: 600 per window
     burst = T0 + 5 * WINDOW + timedelta(seconds=30)
     with source.cursor() as cur:
-        cur.executemany("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'burst', %s)", [(o, burst) for o in range(1001, 2201)])
+        cur.executemany("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'burst', %s)",
+                        [(o, burst) for o in range(1001, 2201)])
     source.commit()
     warned = {}
     for k in range(6):
@@ -89,7 +91,8 @@ def test_a_window_far_above_the_recent_volume_is_a_volume_warning(source, wareho
         planned = sync_window(source, warehouse, pipeline, start, start + WINDOW, tmp_path, run_id=f"w{k}")["planned"]
         warned[k] = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), f"w{k}")["warned"]
     assert all(not warned[k] for k in range(5)), warned
-    assert len(warned[5]) == 1 and "rows in the window within 50% of the recent median (600): observed 1800" in warned[5][0]
+    assert len(warned[5]) == 1 and (
+        "rows in the window within 50% of the recent median (600): observed 1800" in warned[5][0])
 
 
 def lines_of_one_second_each(warehouse, rows=100_000):

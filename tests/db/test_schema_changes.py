@@ -33,14 +33,16 @@ def run(source, warehouse, pipeline, start, end, root, run_id="test", calls=None
 def column_type(conn, table: str, column: str) -> tuple[str, bool] | None:
     """``(format_type, not null)`` of a column, or ``None`` when the table has no such column."""
     row = conn.execute("SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
-                       "WHERE attrelid = %s::regclass AND attname = %s AND NOT attisdropped", (table, column)).fetchone()
+                       "WHERE attrelid = %s::regclass AND attname = %s AND NOT attisdropped",
+                       (table, column)).fetchone()
     conn.commit()
     return row
 
 
 def history(warehouse, pipeline: str) -> list[tuple]:
     rows = warehouse.execute("SELECT column_name, change, old_type, new_type, policy, outcome, run_id "
-                             "FROM warehouse_sync.schema_history WHERE pipeline = %s ORDER BY id", (pipeline,)).fetchall()
+                             "FROM warehouse_sync.schema_history WHERE pipeline = %s ORDER BY id",
+                             (pipeline,)).fetchall()
     warehouse.commit()
     return rows
 
@@ -85,7 +87,8 @@ def test_evolve_adds_a_new_column_back_fills_existing_rows_and_reconciles_it(sou
     (call,) = calls
     assert call["table"] == "t_dst.lines" and call["policy"] == "evolve"
     assert [(c["column"], c["change"], c["outcome"]) for c in call["changes"]] == [("currency", "added", "applied")]
-    detail = warehouse.execute("SELECT detail FROM warehouse_sync.audit WHERE step = 'load' AND run_id = 'adds'").fetchone()[0]
+    detail = warehouse.execute(
+        "SELECT detail FROM warehouse_sync.audit WHERE step = 'load' AND run_id = 'adds'").fetchone()[0]
     assert detail["backfilled"] == 72 and detail["schema_changes"][0]["column"] == "currency"
 
     later = run(source, warehouse, pipeline, T0 + 2 * HOUR, T0 + 4 * HOUR, tmp_path, run_id="after", calls=calls)
@@ -142,7 +145,8 @@ def test_freeze_fails_on_a_new_column_naming_it_and_commits_nothing(source, ware
     assert history(warehouse, "lines") == [("currency", "added", None, "character(3)", "freeze", "rejected", "frozen")]
     assert [c["outcome"] for c in calls[0]["changes"]] == ["rejected"]
     assert SchemaChanged in tasks.DETERMINISTIC_ERRORS  # fails the task without retries
-    status = warehouse.execute("SELECT status FROM warehouse_sync.audit WHERE step = 'load' AND run_id = 'frozen'").fetchone()
+    status = warehouse.execute(
+        "SELECT status FROM warehouse_sync.audit WHERE step = 'load' AND run_id = 'frozen'").fetchone()
     assert status == ("failed",)
 
 
@@ -220,7 +224,8 @@ def test_freeze_and_discard_refuse_a_widening_and_commit_nothing(source, warehou
 
 NUMS_DDL = """
 CREATE TABLE t_src.nums (id bigint PRIMARY KEY, big bigint, label text, updated_at timestamptz NOT NULL);
-INSERT INTO t_src.nums SELECT i, i * 7, 'label ' || i, %(t0)s + i * interval '1 second' FROM generate_series(1, 12) AS i;
+INSERT INTO t_src.nums SELECT i, i * 7, 'label ' || i, %(t0)s + i * interval '1 second' \
+FROM generate_series(1, 12) AS i;
 """
 NARROWINGS = {
     "bigint->integer": ("big", "ALTER TABLE t_src.nums ALTER COLUMN big TYPE integer", "bigint"),

@@ -14,9 +14,9 @@ import pytest
 from helpers import T0, create_items, insert_items, items_pipeline, simple_rows, sync_window, warehouse_rows
 
 from warehouse_sync import tasks
-from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart, Window
 from warehouse_sync.quality.page import collect, staging_text
+from warehouse_sync.run import Run
 from warehouse_sync.sync import extract as extract_module
 from warehouse_sync.target.staging import window_folder_name
 

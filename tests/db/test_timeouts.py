@@ -29,8 +29,8 @@ from warehouse_sync.db.connections import (
     source_and_warehouse,
     sqlalchemy_url,
 )
-from warehouse_sync.run import Run
 from warehouse_sync.model import RunStart
+from warehouse_sync.run import Run
 
 PASSWORD = "s3cret-never-shown"
 HUNG_BOUND_SECONDS = 30  # the requirement: a hung server fails the task within 30 s
@@ -88,12 +88,14 @@ def test_a_source_that_accepts_and_never_answers_fails_the_extract_task_within_3
     assert accepted, "the server accepted the connection: the wait was for an answer, not a refusal"
     assert seconds < HUNG_BOUND_SECONDS, f"failed after {seconds:.1f} s"
     message = str(failed.value)
-    assert message == f"cannot connect to Airflow connection 'source_postgres' (host 127.0.0.1:{port}): timeout after 10 s"
+    assert message == (f"cannot connect to Airflow connection 'source_postgres' (host 127.0.0.1:{port}): "
+                       "timeout after 10 s")
     assert PASSWORD not in message and PASSWORD not in repr(failed.value)
     assert not isinstance(failed.value, tasks.DETERMINISTIC_ERRORS)
 
 
-def test_a_hung_warehouse_fails_after_the_connect_timeout_its_extra_sets_and_names_it(db_uris, hung_server, monkeypatch):
+def test_a_hung_warehouse_fails_after_the_connect_timeout_its_extra_sets_and_names_it(
+        db_uris, hung_server, monkeypatch):
     port, accepted = hung_server
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_POSTGRES", hung_uri(port, connect_timeout="3"))
     started = time.monotonic()
@@ -168,7 +170,8 @@ def test_source_sessions_get_the_pipelines_timeouts_and_a_connection_extra_wins(
         assert isinstance(failed.value, psycopg.errors.QueryCanceled)
 
     monkeypatch.setenv("AIRFLOW_CONN_SOURCE_POSTGRES",
-                       with_extra(db_uris[SOURCE_CONN_ID], statement_timeout="2500", lock_timeout="4s", connect_timeout="5"))
+                       with_extra(db_uris[SOURCE_CONN_ID], statement_timeout="2500", lock_timeout="4s",
+                                  connect_timeout="5"))
     with source_and_warehouse(pipeline) as (src, wh):
         assert (show(src, "statement_timeout"), show(src, "lock_timeout")) == ("2500ms", "4s")
         assert src.info.get_parameters()["connect_timeout"] == "5"
@@ -178,16 +181,19 @@ def test_source_sessions_get_the_pipelines_timeouts_and_a_connection_extra_wins(
 def test_an_invalid_timeout_in_a_connection_extra_fails_at_once_naming_connection_and_setting(db_uris, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_POSTGRES", with_extra(db_uris[WAREHOUSE_CONN_ID], lock_timeout="5 parsecs"))
-    with pytest.raises(AirflowFailException, match=r"Airflow connection 'warehouse_postgres' .*lock_timeout '5 parsecs' "
-                                                   r"is not a duration"), tasks.fail_fast(), source_and_warehouse():
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_POSTGRES",
+                       with_extra(db_uris[WAREHOUSE_CONN_ID], lock_timeout="5 parsecs"))
+    with pytest.raises(AirflowFailException,
+                       match=r"Airflow connection 'warehouse_postgres' .*lock_timeout '5 parsecs' "
+                             r"is not a duration"), tasks.fail_fast(), source_and_warehouse():
         pass
 
 
 def test_the_great_expectations_url_carries_the_connect_parameters_and_the_lock_timeout(db_uris, monkeypatch):
     from sqlalchemy import create_engine, text
 
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_POSTGRES", with_extra(db_uris[WAREHOUSE_CONN_ID], statement_timeout="1min"))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_POSTGRES",
+                       with_extra(db_uris[WAREHOUSE_CONN_ID], statement_timeout="1min"))
     engine = create_engine(sqlalchemy_url(connection_uri(WAREHOUSE_CONN_ID, lock_timeout_seconds=7)))
     try:
         with engine.connect() as conn:

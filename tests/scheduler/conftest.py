@@ -16,10 +16,10 @@ What one session starts (once, in the session fixture ``stack``), and stops agai
    be one this layer may drop, and the layer tests Airflow's scheduling, not the server version;
 2. an SMTP server (aiosmtpd ``Controller``) on a free loopback port: the ``smtp_default``
    connection, which the pipeline file's ``alerts`` use;
-3. ``airflow db migrate`` and the pipelines' extract pools (``airflow pools import``), then ``airflow api-server`` (also the execution API the tasks talk to),
-   ``airflow dag-processor`` and ``airflow scheduler`` (``LocalExecutor``) as subprocesses, each in
-   its own process group (``setsid``, and ``PR_SET_PDEATHSIG`` so that it dies with pytest), each
-   logging to ``<tmp>/logs/<component>.log``.
+3. ``airflow db migrate`` and the pipelines' extract pools (``airflow pools import``), then
+   ``airflow api-server`` (also the execution API the tasks talk to), ``airflow dag-processor`` and
+   ``airflow scheduler`` (``LocalExecutor``) as subprocesses, each in its own process group (``setsid``,
+   and ``PR_SET_PDEATHSIG`` so that it dies with pytest), each logging to ``<tmp>/logs/<component>.log``.
 
 Every component gets an environment built from scratch (``scheduler_harness.component_environment``):
 a fresh ``AIRFLOW_HOME``, the repository's ``dags/`` and ``plugins/``, ``PYTHONPATH=plugins:tools``,
@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 import scheduler_harness as h
 
 
@@ -247,7 +246,8 @@ def _wait_until_ready(stack: h.AirflowStack, timeout: float = 180) -> None:
     def dags_parsed():
         errors = stack.query("meta", "SELECT filename, stacktrace FROM import_error")
         if errors:
-            raise AssertionError("DAG import errors:\n" + "\n".join(f"{e['filename']}:\n{e['stacktrace']}" for e in errors)
+            raise AssertionError("DAG import errors:\n"
+                                 + "\n".join(f"{e['filename']}:\n{e['stacktrace']}" for e in errors)
                                  + "\n" + stack.component_logs())
         found = {r["dag_id"] for r in stack.query("meta", "SELECT dag_id FROM serialized_dag")}
         return {h.DAG_ID, h.RECONCILE_DAG_ID} <= found
@@ -315,7 +315,8 @@ def synced(stack):
     run = stack.trigger(f"manual__baseline_{h.utcnow():%Y%m%dT%H%M%S}", "-c", json.dumps({"full_snapshot": True}))
     stack.assert_success(run)
     watermark = stack.high_watermark()
-    assert watermark is not None, "the baseline full_snapshot run left no high watermark\n" + stack.explain(run["run_id"])
+    assert watermark is not None, (
+        "the baseline full_snapshot run left no high watermark\n" + stack.explain(run["run_id"]))
     stack.assert_in_sync(watermark, "baseline full_snapshot run", run["run_id"])
     return watermark
 

@@ -282,7 +282,7 @@ CELERY_PIPELINE = {"batch_size": 25, "initial_load": "window", "per_run_table_ch
 
 
 ANALYST_DAG_ID = "analyst_orders_report"
-# An analyst's DAG scheduled on the asset that sync_sched_orders' load updates (README, "Downstream DAGs").
+# An analyst's DAG scheduled on the asset that sync_sched_orders' load updates (docs/deploy.md, "Downstream DAGs").
 ANALYST_DAG = f'''
 from airflow.sdk import Asset, dag, task
 
@@ -321,7 +321,7 @@ class CeleryRun:
 def celery_environment(broker_url: str, s3_url: str, s3_connection: str) -> dict[str, str]:
     """What the Celery stack changes in every component's environment: executor, broker, result
     backend (the metadata database), and object-storage staging and reports roots with their
-    connection: the settings a Celery deployment changes (README, "Deploy")."""
+    connection: the settings a Celery deployment changes (docs/deploy.md)."""
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
@@ -375,7 +375,8 @@ class AirflowStack:
         for component in self.components:
             state = "running" if component.alive() else f"EXITED rc={component.process.returncode}" \
                 if component.process else "not started"
-            parts.append(f"----- {component.name} ({state}) {component.log_path} -----\n{tail(component.log_path, lines)}")
+            parts.append(f"----- {component.name} ({state}) {component.log_path} -----\n"
+                         f"{tail(component.log_path, lines)}")
         for path in self.extra_logs:
             parts.append(f"----- {path} -----\n{tail(path, lines)}")
         return "\n".join(parts)
@@ -403,7 +404,8 @@ class AirflowStack:
         for ti in failing:
             folder = self.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={ti['task_id']}"
             for path in sorted(folder.rglob("attempt=*.log")):
-                parts.append(f"----- task log {path.relative_to(self.logs_folder)} -----\n{render_task_log(path, lines)}")
+                parts.append(f"----- task log {path.relative_to(self.logs_folder)} -----\n"
+                             f"{render_task_log(path, lines)}")
         return "\n".join(parts) if parts else "(no failed task logs)"
 
     @property
@@ -466,20 +468,20 @@ class AirflowStack:
             return cur.fetchall() if cur.description else []
 
     def run(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, Any] | None:
-        rows = self.query("meta", "SELECT run_id, state, run_type, logical_date, data_interval_start, data_interval_end, "
-                                  "run_after, start_date, end_date, backfill_id, conf FROM dag_run "
+        rows = self.query("meta", "SELECT run_id, state, run_type, logical_date, data_interval_start, "
+                                  "data_interval_end, run_after, start_date, end_date, backfill_id, conf FROM dag_run "
                                   "WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
         return rows[0] if rows else None
 
     def runs(self, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-        return self.query("meta", "SELECT run_id, state, run_type, logical_date, data_interval_start, data_interval_end, "
-                                  "run_after, start_date, end_date, backfill_id FROM dag_run WHERE dag_id = %s "
-                                  "ORDER BY id", (dag_id,))
+        return self.query("meta", "SELECT run_id, state, run_type, logical_date, data_interval_start, "
+                                  "data_interval_end, run_after, start_date, end_date, backfill_id FROM dag_run "
+                                  "WHERE dag_id = %s ORDER BY id", (dag_id,))
 
     def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         return self.query("meta", "SELECT task_id, map_index, state, try_number, hostname, start_date, end_date "
-                                  "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY start_date NULLS LAST, "
-                                  "task_id, map_index", (dag_id, run_id))
+                                  "FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                                  "ORDER BY start_date NULLS LAST, task_id, map_index", (dag_id, run_id))
 
     def is_paused(self, dag_id: str = DAG_ID) -> bool | None:
         rows = self.query("meta", "SELECT is_paused FROM dag WHERE dag_id = %s", (dag_id,))

@@ -22,6 +22,7 @@ Wall times are noted in the session summary (``-s``), never asserted.
 from __future__ import annotations
 
 import time
+
 import psycopg
 import pytest
 import scheduler_harness as h
@@ -62,7 +63,8 @@ def backfill(stack, *extra: str) -> tuple[list[dict], float]:
 
 def extract_hosts(stack, runs: list[dict]) -> dict[str, list[str]]:
     """``{run_id: [hostname of extract 0, 1, …]}``."""
-    return {r["run_id"]: [ti["hostname"] for ti in sorted(stack.task_instances(r["run_id"]), key=lambda t: t["map_index"])
+    return {r["run_id"]: [ti["hostname"]
+                          for ti in sorted(stack.task_instances(r["run_id"]), key=lambda t: t["map_index"])
                           if ti["task_id"] == "extract"] for r in runs}
 
 
@@ -126,7 +128,8 @@ def test_clearing_a_finished_run_reruns_it_and_changes_nothing(celery_stack):
     rerun = stack.wait_for_run(run["run_id"])
     stack.assert_success(rerun)
     assert stack.query("warehouse", "SELECT count(*) AS n FROM warehouse_sync.audit WHERE run_id = %s "
-                                    "AND step = 'load'", (run["run_id"],))[0]["n"] == 2, "the load should have run twice"
+                                    "AND step = 'load'", (run["run_id"],))[0]["n"] == 2, (
+        "the load should have run twice")
     assert stack.checksums(stack.celery.boundary) == before
     assert stack.query("warehouse", "SELECT max(_synced_at) AS t FROM t_sched.orders")[0]["t"] == synced_at, (
         "the rerun merged rows that were already there")

@@ -115,13 +115,14 @@ def test_a_backfill_over_four_windows_run_backwards_three_at_a_time_converges(st
                           "%s + w * interval '2 hours' + k * interval '17 minutes' "
                           "FROM generate_series(0, 3) w, generate_series(1, 3) k", (first,))
     before_source, before_warehouse = stack.checksums(end)
-    assert before_source != before_warehouse and before_source[0] == before_warehouse[0] + 12, (before_source, before_warehouse)
+    assert before_source != before_warehouse and before_source[0] == before_warehouse[0] + 12, (
+        before_source, before_warehouse)
 
     started = time.monotonic()
     stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(), "--to-date",
                   last.isoformat(), "--max-active-runs", "3", "--run-backwards")
-    backfill = stack.query("meta", "SELECT id, max_active_runs FROM backfill WHERE dag_id = %s ORDER BY id DESC LIMIT 1",
-                           (DAG_ID,))
+    backfill = stack.query("meta", "SELECT id, max_active_runs FROM backfill WHERE dag_id = %s "
+                                   "ORDER BY id DESC LIMIT 1", (DAG_ID,))
     assert backfill and backfill[0]["max_active_runs"] == 3, backfill
     backfill_id = backfill[0]["id"]
 
@@ -150,7 +151,8 @@ def test_a_backfill_over_four_windows_run_backwards_three_at_a_time_converges(st
                + ", ".join(f"{r['logical_date']:%H:%M}" for r in by_start))
     for r in runs:
         window = stack.plan_window(r["run_id"])
-        assert window and (window["window_start"], window["window_end"]) == (r["logical_date"], r["logical_date"] + WINDOW), (
+        assert window and (
+            (window["window_start"], window["window_end"]) == (r["logical_date"], r["logical_date"] + WINDOW)), (
             f"backfill run {r['run_id']} should sync its data interval, synced {window}")
     stack.assert_in_sync(end, "backfill over four windows")
 

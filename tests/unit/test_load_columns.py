@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.catalog import column_definitions
+from warehouse_sync.db.catalog import Column, column_definitions
 from warehouse_sync.target.bulk_copy import binary_ready
 from warehouse_sync.target.schema import describe_schema_changes
 

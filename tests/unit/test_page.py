@@ -100,7 +100,8 @@ def test_a_chart_without_windows_has_no_bars_and_all_zero_windows_do_not_divide_
 def test_schema_changes_are_listed_with_types_policy_and_outcome_and_a_rejection_stands_out():
     from warehouse_sync.quality.page import schema_change_view
 
-    rows = [(T0, "r2", "status", "incompatible", "text", "integer", "evolve", "rejected", "the types are not compatible"),
+    rows = [(T0, "r2", "status", "incompatible", "text", "integer", "evolve", "rejected",
+             "the types are not compatible"),
             (T0, "r1", "currency", "added", None, "character(3)", "evolve", "applied", "added <to> the target")]
     view = TableView(ORDERS, runs=orders_view().runs, schema_changes=[schema_change_view(r) for r in rows])
     assert view.schema_changes[0]["types"] == "text → integer" and view.schema_changes[1]["types"] == "character(3)"

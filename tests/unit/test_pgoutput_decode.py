@@ -12,7 +12,15 @@ import pytest
 from warehouse_sync.cdc.apply import _conform
 from warehouse_sync.cdc.changes import META_FIELDS, pg_text_array
 from warehouse_sync.cdc.decode import (
-    UNCHANGED, Begin, Change, Commit, DecodeError, Relation, decode, lsn_to_int, lsn_to_text,
+    UNCHANGED,
+    Begin,
+    Change,
+    Commit,
+    DecodeError,
+    Relation,
+    decode,
+    lsn_to_int,
+    lsn_to_text,
 )
 
 CAPTURED = Path(__file__).parent / "data" / "pgoutput_changes.bin"

@@ -1,13 +1,13 @@
-"""Which cursor window a run reads (how it started, first run, lookback, late horizon, snapshot) and the SQL predicates of a
-window and a keyset batch: pure logic, no database."""
+"""Which cursor window a run reads (how it started, first run, lookback, late horizon, snapshot) and the SQL predicates
+of a window and a keyset batch: pure logic, no database."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
-from warehouse_sync.model import Batch, RunStart, TableRef, Window
 from warehouse_sync.db.statements import window_filter
+from warehouse_sync.model import Batch, RunStart, TableRef, Window
 from warehouse_sync.sync.keyset import batch_filter, keyset_columns
 from warehouse_sync.sync.plan import run_window
 

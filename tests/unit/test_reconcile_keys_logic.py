@@ -3,12 +3,19 @@ and what counts as missing, extra or in flight (no database)."""
 
 from __future__ import annotations
 
-import pytest
-
 from decimal import Decimal
 
-from warehouse_sync.reconcile.keys import (Segment, classify, differing_parts, first_parts, live_keys, next_level,
-                                          segment_bounds)
+import pytest
+
+from warehouse_sync.reconcile.keys import (
+    Segment,
+    classify,
+    differing_parts,
+    first_parts,
+    live_keys,
+    next_level,
+    segment_bounds,
+)
 
 
 @pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 100, 7), (5, 6, 1), (-50, 1_000_003, 32), (1, 4, 3)])
@@ -23,8 +30,8 @@ def test_segment_bounds_tile_the_range_and_agree_with_the_sql_part_expression(lo
         assert start <= key < end
 
 
-@pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750), (6_000_001, 93_751),
-                                                    (10**12, 1 << 17)])
+@pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750),
+                                                    (6_000_001, 93_751), (10**12, 1 << 17)])
 def test_the_first_level_aims_at_parts_of_the_given_size_within_bounds(estimate, expected):
     assert first_parts(estimate, part_rows=64, max_parts=1 << 17) == expected
 

@@ -113,7 +113,8 @@ def test_every_connection_gets_a_connect_timeout_and_keepalives_unless_its_extra
     assert CONNECT_DEFAULTS == {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30,
                                 "keepalives_interval": 10, "keepalives_count": 3}
     assert connect_params({}) == CONNECT_DEFAULTS
-    params = connect_params({"connect_timeout": "3", "sslmode": "require", "statement_timeout": "5s", "lock_timeout": 1})
+    params = connect_params({"connect_timeout": "3", "sslmode": "require", "statement_timeout": "5s",
+                             "lock_timeout": 1})
     assert params == {**CONNECT_DEFAULTS, "connect_timeout": "3", "sslmode": "require"}  # no session setting for libpq
 
 
@@ -152,11 +153,13 @@ def test_a_refused_connection_names_connection_id_and_host_never_the_password(mo
 
 
 def test_an_undefined_connection_is_named_with_how_to_define_it():
-    with pytest.raises(DatabaseUnavailable, match="Airflow connection 'ws_nowhere' is not defined; .*AIRFLOW_CONN_WS_NOWHERE"):
+    with pytest.raises(DatabaseUnavailable,
+                       match="Airflow connection 'ws_nowhere' is not defined; .*AIRFLOW_CONN_WS_NOWHERE"):
         connect("ws_nowhere")
 
 
-@pytest.mark.parametrize("error", [DatabaseUnavailable("cannot connect"), LockTimeout("lock"), StatementTimeout("slow")])
+@pytest.mark.parametrize("error", [DatabaseUnavailable("cannot connect"), LockTimeout("lock"),
+                                   StatementTimeout("slow")])
 def test_timeouts_and_unreachable_servers_keep_the_task_s_retries(error):
     from warehouse_sync import tasks
 

@@ -46,7 +46,8 @@ def airflow_environment(home: Path | None = None) -> dict[str, str]:
         if folder not in paths:
             paths.insert(0, folder)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    return {key: os.environ[key] for key in (*defaults, "PYTHONPATH", "WAREHOUSE_SYNC_STAGING_ROOT", "WAREHOUSE_SYNC_REPORTS_ROOT")}
+    return {key: os.environ[key]
+            for key in (*defaults, "PYTHONPATH", "WAREHOUSE_SYNC_STAGING_ROOT", "WAREHOUSE_SYNC_REPORTS_ROOT")}
 
 
 def migrate_metadata_db() -> None:
@@ -81,7 +82,7 @@ def run_window(dag: Any, window_end: datetime, conf: dict[str, Any] | None = Non
 
     ``dag.test()`` makes a manual run with a logical date; a manual run with logical date L syncs
     the schedule's interval that starts at L, exactly as the scheduled run with that logical date
-    would (README, "Operating it"), so L is the window's start.
+    would (docs/operating.md), so L is the window's start.
 
     ``full_snapshot`` is always passed explicitly: in one process, ``dag.test()`` keeps a run's conf
     in the DAG object's params for the next run.

@@ -6,10 +6,11 @@ warehouse; backfill the 12 windows of each table with ``dag.test()``; apply refr
 plus updates of 2 % of orders in many transactions; run the next window (the current interval,
 run early; with ``--broken-row`` one order that fails the data-quality checks first); reconcile both
 tables; print the summary and where the data-quality page and Data Docs are. Beside them, ``tpch.orders``
-also runs as a CDC pipeline (``tpch_orders_cdc`` into ``tpch_cdc.orders``, README "CDC mode"): its first run
+also runs as a CDC pipeline (``tpch_orders_cdc`` into ``tpch_cdc.orders``, docs/cdc.md): its first run
 snapshots from a new replication slot, the next one applies the workload from the log, and the demo checks
 that the RF2 deletes arrived in that run (``--no-cdc`` leaves it out; so does a source without
-``wal_level=logical``). Exits 1 on drift or on a failed run. Run it as often as you like: each run starts from a fresh source and warehouse.
+``wal_level=logical``). Exits 1 on drift or on a failed run. Run it as often as you like: each run starts
+from a fresh source and warehouse.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def reset_warehouse(warehouse: Any, pipelines: Any) -> None:
                 files.rmdir(recursive=True)
 
 
-# The CDC twin of tpch_orders: same table and expectations, another target schema (README, "CDC mode").
+# The CDC twin of tpch_orders: same table and expectations, another target schema (docs/cdc.md).
 CDC_PIPELINE = {"name": "tpch_orders_cdc", "mode": "cdc", "source": "tpch.orders", "target": "tpch_cdc.orders"}
 CDC_HEALTH = """
 SELECT (d.detail->>'changes_read')::bigint, (d.detail->>'changes_applied')::bigint,

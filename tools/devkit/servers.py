@@ -104,7 +104,8 @@ def _start(name: str, argv: list[str], folder: Path, url: str, ready: Callable[[
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if not server.alive():
-            raise ServerUnavailable(f"{name} exited with {process.returncode} before it was ready:\n{server.log_tail()}")
+            raise ServerUnavailable(f"{name} exited with {process.returncode} before it was ready:\n"
+                                    f"{server.log_tail()}")
         try:
             if ready():
                 return server
@@ -165,7 +166,10 @@ def start_seaweedfs(folder: Path, bucket: str, timeout: float = 60.0) -> ServerP
 
 
 def aws_connection(endpoint_url: str) -> str:
-    """The Airflow connection (JSON, for ``AIRFLOW_CONN_<ID>``) of the test store: type ``aws``, ``endpoint_url`` in its extra."""
+    """The Airflow connection (JSON, for ``AIRFLOW_CONN_<ID>``) of the test store.
+
+    Type ``aws``, ``endpoint_url`` in its extra.
+    """
     return json.dumps({"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
                        "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"}})
 

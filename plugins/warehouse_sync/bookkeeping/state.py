@@ -2,8 +2,8 @@
 
 ``warehouse_sync.sync_state`` holds, per pipeline, the *high watermark* (the greatest window end
 loaded) and the *late horizon*: the start of the oldest source transaction still open when a window
-was read, from which a later run re-reads so that a late commit is never lost (README, "Late
-commits"). Every write keeps the oldest horizon and the greatest watermark, so concurrent and
+was read, from which a later run re-reads so that a late commit is never lost (docs/operating.md,
+"Late commits"). Every write keeps the oldest horizon and the greatest watermark, so concurrent and
 out-of-order runs (a backfill) never move either the wrong way.
 """
 

@@ -58,9 +58,12 @@ SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::tex
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """Rows staged (changes read from files), keys merged (inserted, updated or deleted), seconds, the
-    schema changes recorded, and ``phases`` (``ensure_target``, ``alter_target``, ``copy``, ``merge``,
-    ``commit``: seconds)."""
+    """What applying the staged changes did: rows staged, keys merged, seconds, schema changes and phases.
+
+    Rows staged (changes read from files), keys merged (inserted, updated or deleted), seconds, the schema
+    changes recorded, and ``phases`` (``ensure_target``, ``alter_target``, ``copy``, ``merge``, ``commit``:
+    seconds).
+    """
 
     staged: int
     merged: int
@@ -70,8 +73,10 @@ class ApplyResult:
 
 
 def _conform(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
-    """The batch with exactly the metadata columns and ``names``: a column the file lacks is NULL and
-    listed in ``_unchanged`` (the change did not carry it)."""
+    """The batch with exactly the metadata columns and ``names``.
+
+    A column the file lacks is NULL and listed in ``_unchanged`` (the change did not carry it).
+    """
     absent = [n for n in names if n not in batch.schema.names]
     unchanged = batch.column("_unchanged")
     if absent:
@@ -100,7 +105,7 @@ def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths:
 
 
 def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier,
-                     snapshot: bool = False) -> sql.Composed:
+                     snapshot: bool = False) -> sql.Composed | sql.SQL:
     keys = [c for c in columns if c.name in pipeline.primary_key]
     others = [c for c in columns if c.name not in pipeline.primary_key]
     sent = "_unchanged IS NULL OR NOT {lit} = ANY(_unchanged)"
@@ -117,6 +122,7 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
     delete_action = (sql.SQL("DELETE") if pipeline.delete_mode == "hard" else sql.SQL(
         "UPDATE SET _deleted_at = coalesce(s._commit_time, now()), _lsn = s._lsn, _synced_at = now(), "
         "_run_id = %(run_id)s"))
+    changes: sql.Composable
     if snapshot:  # one row per key already: no aggregation
         changes = SNAPSHOT_ROWS.format(columns=idents([c.name for c in columns]), staging=staging)
     else:
@@ -139,10 +145,12 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
     """Merges staged changes (:mod:`.changes` files) into the target in one transaction.
 
     Args:
-        conn: Warehouse connection.
+        run: The pipeline, its two connections and the run id: the warehouse connection receives the merge, the
+            source connection back-fills columns the policy adds.
         source_columns: The source table's columns now (the schema policy compares them with the target's).
         paths: Staged files, in stream order.
-        source: Source connection, to back-fill columns the policy adds.
+        on_schema_change: Called with the schema changes recorded (applied, kept, ignored or rejected):
+            ``{"table", "source", "policy", "changes": [...]}``.
         snapshot: The files hold a snapshot (one row per key): merged without collapsing changes.
 
     Returns:

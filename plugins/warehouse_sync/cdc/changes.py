@@ -89,8 +89,10 @@ def pg_text_array(names: Iterable[str]) -> str | None:
 
 @dataclass
 class _Writer:
-    """Buffers rows of one column set and writes them as numbered Parquet files under ``folder``
-    (:func:`warehouse_sync.target.parquet.write_table`: temporary name, rename, snappy)."""
+    """Buffers rows of one column set and writes them as numbered Parquet files under ``folder``.
+
+    Files are written by :func:`warehouse_sync.target.parquet.write_table`: temporary name, rename, snappy.
+    """
 
     folder: Any
     chunk: int
@@ -201,6 +203,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                 writer.add(names, _row("D", commit_lsn, seq, commit_time, message.old))  # type: ignore[arg-type]
                 seq += 1
             if message.op != "D":
+                assert message.new is not None  # an insert or update carries its new tuple
                 writer.add(names, _row(message.op, commit_lsn, seq, commit_time, message.new, names))
                 seq += 1
         elif isinstance(message, Truncate):
@@ -213,8 +216,11 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
 
 
 def _key_changed(relation: Relation, change: Change) -> bool:
-    """Whether an update's old key differs from its new one (only then does pgoutput send ``K``/``O``
-    under the default replica identity; under FULL it always sends ``O``)."""
+    """Whether an update's old key differs from its new one.
+
+    Only then does pgoutput send ``K``/``O`` under the default replica identity; under FULL it always sends
+    ``O``.
+    """
     assert change.new is not None and change.old is not None
     return any(c.is_key and change.old[i] != change.new[i] for i, c in enumerate(relation.columns))
 

@@ -63,8 +63,10 @@ class RelationColumn:
 
 @dataclass(frozen=True)
 class Relation:
-    """``R``: a table's shape as the change messages after it use it (sent before its first change
-    in a session and again after its schema changed)."""
+    """``R``: a table's shape as the change messages after it use it.
+
+    Sent before its first change in a session and again after its schema changed.
+    """
 
     oid: int
     schema: str

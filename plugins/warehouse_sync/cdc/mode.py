@@ -46,8 +46,10 @@ HEALTH_STEP = "cdc_slot"
 
 
 class NoPastWindows(RuntimeError):
-    """A backfill (or a scheduled run of an interval already passed) of a ``mode: cdc`` pipeline: a log
-    has no past windows; each run applies every change committed since the last one."""
+    """A backfill (or a scheduled run of an interval already passed) of a ``mode: cdc`` pipeline.
+
+    A log has no past windows; each run applies every change committed since the last one.
+    """
 
 
 class CdcMode:
@@ -94,7 +96,7 @@ class CdcMode:
             late_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
         slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
         upto_lsn, _ = slots.current_lsn(source)
-        window = Window(None if snapshot else known.high_watermark, now)  # type: ignore[arg-type]
+        window = Window(None if snapshot else known.high_watermark, now)
         why = ("cdc snapshot (first run)" if known.high_watermark is None else
                "cdc snapshot (full_snapshot)" if snapshot else "cdc changes up to " + upto_lsn)
         log.info("%s: %s, window %s", pipeline.name, why, window)
@@ -161,9 +163,10 @@ class CdcMode:
                       facts={"slot": slot})
 
     def health(self, run: Run, loaded: Loaded | None = None) -> Health:
-        """The slot's health: after a load, from the figures the load measured (``Loaded.facts["slot"]``);
-        on its own (the daily ``health`` task), measured now, with the lag since the watermark, and a
-        missing or invalidated slot alerts.
+        """The slot's health, after a load or on its own (the daily ``health`` task).
+
+        After a load, from the figures the load measured (``Loaded.facts["slot"]``); on its own, measured now,
+        with the lag since the watermark, and a missing or invalidated slot alerts.
 
         Returns:
             ``detail``: ``retained_wal_bytes``, ``wal_status``, ``lag_seconds`` and the load's or the

@@ -21,19 +21,21 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterator
 
 import psycopg
 from psycopg import sql
 
+from warehouse_sync.cdc.decode import lsn_to_int
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import load_sql, table_ident
-from warehouse_sync.cdc.decode import lsn_to_int
 
 log = logging.getLogger(__name__)
 
 PUBLICATION_TABLES = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s"
-CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} WITH (publish = 'insert, update, delete, truncate')")
+CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} "
+                             "WITH (publish = 'insert, update, delete, truncate')")
 ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
 CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
 DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
@@ -42,13 +44,17 @@ CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
 
 
 class CdcUnavailable(RuntimeError):
-    """The source cannot serve CDC mode (``wal_level`` is not ``logical``, or no free replication slot);
-    the message says what to change on the source."""
+    """The source cannot serve CDC mode (``wal_level`` is not ``logical``, or no free replication slot).
+
+    The message says what to change on the source.
+    """
 
 
 class SlotLost(RuntimeError):
-    """The pipeline's slot is missing or invalidated after its initial snapshot, so changes may have been
-    lost; the message gives the re-snapshot path (README, "CDC mode")."""
+    """The pipeline's slot is missing or invalidated after its initial snapshot.
+
+    Changes may therefore have been lost; the message gives the re-snapshot path (docs/cdc.md).
+    """
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class SlotHealth:
 
 
 def resnapshot_path(pipeline: Pipeline) -> str:
-    """The documented way back after a lost slot (README, "CDC mode")."""
+    """The documented way back after a lost slot (docs/cdc.md)."""
     return (f"trigger {pipeline.dag_id} with {{\"full_snapshot\": true}}: it drops and recreates slot "
             f"{pipeline.cdc_slot}, reads the whole table in the new slot's snapshot and merges it (the run's reconcile "
             f"marks rows deleted meanwhile); or, to start from nothing, also truncate {pipeline.target} and delete "
@@ -113,10 +119,11 @@ def health(source: psycopg.Connection, slot: str) -> SlotHealth:
 
 
 def log_running_transactions(source: psycopg.Connection) -> bool:
-    """Writes a running-transactions record to the WAL now (``pg_log_standby_snapshot()``, PostgreSQL 16+),
-    so that the confirm at the end of this run can move the slot's ``restart_lsn`` (and free WAL) without
-    waiting for the server's own, logged every 15 s of activity. Optional: on an older server or
-    without the privilege this does nothing.
+    """Writes a running-transactions record to the WAL now (``pg_log_standby_snapshot()``, PostgreSQL 16+).
+
+    It lets the confirm at the end of this run move the slot's ``restart_lsn`` (and free WAL) without waiting
+    for the server's own, logged every 15 s of activity. Optional: on an older server or without the privilege
+    this does nothing.
 
     Returns:
         Whether the record was written.
@@ -131,7 +138,7 @@ def log_running_transactions(source: psycopg.Connection) -> bool:
         source.commit()
 
 
-def current_lsn(source: psycopg.Connection) -> tuple[str, object]:
+def current_lsn(source: psycopg.Connection) -> tuple[str, datetime]:
     """The source's WAL insert position now (``pg_lsn`` text) and its clock (UTC)."""
     lsn, now = source.execute(CURRENT_LSN).fetchone()  # type: ignore[misc]
     source.commit()
@@ -160,8 +167,10 @@ def drop_slot(source: psycopg.Connection, slot: str) -> bool:
 
 
 def replication_conninfo(conn: psycopg.Connection) -> str:
-    """The libpq parameters ``conn`` was opened with, plus ``replication=database``. Holds the password
-    if the connection has one: never log it."""
+    """The libpq parameters ``conn`` was opened with, plus ``replication=database``.
+
+    Holds the password if the connection has one: never log it.
+    """
     params = {opt.keyword.decode(): opt.val.decode() for opt in conn.pgconn.info
               if opt.val is not None and opt.keyword.decode() not in ("replication", "options")}
     params["replication"] = "database"
@@ -178,8 +187,10 @@ class SlotCreated:
 
     @property
     def snapshot_version(self) -> int:
-        """The version (LSN) the snapshot's rows get: one below the consistent point, so that every change
-        the slot decodes (commit LSN >= the consistent point) is newer."""
+        """The version (LSN) the snapshot's rows get: one below the consistent point.
+
+        Thus every change the slot decodes (commit LSN >= the consistent point) is newer.
+        """
         return lsn_to_int(self.consistent_point) - 1
 
 
@@ -220,8 +231,9 @@ def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[Slo
 
 
 def confirm(source: psycopg.Connection, slot: str, lsn: str) -> bool:
-    """Confirms that everything that committed before ``lsn`` is in the warehouse: advances the slot's
-    confirmed flush position (and lets the source recycle WAL). Never moves it back.
+    """Confirms that everything that committed before ``lsn`` is in the warehouse.
+
+    Advances the slot's confirmed flush position (and lets the source recycle WAL). Never moves it back.
 
     Returns:
         Whether the slot moved (``False`` when it already was at or past ``lsn``: a replayed run).

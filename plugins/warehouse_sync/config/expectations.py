@@ -97,8 +97,10 @@ class Expectation:
         return cls(expect, arguments, severity, "" if label is None else str(label))
 
     def to_dict(self) -> dict[str, Any]:
-        """The file form, the inverse of :meth:`parse`: ``{"expect": ..., <arguments>, "severity": ...}``
-        (and ``label`` when set)."""
+        """The file form, the inverse of :meth:`parse`.
+
+        ``{"expect": ..., <arguments>, "severity": ...}`` (and ``label`` when set).
+        """
         return {"expect": self.expect, **self.kwargs(), "severity": self.severity,
                 **({"label": self.label} if self.label else {})}
 

@@ -33,10 +33,13 @@ _DEPRECATED_TABLE_CHECK_KEY = "reconcile_full_table"  # true -> per_run_table_ch
 
 
 # The ``defaults:`` section: every optional Pipeline field, validated as on Pipeline.
+_DEFAULT_FIELDS: dict[str, Any] = {
+    name: (field.annotation, field) for name, field in Pipeline.model_fields.items() if not field.is_required()
+}
 _Defaults = create_model(
     "_Defaults",
     __config__=ConfigDict(extra="forbid", frozen=True),
-    **{name: (field.annotation, field) for name, field in Pipeline.model_fields.items() if not field.is_required()},
+    **_DEFAULT_FIELDS,
 )
 
 
@@ -49,15 +52,16 @@ def _model_at(model: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseM
         if step not in fields:
             return None
         candidates = [fields[step].annotation]
-        model = None
+        found: type[BaseModel] | None = None
         while candidates:
             candidate = candidates.pop()
             if inspect.isclass(candidate) and issubclass(candidate, BaseModel):
-                model = candidate
+                found = candidate
                 break
             candidates.extend(get_args(candidate))
-        if model is None:
+        if found is None:
             return None
+        model = found
     return model
 
 

@@ -111,7 +111,7 @@ class ExecutionTimeouts(BaseModel):
 
     A task that runs out of time fails and retries like any transient failure. The file gives the
     tasks to change, by task name (``task_timeout_minutes: {extract: 45}``); the others keep the
-    defaults below (README, "Timeouts", says why each is what it is). A pipeline's own mapping
+    defaults below (docs/timeouts.md says why each is what it is). A pipeline's own mapping
     replaces the ``defaults:`` section's mapping as a whole, as every field does.
 
     Attributes:
@@ -204,11 +204,11 @@ class Pipeline(BaseModel):
             order, and task memory is bounded by ``page_size`` either way).
         page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
         settle_timeout_seconds: Seconds to wait for source transactions that started before the
-            window end to finish, before extracting (>= 0; see README, "Late commits").
+            window end to finish, before extracting (>= 0; see docs/operating.md, "Late commits").
         lookback_minutes: Minutes re-read before each window start (>= 0; an overlap: the merge is
             idempotent, so re-reading costs only time).
-        per_run_table_check: What each sync run checks of the whole table besides its window (README,
-            "Reconciliation, repair and deletes"): ``keys`` (default: the primary keys of both sides,
+        per_run_table_check: What each sync run checks of the whole table besides its window
+            (docs/reconciliation.md): ``keys`` (default: the primary keys of both sides,
             from the key indexes only; finds deletes and lost keys), ``full`` (every column of every
             row, as the daily reconcile does; cost grows with the table) or ``none`` (deletes wait for
             the daily reconcile). Replaces the deprecated ``reconcile_full_table`` (true = ``full``,
@@ -216,7 +216,7 @@ class Pipeline(BaseModel):
         delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
             deleted at the source.
         schema_changes: What a load does when the source's columns differ from the target's (the
-            modes of dlt's schema contracts; README, "When the source schema changes"): ``evolve``
+            modes of dlt's schema contracts; docs/schema-changes.md): ``evolve``
             (a new column is added to the target and its existing rows back-filled, a widened type
             widens the target's, a dropped column stays in the target unfilled), ``freeze`` (any
             difference fails the load) or ``discard`` (new columns are not loaded; the target is
@@ -253,7 +253,7 @@ class Pipeline(BaseModel):
             one source at once, however many batches a run maps. Pipelines sharing a source get
             the largest value any of them gives (``warehouse_sync.config.pools``).
         mode: ``cursor`` (default: windows of the ``cursor`` column) or ``cdc`` (every committed change
-            from a logical replication slot; README, "CDC mode"). The slot and the publication are
+            from a logical replication slot; docs/cdc.md). The slot and the publication are
             both named :attr:`cdc_slot` (``ws_<name>``, truncated to 63 characters).
         cdc: CDC settings (:class:`CdcSettings`: ``chunk_changes``, ``max_lag_seconds``,
             ``max_retained_wal_bytes``), the file's nested ``cdc:`` block (given keys only, merged

@@ -37,14 +37,20 @@ def extract_pools(pipelines: Iterable[Pipeline]) -> dict[str, int]:
 
 
 def pools_file(pipelines: Iterable[Pipeline]) -> dict[str, dict]:
-    """The pools in the JSON shape ``airflow pools import`` reads: ``{name: {slots, description, include_deferred}}``."""
+    """The pools in the JSON shape ``airflow pools import`` reads.
+
+    The shape: ``{name: {slots, description, include_deferred}}``.
+    """
     return {name: {"slots": slots, "description": f"warehouse-sync extracts reading {name.removeprefix('extract_')}",
                    "include_deferred": False}
             for name, slots in sorted(extract_pools(pipelines).items())}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m warehouse_sync.config.pools [pipeline file]``: prints the pools file (default: the configured one)."""
+    """``python -m warehouse_sync.config.pools [pipeline file]``: prints the pools file.
+
+    The pipeline file defaults to the configured one.
+    """
     from warehouse_sync.config.load import load_config
     from warehouse_sync.storage import config_path
 

@@ -69,6 +69,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
+        """The column's Arrow type (:func:`arrow_type` of its type)."""
         return arrow_type(self.type_name, self.sql_type)
 
 
@@ -94,8 +95,9 @@ HASHABLE_TYPES = frozenset({
 
 
 def hash_inputs(columns: list[Column], alias: str = "r") -> sql.Composed:
-    """The column list for ``hash_record_extended(ROW(...), 0)``: ``r."c"``, or ``r."c"::text`` for a
-    type without an extended hash function.
+    """The column list for ``hash_record_extended(ROW(...), 0)``.
+
+    Each column as ``r."c"``, or ``r."c"::text`` for a type without an extended hash function.
 
     The row hash uses each type's own hash function (as hash partitioning does), so it follows the
     type's equality: ``1.0 = 1.00`` for ``numeric``, trailing blanks of ``char(n)``; it is independent
@@ -167,7 +169,9 @@ def describe_source(
 def column_definitions(columns: list[Column]) -> sql.Composable:
     """``name type [NOT NULL]`` for each column, comma-separated (for ``CREATE TABLE``)."""
     return sql.SQL(",\n    ").join(
-        sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else ""))
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else "")
+        )
         for c in columns
     )
 
@@ -183,7 +187,9 @@ def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
 
 
 def row_estimate(conn: psycopg.Connection, table: TableRef) -> float | None:
-    """The planner's row count of ``table`` (``pg_class.reltuples``): ``-1`` when never vacuumed or
-    analyzed (PostgreSQL 14+), ``None`` when the table does not exist."""
+    """The planner's row count of ``table`` (``pg_class.reltuples``).
+
+    ``-1`` when never vacuumed or analyzed (PostgreSQL 14+), ``None`` when the table does not exist.
+    """
     found = conn.execute(ROW_ESTIMATE, (sql.Identifier(table.schema, table.name).as_string(conn),)).fetchone()
     return None if found is None else float(found[0])

@@ -7,7 +7,7 @@ secrets backend. Nothing here writes a credential
 anywhere: errors name the connection id and host, never a password. Every session runs in UTC with
 ISO dates, which the catalog's types and the text keyset bounds rely on.
 
-Every wait is bounded (README, "Timeouts"): each connection gets :data:`CONNECT_DEFAULTS` (a
+Every wait is bounded (docs/timeouts.md): each connection gets :data:`CONNECT_DEFAULTS` (a
 connect timeout and TCP keepalives) unless its extra sets them, and each session the
 ``statement_timeout`` and ``lock_timeout`` the caller asks for (a pipeline's fields), which the
 connection's extra may override. A connection that times out or is refused raises
@@ -24,7 +24,7 @@ import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, cast
 
 import psycopg
 from psycopg import sql
@@ -71,15 +71,20 @@ _SESSIONS: weakref.WeakKeyDictionary[psycopg.Connection, _Session] = weakref.Wea
 
 
 def connect_params(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The libpq parameters of a connection's extra: :data:`CONNECT_DEFAULTS` under the extra's own,
-    without the session settings (:data:`SESSION_TIMEOUTS`)."""
+    """The libpq parameters of a connection's extra, without the session settings (:data:`SESSION_TIMEOUTS`).
+
+    :data:`CONNECT_DEFAULTS` under the extra's own (the extra's values win).
+    """
     return {**CONNECT_DEFAULTS, **{k: v for k, v in extra.items() if k not in SESSION_TIMEOUTS}}
 
 
 def session_timeouts(extra: Mapping[str, Any], statement_timeout_seconds: int | None = None,
                      lock_timeout_seconds: int | None = None) -> dict[str, str]:
-    """The session's ``statement_timeout`` and ``lock_timeout`` as PostgreSQL values: the connection
-    extra's value where it sets one, else the pipeline's seconds, else none (the server's own)."""
+    """The session's ``statement_timeout`` and ``lock_timeout`` as PostgreSQL values.
+
+    Each is the connection extra's value where it sets one, else the pipeline's seconds, else none (the server's
+    own).
+    """
     given = {"statement_timeout": statement_timeout_seconds, "lock_timeout": lock_timeout_seconds}
     timeouts = {}
     for name in SESSION_TIMEOUTS:
@@ -129,6 +134,7 @@ def _statement_text(cur: psycopg.Cursor, query: Any, limit: int = 200) -> str:
 def _named_timeout(cur: psycopg.Cursor, exc: psycopg.Error, query: Any) -> psycopg.Error | None:
     """A :class:`LockTimeout` or :class:`StatementTimeout` for a server-side timeout, else ``None``."""
     primary = exc.diag.message_primary or str(exc)
+    kind: type[LockTimeout] | type[StatementTimeout]
     if isinstance(exc, psycopg.errors.LockNotAvailable) and "lock timeout" in primary:
         name, kind, doing = "lock_timeout", LockTimeout, "waiting for a lock another session holds"
     elif isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in primary:
@@ -143,8 +149,10 @@ def _named_timeout(cur: psycopg.Cursor, exc: psycopg.Error, query: Any) -> psyco
 
 
 class TimeoutNamingCursor(psycopg.Cursor):
-    """A cursor whose lock and statement timeouts name the connection, the setting and the statement
-    (PostgreSQL's own message names none of them)."""
+    """A cursor whose lock and statement timeouts name the connection, the setting and the statement.
+
+    PostgreSQL's own message names none of them.
+    """
 
     @contextmanager
     def _naming_timeouts(self, query: Any) -> Iterator[None]:
@@ -157,23 +165,28 @@ class TimeoutNamingCursor(psycopg.Cursor):
             raise named from exc
 
     def execute(self, query, params=None, **kwargs):
+        """Runs ``query`` as psycopg's ``execute`` does; a lock or statement timeout names the statement."""
         with self._naming_timeouts(query):
             return super().execute(query, params, **kwargs)
 
     def executemany(self, query, params_seq, **kwargs):
+        """Runs ``query`` as psycopg's ``executemany`` does; a lock or statement timeout names the statement."""
         with self._naming_timeouts(query):
             return super().executemany(query, params_seq, **kwargs)
 
     @contextmanager
     def copy(self, statement, params=None, **kwargs):
+        """Yields psycopg's ``Copy`` for ``statement``; a lock or statement timeout names the statement."""
         with self._naming_timeouts(statement), super().copy(statement, params, **kwargs) as copy_:
             yield copy_
 
 
 def prepare_session(conn: psycopg.Connection, timeouts: Mapping[str, str] | None = None,
                     label: str = "database") -> psycopg.Connection:
-    """Sets the session settings every query here relies on: UTC text output, ISO dates, and the
-    given ``statement_timeout`` / ``lock_timeout`` (PostgreSQL values: ``"300s"``, ``"30000"``).
+    """Sets the session settings every query here relies on: UTC text output, ISO dates, the timeouts.
+
+    The timeouts are the given ``statement_timeout`` / ``lock_timeout`` (PostgreSQL values: ``"300s"``,
+    ``"30000"``).
 
     Raises:
         ConfigError: A timeout is not a duration PostgreSQL accepts (the connection is closed).
@@ -185,7 +198,9 @@ def prepare_session(conn: psycopg.Connection, timeouts: Mapping[str, str] | None
         conn.execute("SET application_name = 'warehouse_sync'")
         for name, value in (timeouts or {}).items():
             try:
-                (applied[name],) = conn.execute("SELECT set_config(%s, %s, false)", (name, value)).fetchone()
+                row = conn.execute("SELECT set_config(%s, %s, false)", (name, value)).fetchone()
+                assert row is not None  # set_config returns one row
+                (applied[name],) = row
             except psycopg.errors.DataError as exc:  # invalid_parameter_value
                 from warehouse_sync.config import ConfigError
 
@@ -202,8 +217,9 @@ def prepare_session(conn: psycopg.Connection, timeouts: Mapping[str, str] | None
 
 def connect_uri(uri: str, label: str = "database", *, statement_timeout_seconds: int | None = None,
                 lock_timeout_seconds: int | None = None) -> psycopg.Connection:
-    """Opens a psycopg connection from a libpq URI (Airflow's connection URI form works as is), with
-    :data:`CONNECT_DEFAULTS` under the URI's own parameters, and the given session timeouts.
+    """Opens a psycopg connection from a libpq URI (Airflow's connection URI form works as is).
+
+    The connection gets :data:`CONNECT_DEFAULTS` under the URI's own parameters, and the given session timeouts.
 
     Raises:
         DatabaseUnavailable: The server refused, timed out or could not be reached.
@@ -213,7 +229,9 @@ def connect_uri(uri: str, label: str = "database", *, statement_timeout_seconds:
     try:
         raw = psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
-        raise _unavailable(where, exc, params["connect_timeout"], params.get("password")) from None
+        # A password comes from the URI, whose parameters are all strings.
+        password = cast("str | None", params.get("password"))
+        raise _unavailable(where, exc, params["connect_timeout"], password) from None
     return prepare_session(raw, session_timeouts({}, statement_timeout_seconds, lock_timeout_seconds), where)
 
 
@@ -276,15 +294,16 @@ def connection(conn_id: str, *, statement_timeout_seconds: int | None = None,
 
 
 def _options(options: Any, timeouts: Mapping[str, str]) -> str:
-    """libpq ``options`` with ``-c name=value`` for each timeout appended (spaces escaped)."""
+    """The libpq ``options`` with ``-c name=value`` for each timeout appended (spaces escaped)."""
     settings = ["-c " + f"{name}={value}".replace("\\", "\\\\").replace(" ", "\\ ") for name, value in timeouts.items()]
     return " ".join(([str(options)] if options else []) + settings)
 
 
 def connection_uri(conn_id: str, *, statement_timeout_seconds: int | None = None,
                    lock_timeout_seconds: int | None = None) -> str:
-    """The libpq connection string of an Airflow connection (any secrets backend), with the same
-    connect parameters and session timeouts :func:`connect` uses (the timeouts as ``options``).
+    """The libpq connection string of an Airflow connection (any secrets backend).
+
+    It has the same connect parameters and session timeouts :func:`connect` uses (the timeouts as ``options``).
     Holds the password: never log it.
 
     Raises:
@@ -304,8 +323,10 @@ def connection_uri(conn_id: str, *, statement_timeout_seconds: int | None = None
 
 
 def sqlalchemy_url(uri: str) -> str:
-    """A libpq URI as a SQLAlchemy URL (``postgresql+psycopg://…``), for libraries that take one
-    (Great Expectations); a Unix-socket host travels as the ``host`` query parameter."""
+    """A libpq URI as a SQLAlchemy URL (``postgresql+psycopg://…``), for libraries that take one.
+
+    One such library is Great Expectations. A Unix-socket host travels as the ``host`` query parameter.
+    """
     from sqlalchemy.engine import URL
 
     params = {k: str(v) for k, v in conninfo_to_dict(uri.replace("postgres://", "postgresql://", 1)).items()}
@@ -324,7 +345,8 @@ def source_and_warehouse(pipeline: Pipeline | None = None) -> Iterator[tuple[psy
 
     With a pipeline: its ``source_conn_id`` and ``warehouse_conn_id``; the source session gets its
     ``statement_timeout_seconds`` and both sessions its ``lock_timeout_seconds`` (each unless the
-    connection's extra sets its own). Without one: the default connections, no session timeouts."""
+    connection's extra sets its own). Without one: the default connections, no session timeouts.
+    """
     statement = pipeline.statement_timeout_seconds if pipeline else None
     lock = pipeline.lock_timeout_seconds if pipeline else None
     source_id = pipeline.source_conn_id if pipeline else SOURCE_CONN_ID

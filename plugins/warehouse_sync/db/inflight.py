@@ -39,7 +39,8 @@ def wait_for_inflight(
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        oldest, open_count = conn.execute(load_sql("catalog/inflight_transactions.sql"), {"window_end": window_end}).fetchone()  # type: ignore[misc]
+        oldest, open_count = conn.execute(  # type: ignore[misc]
+            load_sql("catalog/inflight_transactions.sql"), {"window_end": window_end}).fetchone()
         conn.commit()
         if oldest is None:
             return None

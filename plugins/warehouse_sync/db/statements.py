@@ -1,9 +1,10 @@
 """SQL statements: the files under ``warehouse_sync/sql/<room>/`` and the helpers that compose them.
 
-The rule (README, "SQL"): a statement longer than two lines lives in a file of the package's
-``sql/`` folder, in the sub-folder of the room that runs it (``sync``, ``reconcile``, ...), and is
-read here as package data (``importlib.resources``, so it works from a checkout, a wheel or an
-image alike); a statement of one or two lines is a ``psycopg.sql`` constant beside its one use.
+The rule (docs/decisions/0015-sql-in-files-identifiers-composed.md): a statement longer than two
+lines lives in a file of the package's ``sql/`` folder, in the sub-folder of the room that runs it
+(``sync``, ``reconcile``, ...), and is read here as package data (``importlib.resources``, so it
+works from a checkout, a wheel or an image alike); a statement of one or two lines is a
+``psycopg.sql`` constant beside its one use.
 
 Templates use ``{name}`` placeholders for identifiers and fragments, always composed with
 ``psycopg.sql`` (``sql.Identifier`` for every name), and ``%(name)s`` bind parameters for values:
@@ -56,14 +57,18 @@ def table_ident(table: TableRef) -> sql.Identifier:
 
 
 def tombstone_index(table: TableRef) -> str:
-    """Name of the target's partial index of soft-deleted keys (``<table>_tombstones_idx``, at most 63 bytes):
-    built with the target (``target/create_target.sql``), read by the per-run key check (``reconcile.keys``)."""
+    """Name of the target's partial index of soft-deleted keys (``<table>_tombstones_idx``, at most 63 bytes).
+
+    Built with the target (``target/create_target.sql``), read by the per-run key check (``reconcile.keys``).
+    """
     return f"{table.name}_tombstones_idx"[:63]
 
 
 def cursor_index(table: TableRef, cursor: str) -> str:
-    """Name of the target's cursor index (``<table>_<cursor>_idx``, at most 63 bytes): built by the
-    first load (``sync.load``, ``sync.snapshot``), read by validate and the window comparison."""
+    """Name of the target's cursor index (``<table>_<cursor>_idx``, at most 63 bytes).
+
+    Built by the first load (``sync.load``, ``sync.snapshot``), read by validate and the window comparison.
+    """
     return f"{table.name}_{cursor}_idx"[:63]
 
 
@@ -73,8 +78,10 @@ def idents(names: Iterable[str], prefix: str | None = None) -> sql.Composed:
 
 
 def text_of(names: Iterable[str]) -> sql.Composed:
-    """``"a"::text, "b"::text``: columns as PostgreSQL's text form (values that travel through XCom or
-    Parquet exactly and bind back as untyped literals)."""
+    """``"a"::text, "b"::text``: columns as PostgreSQL's text form.
+
+    Values in it travel through XCom or Parquet exactly and bind back as untyped literals.
+    """
     return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names)
 
 

@@ -40,9 +40,12 @@ class RunView:
 
 @dataclass
 class TableView:
-    """One synced table: its runs, the latest run's expectations, the row-count trend, the staging size,
-    and the latest schema changes of its source (``{"when", "run_id", "column", "change", "types",
-    "policy", "outcome", "detail"}``, newest first)."""
+    """One synced table: its runs, expectations, row-count trend, staging size and latest schema changes.
+
+    Its runs, the latest run's expectations, the row-count trend, the staging size, and the latest schema
+    changes of its source (``{"when", "run_id", "column", "change", "types", "policy", "outcome", "detail"}``,
+    newest first).
+    """
 
     pipeline: Pipeline
     runs: list[RunView] = field(default_factory=list)
@@ -119,8 +122,10 @@ def staging_text(kept_bytes: int, kept_files: int, retention_days: int | None, m
 
 def cdc_slot_text(retained_bytes: int, lag_seconds: float | None, applied: int, status: str,
                   measured: datetime) -> str:
-    """``replication slot: retains 12.3 MiB of source WAL, lag 4.2 s, 310 changes applied (measured …)``;
-    ``ALERT`` in front when the run crossed a threshold (CDC mode, README "CDC mode")."""
+    """``replication slot: retains 12.3 MiB of source WAL, lag 4.2 s, 310 changes applied (measured …)``.
+
+    ``ALERT`` in front when the run crossed a threshold (CDC mode, docs/cdc.md).
+    """
     when = measured.astimezone(timezone.utc) if measured.tzinfo else measured
     text = (f"replication slot: retains {_size_text(retained_bytes)} of source WAL, lag {lag_seconds or 0:.1f} s, "
             f"{applied:,} change{'' if applied == 1 else 's'} applied (measured {when:%Y-%m-%d %H:%M} UTC)")
@@ -166,7 +171,8 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
         drift = {r[0]: r[1:] for r in conn.execute(load_sql("quality/page_drift.sql"),
                                                      {"pipeline": p.name, "run_ids": run_ids}).fetchall()}
         expectations: dict[str, list[tuple]] = {}
-        for row in conn.execute(load_sql("quality/page_expectations.sql"), {"pipeline": p.name, "run_ids": run_ids}).fetchall():
+        for row in conn.execute(load_sql("quality/page_expectations.sql"),
+                                {"pipeline": p.name, "run_ids": run_ids}).fetchall():
             expectations.setdefault(row[0], []).append(row)
         for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync in runs:
             text, failed = _expectations_text(expectations.get(run_id, []))
@@ -222,5 +228,6 @@ def render(views: list[TableView], base: str = "", error: str | None = None) -> 
         base: URL prefix of the Airflow API server (``""`` at the root), for links to runs and docs.
         error: A plain message shown instead of the tables (e.g. the warehouse is unreachable).
     """
-    env = Environment(loader=PackageLoader("warehouse_sync.quality", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("warehouse_sync.quality", "templates"),
+                      autoescape=select_autoescape(["html"]))
     return env.get_template("data_quality.html").render(views=views, base=base, error=error, chart=chart)

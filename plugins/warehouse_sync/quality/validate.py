@@ -3,10 +3,11 @@
 The validate task of each sync run checks the window's live rows in the warehouse (``SELECT * FROM
 target WHERE _deleted_at IS NULL AND cursor in [start, end)``, run inside PostgreSQL by GX's SQL
 execution engine, so memory does not grow with the window) against the pipeline's expectation
-suite (:mod:`.suite`: key not null and unique, the configured ``expectations``, the volume band). Results go to ``warehouse_sync.dq_results`` (one row per
-expectation: success, observed value, unexpected count and a sample of failing keys) and the run's
-Data Docs (GX's HTML) to ``<reports root>/data_docs/<pipeline>/<run>/``. A failed ``fail``-severity
-expectation raises :class:`DataQualityFailed` after everything is recorded.
+suite (:mod:`.suite`: key not null and unique, the configured ``expectations``, the volume band).
+Results go to ``warehouse_sync.dq_results`` (one row per expectation: success, observed value,
+unexpected count and a sample of failing keys) and the run's Data Docs (GX's HTML) to
+``<reports root>/data_docs/<pipeline>/<run>/``. A failed ``fail``-severity expectation raises
+:class:`DataQualityFailed` after everything is recorded.
 
 The warehouse URL reaches GX by reference (``${WAREHOUSE_SYNC_GX_URL}``, resolved by GX's config
 substitution from the context's runtime environment), so no credential is written into
@@ -25,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -52,8 +53,10 @@ DELETE_RUN = "DELETE FROM warehouse_sync.dq_results WHERE pipeline = %(pipeline)
 
 
 class DataQualityFailed(RuntimeError):
-    """At least one ``fail``-severity expectation failed; the message names table, window, each
-    failed expectation with its unexpected count and sample keys."""
+    """At least one ``fail``-severity expectation failed.
+
+    The message names table, window, each failed expectation with its unexpected count and sample keys.
+    """
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Outcome:
     sample: list[dict[str, Any]]
 
     def describe(self) -> str:
+        """The expectation's title and observed value, with up to five sample keys."""
         keys = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in self.sample[:5])
         return f"{self.expectation.title}: {self.observed_value}" + (f" (e.g. {keys})" if keys else "")
 
@@ -123,8 +127,8 @@ def _outcome(expectation: Expectation, result: dict[str, Any]) -> Outcome:
                        observed if isinstance(observed, int) else None, None, None, [])
     count, unexpected = body.get("element_count"), body.get("unexpected_count") or 0
     sample = [{k: _plain(v) for k, v in row.items()} for row in (body.get("partial_unexpected_index_list") or [])]
-    return Outcome(expectation, bool(result["success"]), f"{unexpected:,} of {count:,} rows unexpected", count, unexpected,
-                   body.get("unexpected_percent"), sample[:SAMPLE_ROWS])
+    return Outcome(expectation, bool(result["success"]), f"{unexpected:,} of {count:,} rows unexpected", count,
+                   unexpected, body.get("unexpected_percent"), sample[:SAMPLE_ROWS])
 
 
 def _plain(value: Any) -> Any:
@@ -164,7 +168,8 @@ def _run_expectations(url: str, query: str, suite_name: str, expectations: list[
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
     for index, expectation in enumerate(expectations):
         suite.add_expectation(getattr(gxe, expectation.class_name)(
-            **expectation.kwargs(), meta={"severity": expectation.severity, "label": expectation.label, "index": index}))
+            **expectation.kwargs(),
+            meta={"severity": expectation.severity, "label": expectation.label, "index": index}))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
     context.add_data_docs_site(site_name="run", site_config={
         "class_name": "SiteBuilder",
@@ -181,7 +186,7 @@ def _run_expectations(url: str, query: str, suite_name: str, expectations: list[
     (validation,) = result.run_results.values()
     by_index = {}
     for r in validation.results:  # GX orders results its own way: match them by the index in meta
-        raw = r.to_json_dict()
+        raw = cast(dict[str, Any], r.to_json_dict())
         by_index[raw["expectation_config"]["meta"]["index"]] = raw
     return [_outcome(expectation, by_index[i]) for i, expectation in enumerate(expectations)]
 

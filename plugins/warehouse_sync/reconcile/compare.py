@@ -32,7 +32,8 @@ DEFAULT_MAX_INFLIGHT = 500_000
 # Keys whose current source version is at or past the window end: in flight, not drift.
 INFLIGHT_KEYS = sql.SQL("COPY (SELECT {primary_key} FROM {table} WHERE {cursor} >= %(window_end)s LIMIT %(limit)s) "
                         "TO STDOUT (FORMAT csv)")
-CREATE_INFLIGHT = sql.SQL("CREATE TEMP TABLE _inflight ON COMMIT DROP AS SELECT {primary_key} FROM {table} WITH NO DATA")
+CREATE_INFLIGHT = sql.SQL("CREATE TEMP TABLE _inflight ON COMMIT DROP AS SELECT {primary_key} FROM {table} "
+                          "WITH NO DATA")
 
 
 class DriftDetected(RuntimeError):
@@ -65,9 +66,11 @@ class Comparison:
 
     @property
     def matches(self) -> bool:
+        """Whether both sides agree (a deferred comparison counts as matching)."""
         return self.deferred or self.source == self.warehouse
 
     def describe(self, table: str) -> str:
+        """One line for the log: the verdict (or deferred), both sides' rows and checksums, rows in flight."""
         if self.deferred:
             return f"{table} {self.scope} {self.window}: deferred ({self.inflight} rows in flight)"
         verdict = "match" if self.matches else "DRIFT"
@@ -76,6 +79,7 @@ class Comparison:
                 f"; {self.inflight} in flight")
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: scope, window, both sides (checksums as text), in flight, deferred, matches, seconds."""
         return {"scope": self.scope, "window": self.window.to_dict(), "source_rows": self.source.rows,
                 "source_checksum": str(self.source.checksum), "warehouse_rows": self.warehouse.rows,
                 "warehouse_checksum": str(self.warehouse.checksum), "inflight": self.inflight,
@@ -84,7 +88,8 @@ class Comparison:
 
 def _summary(conn: psycopg.Connection, table: sql.Composable, columns: list[Column], where: sql.Composable,
              params: dict[str, Any], extra: sql.Composable = sql.SQL("")) -> Side:
-    query = load_sql("reconcile/reconcile_summary.sql", columns=hash_inputs(columns), table=table, window=where, extra=extra)
+    query = load_sql("reconcile/reconcile_summary.sql", columns=hash_inputs(columns), table=table, window=where,
+                     extra=extra)
     rows, checksum = conn.execute(query, params).fetchone()  # type: ignore[misc]
     return Side(int(rows), int(checksum))
 
@@ -147,7 +152,7 @@ def compare(
                 for (scope, w), (side, s) in zip(scopes, source_sides)]
     comparisons = []
     with warehouse.transaction():
-        extra = sql.SQL("AND r._deleted_at IS NULL")
+        extra: sql.Composable = sql.SQL("AND r._deleted_at IS NULL")
         if inflight:
             warehouse.execute(CREATE_INFLIGHT.format(primary_key=idents(pipeline.primary_key),
                                                      table=table_ident(pipeline.target)))
@@ -157,7 +162,8 @@ def compare(
             # A fresh target has no statistics yet; never let that pick a quadratic nested-loop anti-join.
             warehouse.execute("SET LOCAL enable_nestloop = off")
             extra += sql.SQL(" AND NOT EXISTS (SELECT 1 FROM _inflight AS i WHERE {})").format(sql.SQL(" AND ").join(
-                sql.SQL("{} = {}").format(sql.Identifier("i", k), sql.Identifier("r", k)) for k in pipeline.primary_key))
+                sql.SQL("{} = {}").format(sql.Identifier("i", k), sql.Identifier("r", k))
+                for k in pipeline.primary_key))
         for (scope, scope_window), (source_side, source_s) in zip(scopes, source_sides):
             started = time.monotonic()
             where, params = window_filter(pipeline.cursor, scope_window, "r")

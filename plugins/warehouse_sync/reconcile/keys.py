@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+
 import psycopg
 from psycopg import sql
 
@@ -80,10 +81,12 @@ class KeyCheck:
 
 
 def key_hash(pipeline: Pipeline, columns: list[Column], prefix: str = "r") -> sql.Composable:
-    """A 64-bit hash of the primary key alone, each column hashed with the previous hash as seed:
-    ``hashint8extended(k2, hashint8extended(k1, 0))`` for integer columns (no row value to build per
-    row: about half the CPU of ``hash_record_extended(ROW(k1, k2), 0)``), ``hash_record_extended(ROW(k), seed)``
-    for columns of other types."""
+    """A 64-bit hash of the primary key alone, each column hashed with the previous hash as seed.
+
+    ``hashint8extended(k2, hashint8extended(k1, 0))`` for integer columns (no row value to build per row: about
+    half the CPU of ``hash_record_extended(ROW(k1, k2), 0)``), ``hash_record_extended(ROW(k), seed)`` for
+    columns of other types.
+    """
     by_name = {c.name: c for c in columns}
     expression: sql.Composable = sql.SQL("0")
     for name in pipeline.primary_key:
@@ -187,8 +190,11 @@ def live_keys(rows: list[tuple]) -> dict[tuple, int]:
 
 
 class _KeySide(SnapshotSide):
-    """A snapshot side that reads through indexes only: sequential and bitmap scans would read every
-    column of every row, and the hash aggregate may keep up to ``MAX_PARTS`` groups in memory."""
+    """A snapshot side that reads through indexes only.
+
+    Sequential and bitmap scans would read every column of every row, and the hash aggregate may keep up to
+    ``MAX_PARTS`` groups in memory.
+    """
 
     def __enter__(self) -> "_KeySide":
         super().__enter__()
@@ -198,8 +204,10 @@ class _KeySide(SnapshotSide):
 
 
 def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) -> None:
-    """Builds the target's partial index of soft-deleted keys if missing (targets created before the
-    load built it; looked up without a table lock)."""
+    """Builds the target's partial index of soft-deleted keys if missing.
+
+    For targets created before the load built it; looked up without a table lock.
+    """
     name = tombstone_index(pipeline.target)
     qualified = sql.Identifier(pipeline.target.schema, name).as_string(warehouse)
     (exists,) = warehouse.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()  # type: ignore[misc]

@@ -3,9 +3,10 @@
 The algorithm is the checksum bisection of data-diff / reladiff ("Technical explanation",
 github.com/erezsh/reladiff): cut the key space into segments; in each database compute, per
 segment, a row count and an order-independent checksum (sum of 64-bit row hashes; reladiff sums
-md5 prefixes of the row text, we use PostgreSQL's ``hash_record_extended``, 3x cheaper per row); segments whose numbers differ are cut again, until a segment is small enough
-(``leaf_rows``) to compare key by key. Both databases are queried concurrently, each inside one
-snapshot, and every level is one ``GROUP BY`` scan of the differing ranges.
+md5 prefixes of the row text, we use PostgreSQL's ``hash_record_extended``, 3x cheaper per row);
+segments whose numbers differ are cut again, until a segment is small enough (``leaf_rows``) to
+compare key by key. Both databases are queried concurrently, each inside one snapshot, and every
+level is one ``GROUP BY`` scan of the differing ranges.
 
 Segments are ranges of the first primary-key column, which must be an integer (TPC-H and most
 OLTP tables); a composite key is compared on all its columns at the leaves.
@@ -64,6 +65,7 @@ class Drift:
 
     @property
     def total(self) -> int:
+        """How many keys are missing, extra or changed, together."""
         return len(self.missing) + len(self.extra) + len(self.changed)
 
     def summary(self, sample: int = 5) -> dict[str, Any]:
@@ -78,8 +80,10 @@ class Drift:
 
 
 class SnapshotSide:
-    """One database, its table and filter, inside one read-only REPEATABLE READ snapshot (a context
-    manager; :meth:`query` runs a statement of ``sql/`` with ``{table}`` and ``{extra}`` filled in)."""
+    """One database, its table and filter, inside one read-only REPEATABLE READ snapshot.
+
+    A context manager; :meth:`query` runs a statement of ``sql/`` with ``{table}`` and ``{extra}`` filled in.
+    """
 
     def __init__(self, conn: psycopg.Connection, table: sql.Composable, extra: sql.Composable):
         self.conn, self.table, self.extra = conn, table, extra
@@ -99,6 +103,7 @@ class SnapshotSide:
         self.conn.isolation_level = None
 
     def query(self, name: str, parts: dict[str, sql.Composable], params: dict[str, Any]) -> list[tuple]:
+        """Every row of the ``sql/`` statement ``name``, with ``parts``, ``{table}`` and ``{extra}`` filled in."""
         statement = load_sql(name, table=self.table, extra=self.extra, **parts)
         return self.conn.execute(statement, {"table_name": self.table_name, **params}).fetchall()
 

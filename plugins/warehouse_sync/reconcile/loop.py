@@ -82,8 +82,10 @@ def reconcile_window(run: Run, window: Window, on_drift: DriftHandler | None = N
 
 
 def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | None = None) -> Reconciliation:
-    """The daily reconcile: every row with cursor < ``as_of``, capped at the high watermark (rows past
-    it are not loaded yet, so they are in flight, not drift); ``None`` means the watermark.
+    """The daily reconcile: every row with cursor < ``as_of``, capped at the high watermark.
+
+    Rows past the watermark are not loaded yet, so they are in flight, not drift. ``as_of`` ``None`` means the
+    watermark.
 
     Raises:
         NothingLoaded: The pipeline has not loaded anything yet.
@@ -148,6 +150,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
         comparisons = comparisons + [final]
     result = Reconciliation(scope, window.end, tuple(comparisons), drift)
     if result.keys_differed and on_drift is not None:
+        assert drift is not None  # keys_differed: drift holds what locate found
         on_drift(drift)
     bad = [c for c in comparisons if not c.matches]
     if bad:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
@@ -40,6 +39,7 @@ class RepairResult:
 
     @property
     def total(self) -> int:
+        """Rows written: upserted plus deleted."""
         return self.upserted + self.deleted
 
 
@@ -77,8 +77,8 @@ def repair(run: Run, columns: list[Column], diff: Drift) -> RepairResult:
             staging = sql.Identifier(f"_repair_{pipeline.name}")
             warehouse.execute(CREATE_STAGING.format(staging=staging, table=target))
             joined = key_join(pipeline, columns, stale)
-            fetch = load_sql("reconcile/repair_fetch.sql", columns=idents(names, "r"), table=table_ident(pipeline.source),
-                             **joined["parts"])
+            fetch = load_sql("reconcile/repair_fetch.sql", columns=idents(names, "r"),
+                             table=table_ident(pipeline.source), **joined["parts"])
             with source.cursor() as out, out.copy(fetch, joined["params"]) as reader, warehouse.cursor() as cur:
                 with cur.copy(COPY_CSV.format(table=staging, columns=idents(names))) as writer:
                     for chunk in reader:

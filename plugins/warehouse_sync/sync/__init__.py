@@ -1,5 +1,7 @@
-"""Cursor mode (``mode: cursor``): a straight line :mod:`.plan` → :mod:`.extract` → :mod:`.load`, behind
-:class:`.mode.CursorMode`. Stands on :mod:`warehouse_sync.target`; imports nothing of :mod:`warehouse_sync.cdc`.
+"""Cursor mode (``mode: cursor``): a straight line :mod:`.plan` → :mod:`.extract` → :mod:`.load`.
+
+It sits behind :class:`.mode.CursorMode`, stands on :mod:`warehouse_sync.target` and imports nothing of
+:mod:`warehouse_sync.cdc`.
 
 * :mod:`.mode` — :class:`~.mode.CursorMode`: plan, extract, load and health of the
   :class:`~warehouse_sync.modes.Mode` protocol.

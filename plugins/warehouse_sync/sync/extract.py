@@ -57,18 +57,21 @@ class StoragePath(Protocol):
     name: str
 
     @property
-    def parent(self) -> Any: ...
-    def open(self, mode: str = ...) -> Any: ...
-    def rename(self, target: Any) -> Any: ...
-    def stat(self) -> Any: ...
-    def unlink(self, missing_ok: bool = ...) -> None: ...
-    def exists(self) -> bool: ...
-    def iterdir(self) -> Any: ...
+    def parent(self) -> Any: ...  # noqa: D102
+    def open(self, mode: str = ...) -> Any: ...  # noqa: D102
+    def rename(self, target: Any) -> Any: ...  # noqa: D102
+    def stat(self) -> Any: ...  # noqa: D102
+    def unlink(self, missing_ok: bool = ...) -> None: ...  # noqa: D102
+    def exists(self) -> bool: ...  # noqa: D102
+    def iterdir(self) -> Any: ...  # noqa: D102
     def __truediv__(self, other: str) -> Any: ...
 
 
 def batch_path(root: StoragePath, pipeline: Pipeline, window: Window, batch_index: int) -> Any:
-    """Deterministic file location for (table, window, batch): ``<root>/<pipeline>/<start>__<end>/batch-NNNNN.parquet``."""
+    """Deterministic file location for (table, window, batch).
+
+    The location: ``<root>/<pipeline>/<start>__<end>/batch-NNNNN.parquet``.
+    """
     return root / pipeline.name / window_folder_name(window) / batch_file_name(batch_index)
 
 
@@ -101,6 +104,10 @@ def read_pages(
 
     Args:
         conn: Source connection (the caller holds its transaction).
+        pipeline: The table's configuration.
+        columns: Source columns (:func:`warehouse_sync.db.catalog.describe_source`).
+        window: The run's window.
+        batch: The keyset range to read.
         phases: Where to add the ``csv_to_arrow`` seconds, if given.
     """
     schema = arrow_schema(columns)
@@ -108,7 +115,7 @@ def read_pages(
     where, params = batch_filter(pipeline, window, batch)
     last: tuple[Any, ...] | None = None
     while True:
-        after = sql.SQL("")
+        after: sql.Composable = sql.SQL("")
         page_params = {**params, "page_size": pipeline.page_size}
         if last is not None:
             after = sql.SQL("AND {} > {}").format(row_of(keys), placeholders("after", len(keys)))

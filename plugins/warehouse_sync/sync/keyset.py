@@ -20,9 +20,11 @@ from warehouse_sync.model import Batch, Window
 
 
 def keyset_columns(pipeline: Pipeline, window: Window) -> tuple[str, ...]:
-    """The keyset order of a window: cursor first, then the primary key columns; for a snapshot
-    (``window.start is None``) the primary key alone, whose index order follows the heap: measured
-    on TPC-H SF 1 orders, reading in key order takes 1.2 s against 4.5 s in (cursor, key) order."""
+    """The keyset order of a window: cursor first, then the primary key columns.
+
+    For a snapshot (``window.start is None``) the primary key alone, whose index order follows the heap:
+    measured on TPC-H SF 1 orders, reading in key order takes 1.2 s against 4.5 s in (cursor, key) order.
+    """
     return pipeline.primary_key if window.start is None else (pipeline.cursor, *pipeline.primary_key)
 
 

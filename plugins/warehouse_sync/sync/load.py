@@ -35,8 +35,15 @@ from warehouse_sync.db.statements import CREATE_STAGING, idents, load_sql, table
 from warehouse_sync.run import Run
 from warehouse_sync.sync.snapshot import finish as finish_build
 from warehouse_sync.target.bulk_copy import copy_files, file_rows
-from warehouse_sync.target.ddl import (SchemaChangeHandler, alter_target, analyze, ensure_cursor_index, ensure_target,
-                                       reject, report)
+from warehouse_sync.target.ddl import (
+    SchemaChangeHandler,
+    alter_target,
+    analyze,
+    ensure_cursor_index,
+    ensure_target,
+    reject,
+    report,
+)
 from warehouse_sync.target.schema import ColumnChange
 from warehouse_sync.timing import Phases
 
@@ -50,9 +57,12 @@ TARGET_IS_EMPTY = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {table})")
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Rows staged (read from files), rows merged (inserted or replaced by a newer version), seconds;
-    rows back-filled (existing rows given the values of added columns), the schema changes recorded and
-    ``phases`` (``{phase: seconds}``, module docstring)."""
+    """What a load did: rows staged and merged, seconds, rows back-filled, schema changes and phases.
+
+    Rows staged (read from files), rows merged (inserted or replaced by a newer version), seconds; rows
+    back-filled (existing rows given the values of added columns), the schema changes recorded and ``phases``
+    (``{phase: seconds}``, module docstring).
+    """
 
     staged: int
     merged: int

@@ -75,8 +75,10 @@ class CursorMode:
                     time.monotonic() - started, phases.to_dict())
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
-        """Writes one batch to its Parquet file under ``root``; in a snapshot into a new target also into
-        the run's build table (:mod:`.snapshot`)."""
+        """Writes one batch to its Parquet file under ``root``.
+
+        In a snapshot into a new target, also into the run's build table (:mod:`.snapshot`).
+        """
         pipeline = run.pipeline
         columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
         build = snapshot.build_for(run) if plan.window.is_snapshot else None
@@ -86,8 +88,9 @@ class CursorMode:
 
     def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
              on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
-        """COPYs the window's files into staging and merges them into the target in one transaction,
-        first applying the source schema changes the ``schema_changes`` policy accepts.
+        """COPYs the window's files into staging and merges them into the target in one transaction.
+
+        First applies the source schema changes the ``schema_changes`` policy accepts.
 
         Raises:
             SchemaChanged: The policy rejects a schema change (nothing is written but its history rows).

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def run_window(
     pipeline: Pipeline, schedule: str, run: RunStart, watermark: datetime | None, late_horizon: datetime | None,
 ) -> tuple[Window, str]:
-    """The cursor window a run syncs, for every way a run starts (README, "Operating it").
+    """The cursor window a run syncs, for every way a run starts (docs/operating.md).
 
     ==============================================  ============================================
     run                                             window
@@ -61,6 +61,8 @@ def run_window(
     """
     from croniter import croniter
 
+    start: datetime | None
+    end: datetime | None
     if run.logical_date is None:
         end, start, why = run.run_after, watermark, "from the watermark to the trigger time"
     elif run.manual:
@@ -70,6 +72,7 @@ def run_window(
         why = "the schedule's interval of the logical date"
     else:
         start, end, why = run.interval_start, run.interval_end, "the data interval"
+        assert end is not None  # a run with a logical date has a data interval
     if start is None and not run.full_snapshot and pipeline.initial_load == "window":
         start = croniter(schedule, end).get_prev(datetime)  # no watermark yet: one schedule interval
     if run.full_snapshot:
@@ -86,8 +89,9 @@ def run_window(
 
 
 def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> list[Batch]:
-    """Splits a window's rows into keyset batches of at most ``pipeline.batch_size`` rows
-    (``snapshot_batch_size`` for a full snapshot).
+    """Splits a window's rows into keyset batches of at most ``pipeline.batch_size`` rows.
+
+    ``snapshot_batch_size`` for a full snapshot.
 
     Args:
         conn: Source connection.
@@ -125,9 +129,10 @@ def _tile(starts: list[tuple[Any, ...]]) -> list[Batch]:
 
 def _snapshot_starts(conn: psycopg.Connection, pipeline: Pipeline, window: sql.Composable,
                      params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
-    """First keys of a snapshot's batches without reading the key index: the first key column's
-    ``[min, max]`` cut into equal ranges, one per ``snapshot_batch_size`` rows of the planner's row
-    estimate, each cut moved to the first key at or after it (one index probe each).
+    """First keys of a snapshot's batches without reading the key index.
+
+    The first key column's ``[min, max]`` cut into equal ranges, one per ``snapshot_batch_size`` rows of the
+    planner's row estimate, each cut moved to the first key at or after it (one index probe each).
 
     Batches then hold about ``snapshot_batch_size`` rows when the key is spread evenly (TPC-H: within
     a few percent); a skewed key gives uneven batches, never a lost or repeated row (they tile the

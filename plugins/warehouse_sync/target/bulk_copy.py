@@ -22,11 +22,11 @@ import io
 from typing import Any, Iterable, Iterator
 
 import psycopg
-from psycopg.copy import QueuedLibpqWriter
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import COPY_CSV, idents
@@ -41,8 +41,10 @@ COPY_BINARY = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT binary)")
 
 
 def binary_ready(columns: list[Column]) -> bool:
-    """Whether every column has an exact binary COPY encoding from its Arrow type (strings only for
-    text types; no ``time``)."""
+    """Whether every column has an exact binary COPY encoding from its Arrow type.
+
+    Strings only for text types; no ``time``.
+    """
     def ok(c: Column) -> bool:
         kind = c.arrow_type
         if pa.types.is_string(kind):
@@ -96,8 +98,9 @@ def file_rows(paths: Iterable[Any]) -> int:
 
 def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column],
                  batches: Iterable[pa.RecordBatch], with_run_id: bool = False) -> int:
-    """Copies record batches into ``table`` with one ``COPY … FROM STDIN`` (binary when
-    :func:`binary_ready`, else CSV).
+    """Copies record batches into ``table`` with one ``COPY … FROM STDIN``.
+
+    Binary when :func:`binary_ready`, else CSV.
 
     Args:
         cur: Cursor of the caller's open transaction.

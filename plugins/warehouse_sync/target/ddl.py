@@ -26,8 +26,23 @@ from psycopg import sql
 
 from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column, TableNotFound, column_definitions, read_columns, relation_exists, row_estimate
-from warehouse_sync.db.statements import COPY_CSV, DDL_LOCK, cursor_index, idents, load_sql, table_ident, tombstone_index
+from warehouse_sync.db.catalog import (
+    Column,
+    TableNotFound,
+    column_definitions,
+    read_columns,
+    relation_exists,
+    row_estimate,
+)
+from warehouse_sync.db.statements import (
+    COPY_CSV,
+    DDL_LOCK,
+    cursor_index,
+    idents,
+    load_sql,
+    table_ident,
+    tombstone_index,
+)
 from warehouse_sync.run import Run
 from warehouse_sync.target.schema import ColumnChange, SchemaChanged, SchemaDecision, decide
 
@@ -61,8 +76,8 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
         with conn.transaction():
             conn.execute(DDL_LOCK)
             conn.execute(load_sql(
-                "target/create_target.sql", schema=sql.Identifier(pipeline.target.schema), table=table_ident(pipeline.target),
-                column_defs=definitions, primary_key=idents(pipeline.primary_key),
+                "target/create_target.sql", schema=sql.Identifier(pipeline.target.schema),
+                table=table_ident(pipeline.target), column_defs=definitions, primary_key=idents(pipeline.primary_key),
                 tombstones=sql.Identifier(tombstone_index(pipeline.target)),
             ))
         conn.commit()
@@ -97,8 +112,10 @@ def rejection_message(pipeline: Pipeline, decision: SchemaDecision) -> str:
 
 def report(pipeline: Pipeline, policy: str, changes: Iterable[ColumnChange],
            on_schema_change: SchemaChangeHandler | None) -> None:
-    """Logs the recorded schema changes and passes them to ``on_schema_change`` (the DAG's alert):
-    ``{"table", "source", "policy", "changes": [ColumnChange.to_dict(), ...]}``."""
+    """Logs the recorded schema changes and passes them to ``on_schema_change`` (the DAG's alert).
+
+    What it passes: ``{"table", "source", "policy", "changes": [ColumnChange.to_dict(), ...]}``.
+    """
     changes = list(changes)
     for change in changes:
         log.warning("%s: schema change (%s): %s: %s, %s", pipeline.target, policy, change.describe(), change.outcome,
@@ -148,8 +165,10 @@ def alter_target(conn: psycopg.Connection, pipeline: Pipeline, decision: SchemaD
 
 
 def _backfill(conn: psycopg.Connection, source: psycopg.Connection, pipeline: Pipeline, added: list[Column]) -> int:
-    """Gives the target's rows the source's values of the ``added`` columns, by key, where the target
-    holds the source's current version (same cursor); a newer source version arrives with a merge.
+    """Gives the target's rows the source's values of the ``added`` columns, by key.
+
+    Only where the target holds the source's current version (same cursor); a newer source version arrives with
+    a merge.
 
     Key, cursor and the added columns stream from one source ``COPY`` into a temporary table (memory
     stays bounded by COPY's chunks, whatever the table's size), then one ``UPDATE … FROM`` joins it.
@@ -182,9 +201,11 @@ ANALYZE_SHARE = 0.1
 
 
 def analyze(conn: psycopg.Connection, pipeline: Pipeline, changed: int | None = None) -> None:
-    """ANALYZE after a load that changed rows (``changed``; ``None``: all of them), so plans of later
-    merges and reconciles stay sane, unless the change is too small to move the statistics
-    (:data:`ANALYZE_SHARE`). The load itself has committed, so a failure here is only logged."""
+    """ANALYZE after a load that changed rows (``changed``; ``None``: all of them).
+
+    It keeps the plans of later merges and reconciles sane; it is skipped when the change is too small to move
+    the statistics (:data:`ANALYZE_SHARE`). The load itself has committed, so a failure here is only logged.
+    """
     target = table_ident(pipeline.target)
     try:
         if changed is not None:
@@ -202,8 +223,11 @@ def analyze(conn: psycopg.Connection, pipeline: Pipeline, changed: int | None = 
 
 
 def ensure_cursor_index(conn: psycopg.Connection, pipeline: Pipeline) -> None:
-    """Builds the target's cursor index inside the load's transaction, once: ``to_regclass`` looks it up
-    without a table lock, so a load never queues behind other writers for an index that exists."""
+    """Builds the target's cursor index inside the load's transaction, once.
+
+    ``to_regclass`` looks it up without a table lock, so a load never queues behind other writers for an index
+    that exists.
+    """
     name = cursor_index(pipeline.target, pipeline.cursor)
     target = table_ident(pipeline.target)
     if not relation_exists(conn, pipeline.target.schema, name):

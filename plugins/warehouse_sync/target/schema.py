@@ -67,18 +67,20 @@ def is_widening(old: Column, new: Column) -> bool:
             return was is not None and (now is None or now > was)
         return False
     if old.type_name == "numeric" and new.type_name == "numeric":
-        was, now = _NUMERIC.match(old.sql_type), _NUMERIC.match(new.sql_type)
-        if was and now:
-            return now.group(2) == was.group(2) and int(now.group(1)) > int(was.group(1))
-        return was is not None and now is None  # numeric(p,s) -> numeric: unconstrained holds every value
+        was_match, now_match = _NUMERIC.match(old.sql_type), _NUMERIC.match(new.sql_type)
+        if was_match and now_match:
+            return now_match.group(2) == was_match.group(2) and int(now_match.group(1)) > int(was_match.group(1))
+        return was_match is not None and now_match is None  # numeric(p,s) -> numeric: unconstrained holds every value
     return False
 
 
 
 class SchemaChanged(RuntimeError):
-    """The pipeline's ``schema_changes`` policy rejects a difference between source and target columns
-    (or a file was extracted with other columns than the source has now); the message names the
-    tables, each column with its old and new type, and the way out. Nothing was written."""
+    """The pipeline's ``schema_changes`` policy rejects a difference between source and target columns.
+
+    Also raised when a file was extracted with other columns than the source has now. The message names the
+    tables, each column with its old and new type, and the way out. Nothing was written.
+    """
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class ColumnChange:
         return f"column {self.column!r} changed type from {self.old_type} to {self.new_type}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field by name."""
         return asdict(self)
 
 
@@ -137,10 +140,12 @@ class SchemaDecision:
 
     @property
     def rejected(self) -> tuple[ColumnChange, ...]:
+        """The changes the policy rejects."""
         return tuple(c for c in self.changes if c.outcome == REJECTED)
 
     @property
     def alters_target(self) -> bool:
+        """Whether the load alters the target: columns to add, to widen or to relax."""
         return bool(self.add or self.widen or self.relax)
 
 
