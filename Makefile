@@ -15,7 +15,7 @@ export DEMO_SF
 DEMO_BROKEN_ROW ?= 0
 export DEMO_BROKEN_ROW
 
-.PHONY: install demo test lint airflow reconcile lock bench bench-reconcile bench-cdc bench-phases clean
+.PHONY: install demo test lint airflow reconcile lock bench bench-reconcile bench-cdc bench-phases bench-tasks clean
 
 # requirements.txt: what an Airflow worker needs (the Dockerfile installs only this);
 # requirements-dev.txt: the same pins plus tests, demo, embedded PostgreSQL and bench tools.
@@ -69,6 +69,10 @@ bench-cdc: install
 # One snapshot's time by phase (plan, extract, load steps) against the binary COPY pipe: BENCH_SF, BENCH_PHASES_TABLES.
 bench-phases: install
 	$(PY) bench/snapshot_phases.py
+
+# Wall time, CPU seconds and peak RSS of every task, each in its own process (BENCH_SCALES, default "1 3").
+bench-tasks: install
+	$(PY) bench/task_resources.py
 
 # Order matters: the dev lock is constrained by requirements.txt.
 lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -104,27 +105,35 @@ def lines_of_one_second_each(warehouse, rows=100_000):
     warehouse.execute("CREATE INDEX lines_cursor ON t_dst.lines (updated_at); ANALYZE t_dst.lines")
 
 
-def test_the_failing_row_samples_of_a_small_window_read_it_through_the_cursor_index(warehouse):
-    # GX's sample queries put a LIMIT around the window; flattened into them, a filter the planner cannot
-    # estimate (numeric < float) or a PARTITION BY key made it scan the whole table instead.
+def test_a_small_windows_rows_are_read_through_the_cursor_index_and_a_snapshot_by_one_scan(warehouse):
+    # GX copies the window into a temporary table with the window query alone (no LIMIT around it), so the
+    # planner sees the window: its cost follows the window, not the table.
     pipeline = lines_pipeline()
     lines_of_one_second_each(warehouse)
-    window = Window(T0 + timedelta(seconds=50_000), T0 + timedelta(seconds=52_000))
-    query = window_query(warehouse, pipeline, window)
-    samples = [f"SELECT order_id FROM ({query}) AS w WHERE qty < 0.0::float8 LIMIT 20",
-               f"SELECT order_id FROM (SELECT order_id, count(*) OVER (PARTITION BY order_id) AS n FROM ({query}) AS a)"
-               " AS w WHERE n >= 2 LIMIT 20"]
-    for sample in samples:
-        plan = "\n".join(r[0] for r in warehouse.execute(f"EXPLAIN {sample}"))  # test-only SQL
-        assert "lines_cursor" in plan and "Seq Scan" not in plan and "lines_pkey" not in plan, plan
-    assert len(warehouse.execute(query).fetchall()) == 2_000
+    small = window_query(warehouse, pipeline, Window(T0 + timedelta(seconds=50_000), T0 + timedelta(seconds=52_000)))
+    snapshot = window_query(warehouse, pipeline, Window(None, T0 + timedelta(seconds=200_000)))
+    plan = "\n".join(r[0] for r in warehouse.execute(f"EXPLAIN CREATE TEMPORARY TABLE w AS {small}"))  # test-only
+    assert "lines_cursor" in plan and "Seq Scan" not in plan and "lines_pkey" not in plan, plan
+    plan = "\n".join(r[0] for r in warehouse.execute(f"EXPLAIN CREATE TEMPORARY TABLE w AS {snapshot}"))
+    assert "Seq Scan" in plan and "Sort" not in plan, plan
+    assert len(warehouse.execute(small).fetchall()) == 2_000
     warehouse.rollback()
 
 
-def test_a_window_holding_a_large_share_of_the_table_is_read_unordered(warehouse):
-    lines_of_one_second_each(warehouse)  # ordering a big window costs more than the scans it avoids
-    pipeline = lines_pipeline()
-    big = window_query(warehouse, pipeline, Window(T0, T0 + timedelta(seconds=30_000)))
-    snapshot = window_query(warehouse, pipeline, Window(None, T0 + timedelta(seconds=30_000)))
-    warehouse.rollback()
-    assert "ORDER BY" not in big and "ORDER BY" not in snapshot
+def test_validate_reads_the_window_once_on_the_server_and_never_fetches_its_rows(
+        source, warehouse, tmp_path, reports, url, caplog):
+    """GX would learn a query's columns by running it and fetching every row into the task: a snapshot's
+    whole table. The window is copied into a temporary table on the server instead, and each expectation
+    is an aggregate over it (samples of failing rows have a LIMIT)."""
+    pipeline = lines_pipeline(expectations=EXPECTATIONS)
+    create_lines(source, orders=50)
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r5")["planned"]
+    window = window_query(warehouse, pipeline, Plan.from_dict(planned).window)
+    warehouse.commit()
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        summary = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "r5")
+    statements = [r.getMessage().strip() for r in caplog.records if r.name == "sqlalchemy.engine.Engine"]
+    reading = [s for s in statements if window in s]
+    assert len(reading) == 1 and reading[0].startswith("CREATE TEMPORARY TABLE"), reading  # one read, on the server
+    assert window not in [s.rstrip(";").strip() for s in statements]  # the window is never run on its own
+    assert summary["expectations"] == 6 and summary["failed"] == []
