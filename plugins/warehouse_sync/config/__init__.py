@@ -7,8 +7,9 @@ into a :class:`SyncConfig` of :class:`Pipeline` values (each with its data-quali
 file, the pipeline and the field.
 
 Modules:
-    pipeline: The models (:class:`Pipeline` with its :class:`CdcSettings`, :class:`Alerts`,
-        :class:`SyncConfig`); every default lives here.
+    pipeline: The models (:class:`Pipeline` with its :class:`CdcSettings` and task timeouts,
+        :class:`SyncConfig`); every default of a pipeline lives here.
+    alerts: The ``alerts:`` section (:class:`Alerts`, and the file's shape of it).
     load: :func:`load_config`: the file read, ``defaults:`` applied, errors named.
     expectations: One data-quality rule (:class:`Expectation`) and the names it may use
         (:data:`EXPECTATIONS`, :data:`SEVERITIES`).
@@ -17,12 +18,12 @@ Importing this package is cheap (pydantic and PyYAML only: no Airflow, database 
 so that DAG files parse fast.
 """
 
+from warehouse_sync.config.alerts import Alerts
 from warehouse_sync.config.expectations import EXPECTATIONS, SEVERITIES, Expectation
 from warehouse_sync.config.load import load_config
 from warehouse_sync.config.pipeline import (
     RECONCILE_SCHEDULE,
     SYNC_SCHEDULE,
-    Alerts,
     CdcSettings,
     ConfigError,
     Pipeline,

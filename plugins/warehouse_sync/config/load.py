@@ -18,14 +18,8 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from warehouse_sync.config.pipeline import (
-    DEPRECATED_CDC_KEYS,
-    Alerts,
-    AlertsSection,
-    ConfigError,
-    Pipeline,
-    SyncConfig,
-)
+from warehouse_sync.config.alerts import Alerts, AlertsSection
+from warehouse_sync.config.pipeline import DEPRECATED_CDC_KEYS, ConfigError, Pipeline, SyncConfig
 
 _TOP_LEVEL_KEYS = ("alerts", "defaults", "pipelines")
 _DEPRECATED_EXPECTATIONS_KEY = "checks"

@@ -16,7 +16,8 @@ The file (its path is chosen by the caller, the DAG file) looks like::
       smtp: {to: [ops@example.com], conn_id: smtp_default, from: warehouse-sync@localhost}
       slack_webhook: {conn_id: slack_alerts}
 
-Every default lives in one place, the field definitions of :class:`Pipeline` and :class:`Alerts`;
+Every default lives in one place, the field definitions of :class:`Pipeline` and
+:class:`~warehouse_sync.config.alerts.Alerts`;
 the file only overrides them (``defaults:`` under each pipeline's own values). Reading the file and
 turning validation errors into messages that name the file, the pipeline and the field is
 :mod:`.load`'s job.
@@ -43,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from warehouse_sync.config.alerts import Alerts
 from warehouse_sync.config.expectations import Expectation
 from warehouse_sync.model import TableRef
 
@@ -87,23 +89,11 @@ def _expectation(value: Any) -> Expectation:
     return value if isinstance(value, Expectation) else Expectation.parse(value)
 
 
-def _email_address(value: str) -> str:
-    if "@" not in value:
-        raise ValueError(f"expected an e-mail address, got {value!r}")
-    return value
-
-
-def _empty_is_none(value: Any) -> Any:
-    return None if isinstance(value, dict) and not value else value
-
-
 # "schema.table" in the file, a TableRef in Python (and back to "schema.table" in model_dump).
 _Table = Annotated[TableRef, PlainValidator(_table_ref), PlainSerializer(str, return_type=str)]
 _Column = Annotated[str, StringConstraints(min_length=1)]
 # A mapping in the file (Expectation.parse), an Expectation in Python (and the mapping in model_dump).
 _ExpectationEntry = Annotated[Expectation, PlainValidator(_expectation), PlainSerializer(Expectation.to_dict)]
-_EmailAddress = Annotated[str, AfterValidator(_email_address)]
-_Recipients = Annotated[tuple[_EmailAddress, ...], BeforeValidator(_one_or_many)]
 
 
 class ExecutionTimeouts(BaseModel):
@@ -368,28 +358,6 @@ class Pipeline(BaseModel):
         return f"extract_{self.source_conn_id}"
 
 
-class Alerts(BaseModel):
-    """Where alerts go (each channel optional; none configured means log only).
-
-    The file gives them as ``alerts: {smtp: {to, conn_id, from}, slack_webhook: {conn_id}}``.
-
-    Attributes:
-        smtp_to: Recipients of alert e-mails (SMTP via the ``smtp_conn_id`` Airflow connection);
-            empty means no e-mail.
-        smtp_conn_id: Airflow connection of the SMTP server.
-        smtp_from: Sender address.
-        slack_webhook_conn_id: Airflow connection of a Slack incoming webhook (URL in its password),
-            or ``None`` for no Slack message.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    smtp_to: _Recipients = ()
-    smtp_conn_id: str = "smtp_default"
-    smtp_from: str = "warehouse-sync@localhost"
-    slack_webhook_conn_id: str | None = None
-
-
 class SyncConfig(BaseModel):
     """The whole file: where it came from, its pipelines in file order, and its alert channels.
 
@@ -422,43 +390,3 @@ class SyncConfig(BaseModel):
                 return p
         known = ", ".join(p.name for p in self.pipelines) or "none"
         raise ConfigError(f"{self.path}: no pipeline named {name!r} (known: {known})")
-
-
-# The file's shape of the alerts section; only the keys given override Alerts' defaults.
-class _SmtpSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    to: _Recipients = Field((), validate_default=True)
-    conn_id: str | None = None
-    sender: str | None = Field(None, alias="from")
-
-    @field_validator("to")
-    @classmethod
-    def _at_least_one(cls, to: tuple[str, ...]) -> tuple[str, ...]:
-        if not to:
-            raise ValueError("at least one recipient is required")
-        return to
-
-
-class _SlackWebhookSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    conn_id: str | None = None
-
-
-class AlertsSection(BaseModel):
-    """The file's ``alerts:`` section; :meth:`to_alerts` gives the :class:`Alerts` value."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    smtp: Annotated[_SmtpSection | None, BeforeValidator(_empty_is_none)] = None
-    slack_webhook: Annotated[_SlackWebhookSection | None, BeforeValidator(_empty_is_none)] = None
-
-    def to_alerts(self) -> Alerts:
-        """The channels given, over :class:`Alerts`' defaults."""
-        given: dict[str, Any] = {}
-        if self.smtp:
-            given.update(smtp_to=self.smtp.to, smtp_conn_id=self.smtp.conn_id, smtp_from=self.smtp.sender)
-        if self.slack_webhook:
-            given.update(slack_webhook_conn_id=self.slack_webhook.conn_id)
-        return Alerts(**{k: v for k, v in given.items() if v is not None})
