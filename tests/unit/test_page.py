@@ -22,7 +22,7 @@ def orders_view() -> TableView:
         ORDERS,
         runs=[RunView("scheduled__2026-11-20T02:00:00+00:00", "sync_tpch_orders", "2026-11-20 00:00 – 02:00 UTC",
                       1234567, "drift repaired: 1 missing, 0 deleted at source, 0 changed; 1 rows repaired",
-                      "1 of 5 expectations failed", True),
+                      "1 of 5 expectations failed", True, "plan 0.4 · extract 3.1 · load 1.2"),
               RunView("manual__1", "sync_tpch_orders", "everything before 2026-11-20 00:00 UTC (snapshot)", 15000,
                       "in sync", "all 5 expectations passed", False)],
         expectations=[{"label": "order status is O, F or P", "columns": "o_orderstatus", "severity": "fail",
@@ -55,6 +55,11 @@ def test_a_failed_fail_expectation_is_a_failed_row_with_its_sample_keys_and_a_wa
     assert "stops the run" in failed
     warned = page.split('<tr class="warned">', 1)[1].split("</tr>", 1)[0]
     assert "warning" in warned and "reported only" in warned
+
+
+def test_each_run_shows_the_seconds_of_its_plan_extract_and_load(page):
+    runs = page.split('<table class="runs">', 1)[1].split("</table>", 1)[0]
+    assert "<th>Time (s)</th>" in runs and "<td>plan 0.4 · extract 3.1 · load 1.2</td>" in runs
 
 
 def test_values_are_html_escaped(page):

@@ -36,6 +36,7 @@ class RunView:
     reconciliation: str
     expectations: str
     problem: bool
+    time: str = ""
 
 
 @dataclass
@@ -132,6 +133,11 @@ def cdc_slot_text(retained_bytes: int, lag_seconds: float | None, applied: int, 
     return ("ALERT " + text) if status == "warn" else text
 
 
+def time_text(plan: float, extract: float, load: float) -> str:
+    """Seconds of a run's plan, extract (all batches, as if one after another) and load, as the page shows them."""
+    return f"plan {plan:.1f} · extract {extract:.1f} · load {load:.1f}"
+
+
 def schema_change_view(row: tuple) -> dict[str, Any]:
     """One ``schema_history`` row as the page shows it (types as ``old → new``)."""
     recorded_at, run_id, column, change, old_type, new_type, policy, outcome, detail = row
@@ -174,7 +180,7 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
         for row in conn.execute(load_sql("quality/page_expectations.sql"),
                                 {"pipeline": p.name, "run_ids": run_ids}).fetchall():
             expectations.setdefault(row[0], []).append(row)
-        for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync in runs:
+        for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync, *seconds in runs:
             text, failed = _expectations_text(expectations.get(run_id, []))
             reconciliation = _reconciliation_text(bool(reconciled), bool(drift_seen), drift.get(run_id))
             if is_sync:
@@ -182,7 +188,8 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
             else:  # the daily whole-table reconcile: nothing loaded, nothing validated
                 window, dag_id, text = f"whole table, rows before {end:%Y-%m-%d %H:%M} UTC", f"reconcile_{p.name}", "-"
             view.runs.append(RunView(run_id, dag_id, window, int(rows_loaded), reconciliation, text,
-                                     failed or reconciliation.startswith("repair refused")))
+                                     failed or reconciliation.startswith("repair refused"),
+                                     time_text(*seconds) if is_sync else "-"))
         latest = next((run_id for run_id in run_ids if run_id in expectations), None)
         if latest:
             rows = expectations[latest]
