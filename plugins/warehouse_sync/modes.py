@@ -49,6 +49,13 @@ class Mode(Protocol):
         """What the mode holds at the source and its thresholds (after a load, or on its own); ``None``: nothing."""
         ...
 
+    def pending_keys(self, run: Run) -> set[tuple[str, ...]]:
+        """Keys (text form, key order) of changes the source committed that no run has applied yet.
+
+        The reconcile calls a difference they explain in flight, not drift.
+        """
+        ...
+
 
 def mode_for(pipeline: Pipeline, schedule: str = SYNC_SCHEDULE) -> Mode:
     """The pipeline's mode (``pipeline.mode``), imported only when chosen.

@@ -171,6 +171,12 @@ def health(run: Run) -> Health | None:
     return measured
 
 
+def _pending_keys(run: Run) -> loop.PendingKeys:
+    """The mode's keys of changes committed at the source and not applied yet, asked only when needed."""
+    mode = mode_for(run.pipeline)
+    return lambda: mode.pending_keys(run)
+
+
 def reconcile(run: Run, planned: Plan, on_drift: loop.DriftHandler | None = None) -> loop.Reconciliation:
     """The sync run's reconcile (:func:`warehouse_sync.reconcile.loop.reconcile_window`).
 
@@ -178,7 +184,7 @@ def reconcile(run: Run, planned: Plan, on_drift: loop.DriftHandler | None = None
         RepairRefused: More drift than the repair ceiling.
         DriftDetected: Drift remains after repair.
     """
-    return loop.reconcile_window(run, planned.window, on_drift)
+    return loop.reconcile_window(run, planned.window, on_drift, pending=_pending_keys(run))
 
 
 def reconcile_table(run: Run, as_of: datetime | None = None,
@@ -191,7 +197,7 @@ def reconcile_table(run: Run, as_of: datetime | None = None,
         DriftDetected: Drift remains after repair.
     """
     ensure_tables(run.warehouse)
-    return loop.reconcile_table(run, as_of, on_drift)
+    return loop.reconcile_table(run, as_of, on_drift, pending=_pending_keys(run))
 
 
 def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, planned: Plan,

@@ -11,6 +11,9 @@ from helpers import T0, lines_pipeline, sync_window
 
 from warehouse_sync import tasks
 from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.model import Plan, Window
+from warehouse_sync.quality.page import collect
+from warehouse_sync.reconcile import loop
 from warehouse_sync.reconcile.locate import locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
 from warehouse_sync.run import Run
@@ -144,3 +147,87 @@ def test_reconcile_while_a_writer_keeps_updating_reports_no_false_drift(source, 
     assert before >= 20 and during > 0
     assert result["drift"]["missing"] == result["drift"]["extra"] == result["drift"]["changed"] == 0
 
+
+
+@pytest.mark.parametrize("table_check", ["keys", "full"])
+def test_a_row_the_source_deletes_between_the_repair_and_the_recheck_is_in_flight_not_drift(
+        source, second_source, warehouse, synced, tmp_path, monkeypatch, table_check):
+    """The repair wrote everything the first comparison saw; a key gone from the source after it is the
+    live source moving, not drift: no failure, no alert, and the next run checks it again."""
+    pipeline = lines_pipeline(per_run_table_check=table_check)
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (5, 1)")  # found by this run's check
+    source.commit()
+    real_repair = loop.repair
+
+    def repair_then_the_source_deletes_another(*args, **kwargs):
+        repaired = real_repair(*args, **kwargs)
+        second_source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (5, 2)")  # its leaf
+        second_source.commit()
+        return repaired
+
+    monkeypatch.setattr(loop, "repair", repair_then_the_source_deletes_another)
+    alerts: list = []
+    result = tasks.reconcile(Run(pipeline, source, warehouse, "during"),
+                             Plan(Window(AS_OF, AS_OF + HOUR), "test", ()), alerts.append)
+    assert result.in_flight == ((5, 2),) and result.drift["extra"] == 1 and len(alerts) == 1
+    steps = warehouse.execute("SELECT step, status, rows FROM warehouse_sync.audit WHERE run_id = 'during' "
+                              "AND step = 'reconcile_in_flight'").fetchall()
+    assert steps == [("reconcile_in_flight", "deferred", 1)]
+    (view,) = collect(warehouse, (pipeline,))
+    assert "1 key(s) in flight" in next(r.reconciliation for r in view.runs if r.run_id == "during")
+    monkeypatch.setattr(loop, "repair", real_repair)
+    later = sync_window(source, warehouse, pipeline, AS_OF + HOUR, AS_OF + 2 * HOUR, tmp_path, run_id="next")
+    assert later["reconciled"]["in_flight"] == 0 and later["reconciled"]["drift"]["extra"] == 1
+    gone = warehouse.execute("SELECT order_id, line FROM t_dst.lines WHERE _deleted_at IS NOT NULL ORDER BY 1, 2")
+    assert gone.fetchall() == [(5, 1), (5, 2)]
+    warehouse.commit()
+
+
+def test_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_succeed_and_converge(
+        source, second_source, warehouse, synced, tmp_path):
+    """A live OLTP table: every run succeeds on its first try, and once the writer stops one more run
+    leaves source and warehouse equal."""
+    stop = threading.Event()
+    done = {"insert": 0, "update": 0, "delete": 0}
+
+    def writer():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            kind = ("insert", "update", "delete")[n % 3]
+            if kind == "insert":
+                second_source.execute("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'new', now())", (10_000 + n,))
+            elif kind == "update":
+                second_source.execute("UPDATE t_src.lines SET qty = qty + 1, updated_at = now() "
+                                      "WHERE order_id = %s", (n % 300 + 1,))
+            else:
+                second_source.execute("DELETE FROM t_src.lines WHERE order_id = (SELECT min(order_id) "
+                                      "FROM t_src.lines WHERE order_id > %s)", (n % 290,))
+            second_source.commit()
+            done[kind] += 1
+            time.sleep(0.003)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        ends = []
+        for k in range(4):
+            deadline, wanted = time.monotonic() + 30, sum(done.values()) + 15
+            while sum(done.values()) < wanted and time.monotonic() < deadline:  # writes land between the runs too
+                time.sleep(0.01)
+            now = source.execute("SELECT now()").fetchone()[0]
+            source.commit()
+            start = ends[-1] if ends else AS_OF
+            sync_window(source, warehouse, synced, start, now, tmp_path, run_id=f"live{k}")  # raises on drift
+            ends.append(now)
+    finally:
+        stop.set()
+        thread.join()
+    assert min(done.values()) >= 20, done
+    end = source.execute("SELECT now() + interval '1 second'").fetchone()[0]
+    source.commit()
+    final = sync_window(source, warehouse, synced, ends[-1], end, tmp_path, run_id="after")
+    assert final["reconciled"]["in_flight"] == 0
+    live = "SELECT order_id, line, qty, updated_at FROM {} {} ORDER BY 1, 2"
+    assert warehouse.execute(live.format("t_dst.lines", "WHERE _deleted_at IS NULL")).fetchall() == \
+        source.execute(live.format("t_src.lines", "")).fetchall()

@@ -143,7 +143,7 @@ def test_keys_differed_only_when_locate_found_a_missing_extra_or_changed_key(dri
 
 def test_a_reconciliation_is_json_friendly_with_scope_as_of_comparisons_and_drift():
     result = loop.Reconciliation("window", AS_OF, (MATCH, TABLE_MATCH), None).to_dict()
-    assert set(result) == {"scope", "as_of", "comparisons", "drift"}
+    assert set(result) == {"scope", "as_of", "comparisons", "drift", "in_flight"} and result["in_flight"] == 0
     assert result["as_of"] == AS_OF.isoformat() and result["drift"] is None
     assert [c["scope"] for c in result["comparisons"]] == ["window", "table"]
     assert result["comparisons"][0]["source_checksum"] == "123" and result["comparisons"][0]["matches"]
@@ -179,6 +179,43 @@ def test_keys_that_still_differ_after_the_repair_raise(steps):
     steps["keys"] = [KeyCheck(Drift(extra=[(7, 1)], rows=19), KEYS_BAD), KeyCheck(Drift(rows=19), KEYS_BAD)]
     with pytest.raises(DriftDetected, match="t_src.lines keys"):
         run(steps, table_check="keys")
+
+
+def test_keys_the_source_deleted_during_the_run_are_in_flight_after_the_repair_not_drift(steps):
+    steps["compare"] = [[MATCH]]
+    steps["keys"] = [KeyCheck(Drift(extra=[(7, 1)], rows=19), KEYS_BAD), KeyCheck(Drift(extra=[(9, 2)]), KEYS_BAD)]
+    alerts = []
+    result = run(steps, alerts.append, table_check="keys")  # no DriftDetected
+    assert result.in_flight == ((9, 2),) and alerts == [result.drift] and result.drift["extra"] == 1
+    assert steps["audit"][-1] == ("reconcile_in_flight", "deferred")
+
+
+def test_keys_with_a_pending_change_are_not_repaired_and_are_in_flight(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
+    steps["found"] = Drift(missing=[(4, 1)], extra=[(3, 1)], rows=10)  # both changed after the run's LSN
+    alerts = []
+    result = loop.reconcile(Run(PIPELINE, None, FakeWarehouse(), "r1"), WINDOW, "window", "full", alerts.append,
+                            pending=lambda: {("4", "1"), ("3", "1")})
+    assert result.in_flight == ((4, 1), (3, 1)) and result.drift["repaired"] == 0 and alerts == []
+    assert steps["audit"][-1] == ("reconcile_in_flight", "deferred")
+
+
+def test_a_window_whose_residual_is_only_keys_gone_from_the_source_is_in_flight(steps):
+    steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
+    steps["found"] = Drift(extra=[(3, 1)], rows=10)  # what locate finds, before and after the repair
+    result = run(steps)
+    assert steps["located"] == 2 and result.in_flight == ((3, 1),)
+    assert steps["audit"][-1] == ("reconcile_in_flight", "deferred")
+
+
+@pytest.mark.parametrize("residual", [Drift(missing=[(4, 1)]), Drift(changed=[(4, 1)], extra=[(3, 1)])],
+                         ids=["missing", "changed beside gone"])
+def test_a_residual_with_a_key_the_source_still_has_is_drift(steps, residual):
+    steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
+    steps["found"] = residual
+    with pytest.raises(DriftDetected):
+        run(steps)
+    assert (("reconcile_in_flight", "deferred") in steps["audit"]) is bool(residual.extra)  # the gone key only
 
 
 @pytest.mark.parametrize("first", [[BAD], [Comparison("window", WINDOW, Side(0, 0), Side(0, 0), 9, deferred=True)]],

@@ -161,7 +161,7 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
     return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
 
 
-def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str) -> Iterator[bytes]:
+def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str | None) -> Iterator[bytes]:
     with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
         cur.itersize = pipeline.cdc.chunk_changes
         cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
@@ -215,6 +215,28 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                          newest.isoformat() if newest else None, time.monotonic() - started)
 
 
+def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:
+    """The primary keys (text form, key order) of every change waiting in the slot, not yet applied.
+
+    After a run confirmed the slot at its plan's LSN, these are the changes committed since: a
+    difference they explain is in flight, and the next run applies it. The slot is only peeked.
+    """
+    keys: set[tuple[str, ...]] = set()
+    relations: dict[int, Relation] = {}
+    for data in _messages(source, pipeline, None):
+        message = decode(data)
+        if isinstance(message, Relation):
+            relations[message.oid] = message
+        elif isinstance(message, Change):
+            names = [c.name for c in relations[message.relation_oid].columns]
+            where = [names.index(k) for k in pipeline.primary_key]
+            for values in (message.old, message.new):
+                if values is not None and all(isinstance(values[i], str) for i in where):
+                    keys.add(tuple(str(values[i]) for i in where))
+    source.commit()
+    return keys
+
+
 def _key_changed(relation: Relation, change: Change) -> bool:
     """Whether an update's old key differs from its new one.
 
@@ -232,4 +254,5 @@ def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ..
     return (op, lsn, seq, commit_time, pg_text_array(unchanged), *clean)
 
 
-__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pg_text_array"]
+__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pending_keys",
+           "pg_text_array"]

@@ -27,10 +27,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
+
 from warehouse_sync.bookkeeping import state
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
-from warehouse_sync.cdc.changes import read_changes, read_snapshot
+from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.inflight import wait_for_inflight
@@ -188,6 +190,19 @@ class CdcMode:
                           f"{'missing' if not measured.exists else 'invalidated'}; "
                           f"way back: {slots.resnapshot_path(pipeline)}")
         return Health(HEALTH_STEP, 0, measured.retained_wal_bytes, tuple(alerts), info)
+
+
+    def pending_keys(self, run: Run) -> set[tuple[str, ...]]:
+        """The keys of the changes waiting in the slot (committed after the last confirmed run's LSN).
+
+        Peeked, never consumed (:func:`.changes.pending_keys`); none when the slot is missing (the next
+        plan says so).
+        """
+        try:
+            return pending_keys(run.source, run.pipeline)
+        except psycopg.errors.UndefinedObject:  # no slot (yet, or lost): nothing is pending in it
+            run.source.rollback()
+            return set()
 
 
 def threshold_alerts(pipeline: Pipeline, slot_info: dict[str, Any]) -> list[str]:

@@ -180,9 +180,12 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
         for row in conn.execute(load_sql("quality/page_expectations.sql"),
                                 {"pipeline": p.name, "run_ids": run_ids}).fetchall():
             expectations.setdefault(row[0], []).append(row)
-        for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync, *seconds in runs:
+        for run_id, start, end, rows_loaded, drift_seen, reconciled, is_sync, *seconds, in_flight in runs:
             text, failed = _expectations_text(expectations.get(run_id, []))
             reconciliation = _reconciliation_text(bool(reconciled), bool(drift_seen), drift.get(run_id))
+            if in_flight:
+                reconciliation += (f"; {in_flight} key(s) in flight (deleted at the source during the run; "
+                                   "checked again next run)")
             if is_sync:
                 window, dag_id = _format_window(start, end), p.dag_id
             else:  # the daily whole-table reconcile: nothing loaded, nothing validated

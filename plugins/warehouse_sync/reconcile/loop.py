@@ -12,7 +12,14 @@ table up to the pipeline's high watermark. Both go through :func:`reconcile`:
    above it, nothing changes and :class:`RepairRefused` is raised (after recording it).
    With ``per_run_table_check: keys`` and a matching window, the key check takes the place of
    compare and locate for the rest of the table: what it finds is repaired the same way.
-4. **compare again**: drift that remains raises :class:`DriftDetected`.
+   Keys with a change the source has committed but the sync has not applied yet (``pending``: CDC
+   mode's slot holds changes committed after the run's LSN) are **in flight**: not repaired, the
+   next run applies them.
+4. **compare again**: a difference that remains after the repair is located once more. Made only of
+   keys gone from the source (``extra``) or with a pending change, it is **in flight**: the source
+   changed them after the first comparison (the repair wrote everything it saw then), as a live source
+   does all the time, and the next run checks them again; it is recorded (step ``reconcile_in_flight``,
+   status ``deferred``) but neither fails the task nor alerts. Anything else raises :class:`DriftDetected`.
 5. **record and alert**: every comparison goes to ``warehouse_sync.audit``, every locate to
    ``warehouse_sync.drift_history``; when keys differed, ``on_drift`` receives the summary
    (the DAG passes an alert through the configured notifiers).
@@ -21,7 +28,7 @@ table up to the pipeline's high watermark. Both go through :func:`reconcile`:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -37,6 +44,8 @@ from warehouse_sync.run import Run
 
 log = logging.getLogger(__name__)
 DriftHandler = Callable[[dict[str, Any]], Any]
+# The keys (as text, key order) of changes the source committed that the sync has not applied yet.
+PendingKeys = Callable[[], set[tuple[str, ...]]]
 
 
 class NothingLoaded(RuntimeError):
@@ -53,12 +62,15 @@ class Reconciliation:
         comparisons: The final comparisons (after repair, if any), window scope first.
         drift: :meth:`Drift.summary` plus ``repaired`` (rows written), or ``None`` when the first
             comparison matched and nothing was located.
+        in_flight: Keys (tuples, key order) that differed after the repair only because the source
+            deleted them during the run (module docstring, step 4); the next run checks them again.
     """
 
     scope: str
     as_of: datetime
     comparisons: tuple[Comparison, ...]
     drift: dict[str, Any] | None
+    in_flight: tuple[tuple, ...] = ()
 
     @property
     def keys_differed(self) -> bool:
@@ -66,22 +78,25 @@ class Reconciliation:
         return bool(self.drift and (self.drift["missing"] or self.drift["extra"] or self.drift["changed"]))
 
     def to_dict(self) -> dict[str, Any]:
-        """The XCom form: ``{"scope", "as_of", "comparisons": [...], "drift": {...} | None}``."""
+        """The XCom form: ``{"scope", "as_of", "comparisons": [...], "drift": {...} | None, "in_flight": n}``."""
         return {"scope": self.scope, "as_of": self.as_of.isoformat(),
-                "comparisons": [c.to_dict() for c in self.comparisons], "drift": self.drift}
+                "comparisons": [c.to_dict() for c in self.comparisons], "drift": self.drift,
+                "in_flight": len(self.in_flight)}
 
 
-def reconcile_window(run: Run, window: Window, on_drift: DriftHandler | None = None) -> Reconciliation:
+def reconcile_window(run: Run, window: Window, on_drift: DriftHandler | None = None,
+                     pending: PendingKeys | None = None) -> Reconciliation:
     """The sync run's reconcile: its window, and the whole table before its end as ``per_run_table_check`` says.
 
     Raises:
         RepairRefused: More drift than the repair ceiling (recorded; nothing changed).
         DriftDetected: Drift remains after repair (names table, window, counts, checksums).
     """
-    return reconcile(run, window, "window", run.pipeline.per_run_table_check, on_drift)
+    return reconcile(run, window, "window", run.pipeline.per_run_table_check, on_drift, pending)
 
 
-def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | None = None) -> Reconciliation:
+def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | None = None,
+                    pending: PendingKeys | None = None) -> Reconciliation:
     """The daily reconcile: every row with cursor < ``as_of``, capped at the high watermark.
 
     Rows past the watermark are not loaded yet, so they are in flight, not drift. ``as_of`` ``None`` means the
@@ -97,11 +112,11 @@ def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | N
     if state.high_watermark is None:
         raise NothingLoaded(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
     as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
-    return reconcile(run, Window(None, as_of), "table", "none", on_drift)
+    return reconcile(run, Window(None, as_of), "table", "none", on_drift, pending)
 
 
 def reconcile(run: Run, window: Window, scope: str, table_check: str,
-              on_drift: DriftHandler | None = None) -> Reconciliation:
+              on_drift: DriftHandler | None = None, pending: PendingKeys | None = None) -> Reconciliation:
     """Runs the loop once: compare, and on a mismatch locate, repair, compare again, alert.
 
     Args:
@@ -111,6 +126,8 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
         table_check: What else of the table before ``window.end`` a ``window`` scope checks:
             ``keys`` (:func:`.keys.check_keys`), ``full`` (every column) or ``none``.
         on_drift: Called with the drift summary when keys differed (after the repair).
+        pending: The keys of changes the source committed and the sync has not applied yet (the
+            mode's :meth:`~warehouse_sync.modes.Mode.pending_keys`); ``None``: there are none.
 
     Returns:
         The final comparisons and what was located and repaired.
@@ -132,27 +149,36 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
     # The daily scope goes straight to locate: its first bisection level counts the whole table anyway.
     comparisons = compare(source, warehouse, pipeline, columns, window, full_table) if scope == "window" else []
     _record(run, comparisons, "")
+    residual: Drift | None = None
+    held: list[tuple] = []
     if not comparisons or not all(c.matches for c in comparisons):
-        drift = _repair_found(run, columns, locate(source, warehouse, pipeline, columns, window.end), window.end,
-                              scope)
+        found, held = _without_pending(locate(source, warehouse, pipeline, columns, window.end), pending)
+        drift = _repair_found(run, columns, found, window.end, scope)
         comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
         _record(run, comparisons, "_after_repair" if scope == "window" else "_daily")
+        if not all(c.matches for c in comparisons):
+            residual = locate(source, warehouse, pipeline, columns, window.end)
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
         checked = check_keys(source, warehouse, pipeline, columns, window.end)
         _record(run, [checked.comparison], "")
         final = checked.comparison
         if checked.drift.total:
-            drift = _repair_found(run, columns, checked.drift, window.end, scope)
+            found, held = _without_pending(checked.drift, pending)
+            drift = _repair_found(run, columns, found, window.end, scope)
             # The rest of the key space matched: re-check only the ranges that differed.
-            final = check_keys(source, warehouse, pipeline, columns, window.end, only=checked.leaves).comparison
+            rechecked = check_keys(source, warehouse, pipeline, columns, window.end, only=checked.leaves)
+            final = rechecked.comparison
             _record(run, [final], "_after_repair")
+            if not final.matches:
+                residual = rechecked.drift
         comparisons = comparisons + [final]
-    result = Reconciliation(scope, window.end, tuple(comparisons), drift)
+    in_flight, settled = _in_flight(run, window, held, residual, pending)
+    result = Reconciliation(scope, window.end, tuple(comparisons), drift, in_flight)
     if result.keys_differed and on_drift is not None:
         assert drift is not None  # keys_differed: drift holds what locate found
         on_drift(drift)
-    bad = [c for c in comparisons if not c.matches]
+    bad = [c for c in comparisons if not c.matches and not settled]
     if bad:
         raise DriftDetected("drift between source and warehouse: "
                             + " | ".join(c.describe(str(pipeline.source)) for c in bad), bad)
@@ -181,6 +207,48 @@ def _repair_found(run: Run, columns: list[Column], found: Drift, as_of: datetime
         raise
     audit.record_drift(warehouse, name, run.run_id, scope, as_of, found, repaired, refused=False)
     return {**found.summary(), "repaired": repaired}
+
+
+def _as_text(key: tuple) -> tuple[str, ...]:
+    return tuple(str(v) for v in key)
+
+
+def _without_pending(found: Drift, pending: PendingKeys | None) -> tuple[Drift, list[tuple]]:
+    """``found`` less the keys a pending change explains (not repaired: the next run applies them), and those keys."""
+    if pending is None or not found.total:
+        return found, []
+    waiting = pending()
+    held = [k for k in found.missing + found.extra + found.changed if _as_text(k) in waiting]
+    if not held:
+        return found, []
+
+    def keep(keys: list[tuple]) -> list[tuple]:
+        return [k for k in keys if _as_text(k) not in waiting]
+
+    return replace(found, missing=keep(found.missing), extra=keep(found.extra), changed=keep(found.changed)), held
+
+
+def _in_flight(run: Run, window: Window, held: list[tuple], residual: Drift | None,
+               pending: PendingKeys | None) -> tuple[tuple[tuple, ...], bool]:
+    """The run's keys in flight and whether they explain every difference left after the repair.
+
+    In flight: keys a pending change explains (``held`` before the repair, and after it), and keys of the
+    residual gone from the source (deleted during the run: module docstring, step 4). Recorded as step
+    ``reconcile_in_flight`` (status ``deferred``) when there are any.
+
+    Returns:
+        The keys in flight, and ``True`` when they explain the whole residual (no drift), ``False``
+        otherwise (a residual with a key the source still has unchanged, or one locate cannot name).
+    """
+    rest, explained = _without_pending(residual, pending) if residual is not None else (Drift(), [])
+    keys = tuple(dict.fromkeys([*held, *explained, *rest.extra]))
+    if keys:
+        log.info("%s: %d key(s) changed at the source during the run (e.g. %s): in flight, checked again next run",
+                 run.pipeline.source, len(keys), ", ".join(str(list(k)) for k in keys[:5]))
+        run.record("reconcile_in_flight", window, status="deferred", rows=len(keys),
+                   detail={"pending": len(set(held) | set(explained)), "deleted_at_source": len(rest.extra),
+                           "sample": [list(k) for k in keys[:20]]})
+    return keys, bool(keys) and not rest.missing and not rest.changed
 
 
 def _record(run: Run, comparisons: list[Comparison], suffix: str) -> None:
