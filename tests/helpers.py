@@ -157,3 +157,43 @@ def dags_for(tmp_path_factory, document: dict):
         yield runner.load_dags()
     finally:
         os.environ.pop("WAREHOUSE_SYNC_CONFIG")
+
+
+@contextmanager
+def live_writer(conn, statements: dict[str, tuple[str, Any]], pause: float = 0.003):
+    """A writer thread on ``conn`` that keeps running ``statements`` in turn, one transaction each, until
+    the block ends: a live OLTP source. ``statements``: ``{kind: (sql, n -> parameters)}``.
+
+    Yields ``(done, settle)``: the count of each kind run so far, and ``settle(n)``, which waits (30 s at
+    most) until ``n`` more statements ran, so that writes land between and during runs.
+    """
+    import threading
+    import time
+
+    stop = threading.Event()
+    done = dict.fromkeys(statements, 0)
+    kinds = list(statements)
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            kind = kinds[n % len(kinds)]
+            query, params = statements[kind]
+            conn.execute(query, params(n))
+            conn.commit()
+            done[kind] += 1
+            time.sleep(pause)
+
+    def settle(more: int) -> None:
+        deadline, wanted = time.monotonic() + 30, sum(done.values()) + more
+        while sum(done.values()) < wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        yield done, settle
+    finally:
+        stop.set()
+        thread.join()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import make_pipeline, run_tasks
+from helpers import live_writer, make_pipeline, run_tasks
 
 from warehouse_sync import tasks
 from warehouse_sync.cdc import mode as cdc_mode
@@ -377,41 +377,18 @@ def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_sou
 def test_cdc_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_succeed_and_converge(
         cdc_source, second_source, warehouse, tmp_path):
     """Changes committed after a run's LSN wait in the slot: the run's reconcile must not call them drift."""
-    import threading
-    import time
-
     pipeline = docs_pipeline()
-    stop = threading.Event()
-    done = {"insert": 0, "update": 0, "delete": 0}
-
-    def writer():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            kind = ("insert", "update", "delete")[n % 3]
-            if kind == "insert":
-                second_source.execute("INSERT INTO t_src.docs (id, title, qty) VALUES (%s, 'live', 1)", (1000 + n,))
-            elif kind == "update":
-                second_source.execute("UPDATE t_src.docs SET qty = qty + 1, updated_at = now() WHERE id = "
-                                      "(SELECT min(id) FROM t_src.docs WHERE id >= %s)", (n % 40,))
-            else:
-                second_source.execute("DELETE FROM t_src.docs WHERE id = (SELECT min(id) FROM t_src.docs "
-                                      "WHERE id > %s)", (n % 37,))
-            second_source.commit()
-            done[kind] += 1
-            time.sleep(0.003)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    statements = {
+        "insert": ("INSERT INTO t_src.docs (id, title, qty) VALUES (%s, 'live', 1)", lambda n: (1000 + n,)),
+        "update": ("UPDATE t_src.docs SET qty = qty + 1, updated_at = now() WHERE id = "
+                   "(SELECT min(id) FROM t_src.docs WHERE id >= %s)", lambda n: (n % 40,)),
+        "delete": ("DELETE FROM t_src.docs WHERE id = (SELECT min(id) FROM t_src.docs WHERE id > %s)",
+                   lambda n: (n % 37,)),
+    }
+    with live_writer(second_source, statements) as (done, settle):
         for k in range(4):
-            deadline, wanted = time.monotonic() + 30, sum(done.values()) + 15
-            while sum(done.values()) < wanted and time.monotonic() < deadline:
-                time.sleep(0.01)
+            settle(15)
             run_once(cdc_source, warehouse, pipeline, tmp_path, f"live{k}")  # raises on drift
-    finally:
-        stop.set()
-        thread.join()
     assert min(done.values()) >= 20, done
     final = run_once(cdc_source, warehouse, pipeline, tmp_path, "after")
     assert final["reconciled"]["in_flight"] == 0 and live_rows(warehouse) == source_rows(cdc_source)

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from helpers import T0, lines_pipeline, sync_window
+from helpers import T0, lines_pipeline, live_writer, sync_window
 
 from warehouse_sync import tasks
 from warehouse_sync.db.catalog import describe_source
@@ -187,42 +187,22 @@ def test_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_succ
         source, second_source, warehouse, synced, tmp_path):
     """A live OLTP table: every run succeeds on its first try, and once the writer stops one more run
     leaves source and warehouse equal."""
-    stop = threading.Event()
-    done = {"insert": 0, "update": 0, "delete": 0}
-
-    def writer():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            kind = ("insert", "update", "delete")[n % 3]
-            if kind == "insert":
-                second_source.execute("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'new', now())", (10_000 + n,))
-            elif kind == "update":
-                second_source.execute("UPDATE t_src.lines SET qty = qty + 1, updated_at = now() "
-                                      "WHERE order_id = %s", (n % 300 + 1,))
-            else:
-                second_source.execute("DELETE FROM t_src.lines WHERE order_id = (SELECT min(order_id) "
-                                      "FROM t_src.lines WHERE order_id > %s)", (n % 290,))
-            second_source.commit()
-            done[kind] += 1
-            time.sleep(0.003)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        ends = []
+    statements = {
+        "insert": ("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'new', now())", lambda n: (10_000 + n,)),
+        "update": ("UPDATE t_src.lines SET qty = qty + 1, updated_at = now() WHERE order_id = %s",
+                   lambda n: (n % 300 + 1,)),
+        "delete": ("DELETE FROM t_src.lines WHERE order_id = (SELECT min(order_id) FROM t_src.lines "
+                   "WHERE order_id > %s)", lambda n: (n % 290,)),
+    }
+    ends = []
+    with live_writer(second_source, statements) as (done, settle):
         for k in range(4):
-            deadline, wanted = time.monotonic() + 30, sum(done.values()) + 15
-            while sum(done.values()) < wanted and time.monotonic() < deadline:  # writes land between the runs too
-                time.sleep(0.01)
+            settle(15)  # writes land between the runs and during them
             now = source.execute("SELECT now()").fetchone()[0]
             source.commit()
             start = ends[-1] if ends else AS_OF
             sync_window(source, warehouse, synced, start, now, tmp_path, run_id=f"live{k}")  # raises on drift
             ends.append(now)
-    finally:
-        stop.set()
-        thread.join()
     assert min(done.values()) >= 20, done
     end = source.execute("SELECT now() + interval '1 second'").fetchone()[0]
     source.commit()
