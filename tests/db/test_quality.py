@@ -9,10 +9,11 @@ import pytest
 from helpers import T0, create_lines, lines_pipeline, sync_window
 
 from warehouse_sync import tasks
+from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.config import Expectation
 from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, sqlalchemy_url
 from warehouse_sync.model import Plan, Window
-from warehouse_sync.quality.validate import DataQualityFailed, window_query
+from warehouse_sync.quality.validate import DataQualityFailed, validate, window_query
 
 EXPECTATIONS = tuple(Expectation.parse(entry) for entry in [
     {"expect": "column_values_to_be_between", "column": "qty", "min_value": 0, "max_value": 100,
@@ -137,3 +138,34 @@ def test_validate_reads_the_window_once_on_the_server_and_never_fetches_its_rows
     assert len(reading) == 1 and reading[0].startswith("CREATE TEMPORARY TABLE"), reading  # one read, on the server
     assert window not in [s.rstrip(";").strip() for s in statements]  # the window is never run on its own
     assert summary["expectations"] == 6 and summary["failed"] == []
+
+
+def test_the_key_expectations_are_enforced_by_the_targets_primary_key_and_not_checked_again(
+        source, warehouse, tmp_path, reports, url, caplog):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS)
+    create_lines(source, orders=50)
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r6")["planned"]
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "r6")
+    statements = " ".join(r.getMessage() for r in caplog.records if r.name == "sqlalchemy.engine.Engine")
+    assert "PARTITION BY" not in statements  # no uniqueness pass over the window
+    stored = results(warehouse, "r6")
+    assert stored["primary key is unique"][:3] == ("fail", True, 0)
+    assert stored["primary key order_id is set"][:3] == ("fail", True, 0)
+    observed = warehouse.execute("SELECT observed_value FROM warehouse_sync.dq_results WHERE run_id = 'r6' "
+                                 "AND label = 'primary key is unique'").fetchone()
+    assert observed == ("enforced by the primary key constraint of t_dst.lines",)
+    warehouse.commit()
+
+
+def test_a_target_with_a_unique_index_but_no_primary_key_has_its_key_checked_by_great_expectations(
+        warehouse, reports, url):
+    pipeline = lines_pipeline()
+    lines_of_one_second_each(warehouse, rows=1_000)
+    warehouse.execute("ALTER TABLE t_dst.lines DROP CONSTRAINT lines_pkey, ALTER COLUMN order_id DROP NOT NULL")
+    warehouse.execute("CREATE UNIQUE INDEX lines_key ON t_dst.lines (order_id, line)")
+    warehouse.execute("INSERT INTO t_dst.lines VALUES (NULL, 1, 5, %s, NULL)", [T0 + timedelta(seconds=10)])
+    warehouse.commit()
+    ensure_tables(warehouse)
+    with pytest.raises(DataQualityFailed, match="primary key order_id is set: 1 of 1,001 rows unexpected"):
+        validate(warehouse, url, pipeline, Window(T0, T0 + timedelta(hours=1)), "r7", "sync_lines")

@@ -149,6 +149,15 @@ def check_key_and_cursor(
         )
 
 
+def primary_key_of(conn: psycopg.Connection, table: TableRef) -> tuple[str, ...] | None:
+    """The columns of ``table``'s PRIMARY KEY constraint, in key order, or ``None`` (none, or no table).
+
+    A primary key makes its columns NOT NULL and their values unique among every row of the table.
+    """
+    keys = conn.execute(load_sql("catalog/unique_keys.sql"), {"schema": table.schema, "table": table.name}).fetchall()
+    return next((tuple(cols) for is_primary, cols in keys if is_primary), None)
+
+
 def describe_source(
     conn: psycopg.Connection, table: TableRef, primary_key: tuple[str, ...], cursor: str
 ) -> list[Column]:

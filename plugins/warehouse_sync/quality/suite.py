@@ -3,7 +3,8 @@
 Pure functions, no database and no Great Expectations import: the suite is a list of
 :class:`~warehouse_sync.config.Expectation` values that :mod:`.validate` hands to GX.
 
-* **Standard** (``fail``): every primary-key column not null; the key unique among live rows.
+* **Standard** (``fail``): every primary-key column not null; the key unique among live rows (recorded
+  as enforced by the target's primary-key constraint when it has one: :mod:`.validate`).
 * **Configured**: the pipeline's ``expectations`` from ``include/pipelines.yaml``.
 * **Volume band** (``warn``): the window's row count within ``volume_tolerance`` of the median of
   the recent windows, judged once 3 exist.

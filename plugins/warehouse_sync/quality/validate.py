@@ -8,7 +8,12 @@ unexpected count and a sample of failing keys) and the run's Data Docs (GX's HTM
 ``<reports root>/data_docs/<pipeline>/<run>/``. A failed ``fail``-severity expectation raises
 :class:`DataQualityFailed` after everything is recorded.
 
-Everything runs inside PostgreSQL, and the task's memory does not grow with the window: GX's SQL
+The standard key expectations (key not null, key unique) are decided by the target's PRIMARY KEY
+constraint when it has one on exactly the key columns (every target the load creates does): the
+database enforced them on every write, so they are recorded as passed ("enforced by the primary key
+constraint") without a second check, which for a snapshot was a sort of the whole table.
+
+Everything else runs inside PostgreSQL, and the task's memory does not grow with the window: GX's SQL
 execution engine first copies the window's rows into a temporary table on the server
 (``create_temp_table``: one read of the window, written on the server, never fetched), and every
 expectation is then an aggregate over that table, its failing-row samples queries with a ``LIMIT``.
@@ -40,9 +45,10 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from warehouse_sync.config import Expectation, Pipeline
+from warehouse_sync.db.catalog import primary_key_of
 from warehouse_sync.db.statements import load_sql, table_ident, window_filter
 from warehouse_sync.model import Window
-from warehouse_sync.quality.suite import suite_for
+from warehouse_sync.quality.suite import standard_expectations, suite_for
 from warehouse_sync.storage import reports_root
 
 log = logging.getLogger(__name__)
@@ -102,6 +108,20 @@ def window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
     where, params = window_filter(pipeline.cursor, window, "r")
     query = WINDOW_ROWS.format(table=table_ident(pipeline.target), window=where)
     return psycopg.ClientCursor(conn).mogrify(query, params).strip()
+
+
+def _enforced_by_primary_key(warehouse: psycopg.Connection, pipeline: Pipeline) -> dict[Expectation, Outcome]:
+    """The standard key expectations the target's PRIMARY KEY constraint already guarantees, as passed outcomes.
+
+    A primary key on exactly the pipeline's key columns makes them NOT NULL and unique among every row,
+    so among the window's live rows too: the database enforced it on every write, and checking it again
+    would cost a sort of the whole window (a snapshot: the whole table). Without such a constraint (a
+    target created by hand with a unique index only), none is returned and GX evaluates them.
+    """
+    if primary_key_of(warehouse, pipeline.target) != tuple(pipeline.primary_key):
+        return {}
+    observed = f"enforced by the primary key constraint of {pipeline.target}"
+    return {e: Outcome(e, True, observed, None, 0, 0.0, []) for e in standard_expectations(pipeline.primary_key)}
 
 
 def _outcome(expectation: Expectation, result: dict[str, Any]) -> Outcome:
@@ -205,11 +225,15 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
         "pipeline": pipeline.name, "run_id": run_id, "limit": VOLUME_HISTORY}).fetchall()]
     expectations = suite_for(pipeline, history if window.start is not None else [])
     query = window_query(warehouse, pipeline, window)
+    enforced = _enforced_by_primary_key(warehouse, pipeline)
     warehouse.commit()
     folder = docs_folder(pipeline.name, run_id)
     with tempfile.TemporaryDirectory(prefix="ws-docs-") as tmp:
-        outcomes = run_expectations(url, query, pipeline.name, expectations, list(pipeline.primary_key), Path(tmp))
+        evaluated = run_expectations(url, query, pipeline.name, [e for e in expectations if e not in enforced],
+                                     list(pipeline.primary_key), Path(tmp))
         docs_page = _publish_docs(Path(tmp), folder)
+    by_expectation = dict(zip([e for e in expectations if e not in enforced], evaluated))
+    outcomes = [by_expectation.get(e) or enforced[e] for e in expectations]
     with warehouse.transaction():
         # a retried validate replaces its own rows
         warehouse.execute(DELETE_RUN, {"pipeline": pipeline.name, "run_id": run_id})
