@@ -100,3 +100,26 @@ def test_a_snapshot_of_a_never_analyzed_table_is_cut_by_the_row_number_scan(sour
     batches = plan_batches(source, pipeline, window)
     sizes = [len(rows_of(source, pipeline, window, b)) for b in batches]
     assert sizes == [7, 7, 7, 7, 2]
+
+
+def test_a_window_that_needs_more_batches_than_airflow_may_map_gets_fewer_bigger_ones(source, caplog):
+    create_lines(source)  # 1 200 rows
+    pipeline = lines_pipeline(batch_size=100)
+    window = Window(T0, T0 + timedelta(hours=1))
+    assert len(plan_batches(source, pipeline, window)) == 12
+    batches = plan_batches(source, pipeline, window, max_batches=5)
+    assert len(batches) <= 5 and "max_map_length" in caplog.text
+    keys = [k for b in batches for k in rows_of(source, pipeline, window, b)]
+    assert len(keys) == len(set(keys)) == 1200  # every row exactly once
+
+
+def test_a_snapshot_cut_from_the_key_range_is_capped_the_same_way(source):
+    create_lines(source)
+    source.execute("ANALYZE t_src.lines")
+    source.commit()
+    pipeline = lines_pipeline(snapshot_batch_size=50)
+    window = Window(None, T0 + timedelta(hours=2))
+    assert len(plan_batches(source, pipeline, window)) > 5
+    batches = plan_batches(source, pipeline, window, max_batches=5)
+    keys = [k for b in batches for k in rows_of(source, pipeline, window, b)]
+    assert len(batches) <= 5 and len(keys) == len(set(keys)) == 1200

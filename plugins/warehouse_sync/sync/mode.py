@@ -35,6 +35,13 @@ from warehouse_sync.timing import Phases
 log = logging.getLogger(__name__)
 
 
+def max_map_length() -> int:
+    """Airflow's ``[core] max_map_length``: the most tasks one mapped task may expand into (default 1 024)."""
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
+
+
 class CursorMode:
     """Windows of the pipeline's cursor column, split into keyset batches (module docstring)."""
 
@@ -64,7 +71,7 @@ class CursorMode:
         if late_horizon is not None:
             state.hold_late_horizon(run.warehouse, pipeline.name, late_horizon)
         with phases.timed("boundaries"):
-            batches = plan_batches(run.source, pipeline, window)
+            batches = plan_batches(run.source, pipeline, window, max_map_length())
         build = None
         if window.is_snapshot and batches:
             with phases.timed("build_table"):

@@ -88,15 +88,19 @@ def run_window(
     return Window(start, end), why
 
 
-def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -> list[Batch]:
+def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window,
+                 max_batches: int | None = None) -> list[Batch]:
     """Splits a window's rows into keyset batches of at most ``pipeline.batch_size`` rows.
 
-    ``snapshot_batch_size`` for a full snapshot.
+    ``snapshot_batch_size`` for a full snapshot. A window that would need more than ``max_batches``
+    batches (Airflow maps at most ``[core] max_map_length`` tasks: 1 024 by default) gets bigger ones
+    instead: consecutive batches are merged, so it has at most ``max_batches`` (logged).
 
     Args:
         conn: Source connection.
         pipeline: The table's configuration.
         window: The run's window.
+        max_batches: The most batches (mapped extract tasks) a run may have; ``None``: no bound.
 
     Returns:
         Batches in keyset order; an empty list when the window has no rows.
@@ -106,7 +110,7 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
     if window.is_snapshot:
         starts = _snapshot_starts(conn, pipeline, where, params)
         if starts is not None:
-            return _tile(starts)
+            return _tile(_at_most(starts, max_batches, pipeline))
     query = load_sql(
         "sync/plan_boundaries.sql",
         key_text=text_of(keys),
@@ -118,7 +122,18 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
         size = pipeline.snapshot_batch_size if window.start is None else pipeline.batch_size
         starts = [tuple(row[:-1]) for row in cur.execute(query, {**params, "batch_size": size})]
     conn.commit()
-    return _tile(starts)
+    return _tile(_at_most(starts, max_batches, pipeline))
+
+
+def _at_most(starts: list[tuple[Any, ...]], max_batches: int | None, pipeline: Pipeline) -> list[tuple[Any, ...]]:
+    """Every ``k``-th batch start, the smallest ``k`` that leaves at most ``max_batches`` (batches merged in order)."""
+    if max_batches is None or len(starts) <= max_batches:
+        return starts
+    k = -(-len(starts) // max_batches)
+    log.warning("%s: %d batches would exceed the %d mapped tasks Airflow allows ([core] max_map_length); "
+                "merged %d by %d into %d bigger batches (each still read page by page)", pipeline.source,
+                len(starts), max_batches, len(starts), k, len(starts[::k]))
+    return starts[::k]
 
 
 def _tile(starts: list[tuple[Any, ...]]) -> list[Batch]:
