@@ -377,7 +377,7 @@ def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_sou
 def test_cdc_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_succeed_and_converge(
         cdc_source, second_source, warehouse, tmp_path):
     """Changes committed after a run's LSN wait in the slot: the run's reconcile must not call them drift."""
-    pipeline = docs_pipeline()
+    pipeline = docs_pipeline(repair_max_fraction=1.0)  # a 20-row table under constant deletes
     statements = {
         "insert": ("INSERT INTO t_src.docs (id, title, qty) VALUES (%s, 'live', 1)", lambda n: (1000 + n,)),
         "update": ("UPDATE t_src.docs SET qty = qty + 1, updated_at = now() WHERE id = "
