@@ -189,11 +189,11 @@ def main() -> int:
     os.environ.pop("WAREHOUSE_SYNC_CONFIG", None)
     common.bench_uris()  # sets both AIRFLOW_CONN_* variables for the child processes
     results = json.loads(RESULTS_JSON.read_text())["scales"] if RESULTS_JSON.exists() else {}
-    for scale in common.scales():
+    for scale in common.scales():  # written after each scale factor: a later one that fails loses nothing
         results[f"{scale:g}"] = measure(scale)
-    measured = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    RESULTS_JSON.write_text(json.dumps({"measured": measured, "scales": results}, indent=1, default=str) + "\n")
-    RESULTS_MD.write_text(markdown(results, measured))
+        measured = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        RESULTS_JSON.write_text(json.dumps({"measured": measured, "scales": results}, indent=1, default=str) + "\n")
+        RESULTS_MD.write_text(markdown(results, measured))
     print(RESULTS_MD.read_text())
     return 0
 
