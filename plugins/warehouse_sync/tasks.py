@@ -72,13 +72,13 @@ def fail_fast() -> Iterator[None]:
 
 
 @contextmanager
-def _audited_failure(run: Run, step: str, window: Window, batch_index: int | None = None) -> Iterator[None]:
+def _audited_failure(run: Run, step: str, window: Window) -> Iterator[None]:
     """On an error: rolls the warehouse back, records a ``failed`` audit row naming the error, re-raises."""
     try:
         yield
     except Exception as exc:
         run.warehouse.rollback()
-        run.record(step, window, status="failed", batch_index=batch_index, detail={"error": str(exc)})
+        run.record(step, window, status="failed", detail={"error": str(exc)})
         raise
 
 
