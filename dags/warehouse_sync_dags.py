@@ -76,7 +76,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
 
             with tasks.fail_fast(), opened(pipeline, run_id) as run:
                 planned = tasks.plan(run, RunStart.from_dag_run(dag_run, params))
-            ti.xcom_push(key="plan", value=planned.to_dict())
+            ti.xcom_push(key="plan", value=planned.to_dict(with_batches=False))  # each extract gets its batch
             return planned.expand()
 
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}",

@@ -167,9 +167,15 @@ class Plan:
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases"}``."""
-        return {"window": self.window.to_dict(), "why": self.why, "batches": [b.to_dict() for b in self.batches],
+    def to_dict(self, with_batches: bool = True) -> dict[str, Any]:
+        """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases"}``.
+
+        Args:
+            with_batches: Include the batches; the DAG's XCom ``plan`` leaves them out (every mapped extract
+                reads it, and each gets its own batch as a mapped argument), so it stays small.
+        """
+        return {"window": self.window.to_dict(), "why": self.why,
+                "batches": [b.to_dict() for b in self.batches] if with_batches else [],
                 "late_horizon": self.late_horizon.isoformat() if self.late_horizon else None,
                 "facts": dict(self.facts), "seconds": round(self.seconds, 3), "phases": dict(self.phases)}
 
@@ -215,7 +221,8 @@ class Extracted:
         files: The staged files, in order (cursor mode: one; CDC: one per chunk).
         rows: Rows (cursor mode) or changes (CDC) staged.
         seconds: Wall time (seconds).
-        phases: ``{phase: seconds}`` (cursor mode: ``read``, ``csv_to_arrow``, ``parquet_write``, ``build_copy``).
+        phases: ``{phase: seconds}`` (cursor mode: ``read``, ``csv_to_arrow``, ``wait_for_source``,
+            ``parquet_write``, ``build_copy``).
         facts: The mode's own facts (CDC: ``kind``, ``upto_lsn``, ``consistent_point``, ``transactions``,
             ``oldest_commit``, ``newest_commit``); JSON-friendly.
     """

@@ -1,8 +1,8 @@
 """The sync mode: how a pipeline's changes are found, behind one protocol, chosen once per task.
 
 A :class:`Mode` is what differs between the two ways a pipeline finds its changes; everything else
-(the DAG's shape, the audit rows, failure handling, the late horizon, reconcile and validate) is the
-same for both and lives in :mod:`warehouse_sync.tasks`. The two implementations, each in its own
+(the DAG's shape, the audit rows, failure handling, releasing the late horizon, reconcile and
+validate) is the same for both and lives in :mod:`warehouse_sync.tasks`. The two implementations, each in its own
 room and neither importing the other (the pattern of dlt's table-loader backends and PeerDB's
 connector interfaces):
 
@@ -19,15 +19,15 @@ from typing import Any, Protocol
 from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
-
-SchemaChangeHandler = Callable[[dict[str, Any]], Any]
+from warehouse_sync.target.ddl import SchemaChangeHandler
 
 
 class Mode(Protocol):
-    """The four steps a sync mode implements; each takes the :class:`~warehouse_sync.run.Run`.
+    """What a sync mode implements: four steps and one question; each takes the :class:`~warehouse_sync.run.Run`.
 
-    Steps commit what they write and leave both connections with no open transaction; each is
-    idempotent for the same plan (a retried task leaves the same warehouse).
+    The steps (plan, extract, load, health) commit what they write to the warehouse; each is idempotent
+    for the same plan (a retried task leaves the same warehouse). The question (``pending_keys``) is the
+    reconcile's.
     """
 
     name: str

@@ -1,12 +1,14 @@
 """The task bodies the DAG file wires: plan, extract, load, reconcile, validate; daily reconcile, health, clean_staging.
 
-Each takes the :class:`~warehouse_sync.run.Run` (pipeline, source, warehouse, run id) and typed
-values (:mod:`warehouse_sync.model`), returns a typed result (the DAG passes its ``to_dict()`` form
-through XCom), and writes its audit row. The sync mode is chosen here, once per task
+Each that reads the source takes the :class:`~warehouse_sync.run.Run` (pipeline, source, warehouse,
+run id; validate and clean_staging take the warehouse alone) and typed values
+(:mod:`warehouse_sync.model`), returns a typed result (the DAG passes its ``to_dict()`` form through
+XCom), and writes its audit row. The sync mode is chosen here, once per task
 (:func:`warehouse_sync.modes.mode_for`); no task body tests it. Audit rows, failure handling and the
-late horizon are done here, the same for both modes. The DAG's tasks only open the connections and
-call these, so every step runs the same under a test, ``dag.test()`` and a real scheduler. Each is
-idempotent: running it twice for the same plan leaves the same warehouse.
+release of the late horizon after a load are done here, the same for both modes. The DAG's tasks
+only open the connections and call these, so every step runs the same under a test, ``dag.test()``
+and a real scheduler. Each is idempotent: running it twice for the same plan leaves the same
+warehouse.
 
 Where each behaviour lives, one hop from here: :mod:`.modes` (the two modes: :mod:`.sync.mode` for
 cursor windows in keyset batches, :mod:`.cdc.mode` for a replication slot), :mod:`.target` (what
@@ -172,9 +174,15 @@ def health(run: Run) -> Health | None:
 
 
 def _pending_keys(run: Run) -> loop.PendingKeys:
-    """The mode's keys of changes committed at the source and not applied yet, asked only when needed."""
+    """The mode's keys of changes committed at the source and not applied yet: asked once, when first needed."""
     mode = mode_for(run.pipeline)
-    return lambda: mode.pending_keys(run)
+    known: list[set[tuple[str, ...]]] = []
+
+    def pending() -> set[tuple[str, ...]]:
+        if not known:
+            known.append(mode.pending_keys(run))
+        return known[0]
+    return pending
 
 
 def reconcile(run: Run, planned: Plan, on_drift: loop.DriftHandler | None = None) -> loop.Reconciliation:

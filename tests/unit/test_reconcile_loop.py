@@ -48,7 +48,8 @@ def steps(monkeypatch):
 
     def locate(source, warehouse, pipeline, columns, as_of):
         calls["located"] += 1
-        return calls["found"]
+        found = calls["found"]
+        return found.pop(0) if isinstance(found, list) else found  # a list: what each locate finds, in turn
 
     def repair(run, columns, found):
         if isinstance(calls["repair"], Exception):
@@ -190,6 +191,15 @@ def test_keys_the_source_deleted_during_the_run_are_in_flight_after_the_repair_n
     assert steps["audit"][-1] == ("reconcile_in_flight", "deferred")
 
 
+@pytest.mark.parametrize("after", [Drift(), Drift(extra=[(3, 1)])], ids=["nothing named", "repair did not delete"])
+def test_a_residual_that_locate_cannot_name_or_the_repair_did_not_mend_is_drift(steps, after):
+    steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
+    steps["found"] = [Drift(changed=[(1, 1)], extra=[(3, 1)], rows=10), after]
+    with pytest.raises(DriftDetected):
+        loop.reconcile(Run(PIPELINE, None, FakeWarehouse(), "r1"), WINDOW, "window", "full",
+                       pending=lambda: {("1", "1")})  # (1, 1) is held: pending, not repaired
+
+
 def test_keys_with_a_pending_change_are_not_repaired_and_are_in_flight(steps):
     steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
     steps["found"] = Drift(missing=[(4, 1)], extra=[(3, 1)], rows=10)  # both changed after the run's LSN
@@ -202,9 +212,9 @@ def test_keys_with_a_pending_change_are_not_repaired_and_are_in_flight(steps):
 
 def test_a_window_whose_residual_is_only_keys_gone_from_the_source_is_in_flight(steps):
     steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
-    steps["found"] = Drift(extra=[(3, 1)], rows=10)  # what locate finds, before and after the repair
+    steps["found"] = [Drift(extra=[(3, 1)], rows=10), Drift(extra=[(5, 1)], rows=9)]  # before, after the repair
     result = run(steps)
-    assert steps["located"] == 2 and result.in_flight == ((3, 1),)
+    assert steps["located"] == 2 and result.in_flight == ((5, 1),)
     assert steps["audit"][-1] == ("reconcile_in_flight", "deferred")
 
 
@@ -212,7 +222,7 @@ def test_a_window_whose_residual_is_only_keys_gone_from_the_source_is_in_flight(
                          ids=["missing", "changed beside gone"])
 def test_a_residual_with_a_key_the_source_still_has_is_drift(steps, residual):
     steps["compare"] = [[BAD, TABLE_MATCH], [BAD, TABLE_MATCH]]
-    steps["found"] = residual
+    steps["found"] = [Drift(changed=[(4, 1)], rows=10), residual]
     with pytest.raises(DriftDetected):
         run(steps)
     assert (("reconcile_in_flight", "deferred") in steps["audit"]) is bool(residual.extra)  # the gone key only

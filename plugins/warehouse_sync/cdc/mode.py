@@ -44,6 +44,8 @@ from warehouse_sync.timing import Phases
 log = logging.getLogger(__name__)
 
 SNAPSHOT, CHANGES = "snapshot", "changes"
+# A slot serves one session at a time: the reconcile's peek waits this long (1, 2, 3 s) for another holder.
+PEEK_ATTEMPTS, PEEK_RETRY_SECONDS = 3, 1.0
 HEALTH_STEP = "cdc_slot"
 
 
@@ -198,11 +200,18 @@ class CdcMode:
         Peeked, never consumed (:func:`.changes.pending_keys`); none when the slot is missing (the next
         plan says so).
         """
-        try:
-            return pending_keys(run.source, run.pipeline)
-        except psycopg.errors.UndefinedObject:  # no slot (yet, or lost): nothing is pending in it
-            run.source.rollback()
-            return set()
+        for attempt in range(PEEK_ATTEMPTS):
+            try:
+                return pending_keys(run.source, run.pipeline)
+            except psycopg.errors.UndefinedObject:  # no slot (yet, or lost): nothing is pending in it
+                run.source.rollback()
+                return set()
+            except psycopg.errors.ObjectInUse:  # the sync DAG's extract or load holds the slot right now
+                run.source.rollback()
+                time.sleep(PEEK_RETRY_SECONDS * (attempt + 1))
+        log.warning("%s: slot %s stayed in use by another session; its pending changes are not known to this "
+                    "reconcile (differences are repaired as drift)", run.pipeline.name, run.pipeline.cdc_slot)
+        return set()
 
 
 def threshold_alerts(pipeline: Pipeline, slot_info: dict[str, Any]) -> list[str]:

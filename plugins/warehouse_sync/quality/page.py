@@ -184,7 +184,7 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
             text, failed = _expectations_text(expectations.get(run_id, []))
             reconciliation = _reconciliation_text(bool(reconciled), bool(drift_seen), drift.get(run_id))
             if in_flight:
-                reconciliation += (f"; {in_flight} key(s) in flight (deleted at the source during the run; "
+                reconciliation += (f"; {in_flight} key(s) in flight (changed at the source during the run; "
                                    "checked again next run)")
             if is_sync:
                 window, dag_id = _format_window(start, end), p.dag_id

@@ -62,8 +62,9 @@ class Reconciliation:
         comparisons: The final comparisons (after repair, if any), window scope first.
         drift: :meth:`Drift.summary` plus ``repaired`` (rows written), or ``None`` when the first
             comparison matched and nothing was located.
-        in_flight: Keys (tuples, key order) that differed after the repair only because the source
-            deleted them during the run (module docstring, step 4); the next run checks them again.
+        in_flight: Keys (tuples, key order) whose difference the source's own changes explain: a change
+            pending in the CDC slot, or a delete during the run (module docstring, steps 3 and 4); the
+            next run checks them again.
     """
 
     scope: str
@@ -151,6 +152,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
     _record(run, comparisons, "")
     residual: Drift | None = None
     held: list[tuple] = []
+    found = Drift()
     if not comparisons or not all(c.matches for c in comparisons):
         found, held = _without_pending(locate(source, warehouse, pipeline, columns, window.end), pending)
         drift = _repair_found(run, columns, found, window.end, scope)
@@ -173,7 +175,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
             if not final.matches:
                 residual = rechecked.drift
         comparisons = comparisons + [final]
-    in_flight, settled = _in_flight(run, window, held, residual, pending)
+    in_flight, settled = _in_flight(run, window, held, residual, pending, repaired_extra=set(found.extra))
     result = Reconciliation(scope, window.end, tuple(comparisons), drift, in_flight)
     if result.keys_differed and on_drift is not None:
         assert drift is not None  # keys_differed: drift holds what locate found
@@ -228,27 +230,31 @@ def _without_pending(found: Drift, pending: PendingKeys | None) -> tuple[Drift, 
     return replace(found, missing=keep(found.missing), extra=keep(found.extra), changed=keep(found.changed)), held
 
 
-def _in_flight(run: Run, window: Window, held: list[tuple], residual: Drift | None,
-               pending: PendingKeys | None) -> tuple[tuple[tuple, ...], bool]:
+def _in_flight(run: Run, window: Window, held: list[tuple], residual: Drift | None, pending: PendingKeys | None,
+               repaired_extra: set[tuple]) -> tuple[tuple[tuple, ...], bool]:
     """The run's keys in flight and whether they explain every difference left after the repair.
 
     In flight: keys a pending change explains (``held`` before the repair, and after it), and keys of the
-    residual gone from the source (deleted during the run: module docstring, step 4). Recorded as step
-    ``reconcile_in_flight`` (status ``deferred``) when there are any.
+    residual gone from the source that the repair had not been asked to delete (deleted during the run:
+    module docstring, step 4). Recorded as step ``reconcile_in_flight`` (status ``deferred``) when there
+    are any.
 
     Returns:
-        The keys in flight, and ``True`` when they explain the whole residual (no drift), ``False``
-        otherwise (a residual with a key the source still has unchanged, or one locate cannot name).
+        The keys in flight, and ``True`` when the residual is named and explained entirely by them (no
+        drift); ``False`` otherwise: a residual locate cannot name, a key the source still has, or a key
+        the repair was asked to delete and did not.
     """
     rest, explained = _without_pending(residual, pending) if residual is not None else (Drift(), [])
-    keys = tuple(dict.fromkeys([*held, *explained, *rest.extra]))
+    gone = [k for k in rest.extra if k not in repaired_extra]
+    keys = tuple(dict.fromkeys([*held, *explained, *gone]))
     if keys:
         log.info("%s: %d key(s) changed at the source during the run (e.g. %s): in flight, checked again next run",
                  run.pipeline.source, len(keys), ", ".join(str(list(k)) for k in keys[:5]))
         run.record("reconcile_in_flight", window, status="deferred", rows=len(keys),
-                   detail={"pending": len(set(held) | set(explained)), "deleted_at_source": len(rest.extra),
+                   detail={"pending": len(set(held) | set(explained)), "deleted_at_source": len(gone),
                            "sample": [list(k) for k in keys[:20]]})
-    return keys, bool(keys) and not rest.missing and not rest.changed
+    named = residual is not None and residual.total > 0
+    return keys, named and not rest.missing and not rest.changed and len(gone) == len(rest.extra)
 
 
 def _record(run: Run, comparisons: list[Comparison], suffix: str) -> None:
