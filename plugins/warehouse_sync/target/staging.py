@@ -80,11 +80,6 @@ def temporary_name(final_name: str) -> str:
     return f".{final_name}.{uuid.uuid4().hex}.tmp"
 
 
-def temporary_file_name(batch_index: int) -> str:
-    """A new, unique temporary name for batch ``batch_index``: ``.batch-00007.parquet.<uuid hex>.tmp``."""
-    return temporary_name(batch_file_name(batch_index))
-
-
 def is_temporary_for(name: str, final_name: str) -> bool:
     """Whether ``name`` is a temporary file of ``final_name`` (of any attempt)."""
     return name.startswith(f".{final_name}.") and name.endswith(".tmp")
