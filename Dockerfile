@@ -5,3 +5,6 @@
 FROM apache/airflow:3.3.2-python3.11
 COPY requirements.txt /requirements.txt
 RUN pip install --no-cache-dir -r /requirements.txt
+# The UI login's passwords file lives in a named volume mounted here; created as the airflow user, so
+# the volume is writable by airflow-init (docker-compose.yaml).
+RUN mkdir -p /opt/airflow/auth

@@ -51,7 +51,7 @@ reconcile: install
 	@test -n "$(TABLE)" || (echo "usage: make reconcile TABLE=schema.table" >&2; exit 2)
 	$(PY) -m devkit.reconcile_now "$(TABLE)"
 
-# The extract pools (one per source connection) must exist before the scheduler runs an extract.
+# The extract pools the pipelines name (none by default: default_pool), imported before the scheduler starts.
 airflow: install
 	eval "$$($(PY) -m devkit.embedded)" && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" && airflow db migrate >/dev/null \
 	  && $(PY) -m warehouse_sync.config.pools > $(AIRFLOW_HOME)/pools.json && airflow pools import $(AIRFLOW_HOME)/pools.json \

@@ -35,11 +35,12 @@ BENCH_DATABASES = {SOURCE_CONN_ID: "bench_source", WAREHOUSE_CONN_ID: "bench_war
 
 
 def bench_uris() -> tuple[str, str]:
-    """Source and warehouse URIs for the benchmark (embedded ``bench_*`` databases by default).
+    """Source and warehouse URIs for the benchmark: its own ``bench_*`` databases, on the embedded server or,
+    when ``AIRFLOW_CONN_*`` name servers, created (and marked) on those (``devkit.embedded.own_database``).
 
     Also sets both ``AIRFLOW_CONN_*`` variables, so the DAG tasks use the same databases.
     """
-    env = ensure_connections(BENCH_DATABASES)
+    env = ensure_connections(BENCH_DATABASES, purpose="bench")
     return env[ENV_VARS[SOURCE_CONN_ID]], env[ENV_VARS[WAREHOUSE_CONN_ID]]
 
 

@@ -67,7 +67,8 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
         doc_md=__doc__,
     )
     def sync():
-        @task(execution_timeout=pipeline.execution_timeout("plan"))
+        # The synced window is the plan's label in the UI (its rendered map index), beside the run's data interval.
+        @task(execution_timeout=pipeline.execution_timeout("plan"), map_index_template="{{ synced_window }}")
         def plan(dag_run=None, run_id=None, params=None, ti=None):
             """Returns the batches to map over; pushes the plan (window, why, late horizon, batches) as XCom 'plan'."""
             from warehouse_sync import tasks
@@ -76,12 +77,14 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
 
             with tasks.fail_fast(), opened(pipeline, run_id) as run:
                 planned = tasks.plan(run, RunStart.from_dag_run(dag_run, params))
+            get_current_context()["synced_window"] = planned.label  # type: ignore[typeddict-unknown-key]
             ti.xcom_push(key="plan", value=planned.to_dict(with_batches=False))  # each extract gets its batch
             return planned.expand()
 
+        # default_pool unless the pipeline names a pool (config/pools.py); at most extract_pool_slots per run
         @task(map_index_template="{{ task.op_kwargs['batch']['index'] }}",
               execution_timeout=pipeline.execution_timeout("extract"),
-              pool=pipeline.extract_pool)  # one pool per source: bounds its concurrent extracts
+              pool=pipeline.extract_pool_name, max_active_tis_per_dagrun=pipeline.extract_pool_slots)
         def extract(batch: dict, plan: dict, run_id=None):
             from warehouse_sync import tasks
             from warehouse_sync.model import Batch, Plan

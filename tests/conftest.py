@@ -11,10 +11,12 @@ Layers (each a folder; ``make test-<layer>`` runs one):
 Importing this file connects to nothing and starts nothing: the database fixtures below start or
 reach PostgreSQL only when a test requests them.
 
-Databases: if ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are set, the
-tests use those servers (``.ci/run`` points them at the machine's PostgreSQL 15); otherwise they
-start the embedded PostgreSQL and use its ``ws_test_source`` / ``ws_test_warehouse`` databases,
-so the demo's data is never touched.
+Databases: the tests use their own ``ws_test_source`` / ``ws_test_warehouse`` databases and never
+touch another. If ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are set,
+those databases are created (and marked) on the servers they name (``.ci/run`` points them at the
+machine's PostgreSQL 15), and a database of that name the tests did not create is refused
+(``devkit.embedded.own_database``; ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1`` opts into the given
+databases); otherwise they are on the embedded PostgreSQL, beside the demo's.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ TEST_DATABASES = {SOURCE_CONN_ID: "ws_test_source", WAREHOUSE_CONN_ID: "ws_test_
 @pytest.fixture(scope="session")
 def db_uris() -> dict[str, str]:
     """Connection URIs by Airflow connection id (also exported as AIRFLOW_CONN_* for Airflow)."""
-    env = ensure_connections(TEST_DATABASES)
+    env = ensure_connections(TEST_DATABASES, purpose="tests")
     return {conn_id: env[var] for conn_id, var in ENV_VARS.items()}
 
 

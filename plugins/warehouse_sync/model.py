@@ -167,6 +167,14 @@ class Plan:
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """One line for the Airflow UI: the synced window (UTC), why, and how many batches.
+
+        E.g. ``synced [2026-12-04T10:00:00+00:00, 2026-12-04T12:00:00+00:00): the data interval; 3 batch(es)``.
+        """
+        return f"synced {self.window}: {self.why}; {len(self.batches)} batch(es)"
+
     def to_dict(self, with_batches: bool = True) -> dict[str, Any]:
         """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases"}``.
 

@@ -106,3 +106,32 @@ def test_images_are_pinned_to_the_required_airflow_version():
         assert re.match(r"^v?\d+\.\d+", tag), f"{name} image is not pinned to a version: {image!r}"
         if name in AIRFLOW_SERVICES:
             assert image.endswith(f":{version}"), name
+
+
+def test_the_login_the_header_promises_is_the_one_the_init_step_writes():
+    services = compose()["services"]
+    header = (REPO / "docker-compose.yaml").read_text().split("x-airflow-common")[0]
+    assert "login airflow" in header and "$AIRFLOW_UI_PASSWORD (default airflow" in header
+    init = services["airflow-init"]
+    assert init["environment"]["AIRFLOW_UI_PASSWORD"] == "${AIRFLOW_UI_PASSWORD:-airflow}"
+    path = init["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert f'"$${{AIRFLOW_UI_PASSWORD}}" > {path}' in init["command"][-1]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "airflow:admin", name
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == path, name
+        assert any(v.split(":")[1] == str(Path(path).parent) for v in services[name]["volumes"]), name
+    assert "mkdir -p /opt/airflow/auth" in (REPO / "Dockerfile").read_text()
+
+
+def test_the_source_is_seeded_on_first_start_with_the_tables_the_shipped_pipelines_read():
+    mounts = [v for v in compose()["services"]["source-postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert [m.split(":")[0] for m in mounts] == ["./include/sql/tpch/schema.sql", "./include/sql/tpch/compose_seed.sql",
+                                                  "./include/sql/tpch/indexes.sql"]
+    assert sorted(m.split(":")[1] for m in mounts) == [m.split(":")[1] for m in mounts], "initdb runs them by name"
+    for m in mounts:
+        assert (REPO / m.split(":")[0]).is_file(), m
+    shipped = yaml.safe_load((REPO / "include" / "pipelines.yaml").read_text())["pipelines"]
+    schema = (REPO / "include/sql/tpch/schema.sql").read_text()
+    for p in shipped:
+        assert f"CREATE TABLE {p['source']} (" in schema, p["source"]

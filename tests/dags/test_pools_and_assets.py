@@ -1,6 +1,8 @@
-"""Per-pipeline connections, extract pools and assets in the parsed DAGs: each pipeline's extracts
-run in its source's pool, its load updates the asset of its target table, and the pools file that
-the deployment imports (``airflow pools import``) has one pool per source connection."""
+"""Per-pipeline connections, extract pools and assets in the parsed DAGs: extracts run in
+``default_pool`` (nothing to set up) unless a pipeline names ``extract_pool``, each run reads its
+source with at most ``extract_pool_slots`` extracts at once, each load updates the asset of its
+target table, and the pools file the deployment imports (``airflow pools import``) holds only the
+named pools."""
 
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 PIPELINES = {"pipelines": [
     {"name": "crm_orders", "source": "crm.orders", "target": "dw.crm_orders", "primary_key": "id",
-     "cursor": "updated_at", "source_conn_id": "crm_postgres", "extract_pool_slots": 2},
+     "cursor": "updated_at", "source_conn_id": "crm_postgres", "extract_pool": "extract_crm", "extract_pool_slots": 2},
     {"name": "crm_items", "source": "crm.items", "target": "dw.crm_items", "primary_key": "id",
-     "cursor": "updated_at", "source_conn_id": "crm_postgres", "extract_pool_slots": 3,
+     "cursor": "updated_at", "source_conn_id": "crm_postgres", "extract_pool": "extract_crm", "extract_pool_slots": 3,
      "warehouse_conn_id": "dw_postgres"},
     {"name": "shop_orders", "source": "shop.orders", "target": "dw.shop_orders", "primary_key": "id",
      "cursor": "updated_at"},
@@ -46,13 +48,19 @@ def dags(config_file):
     return bag.dags
 
 
-def test_each_pipelines_extracts_run_in_the_pool_of_its_source_connection(dags):
+def test_extracts_run_in_default_pool_unless_the_pipeline_names_a_pool(dags):
     pools = {dag_id: dag.get_task("extract").pool for dag_id, dag in dags.items() if dag_id.startswith("sync_")}
-    assert pools == {"sync_crm_orders": "extract_crm_postgres", "sync_crm_items": "extract_crm_postgres",
-                     "sync_shop_orders": "extract_source_postgres"}
+    assert pools == {"sync_crm_orders": "extract_crm", "sync_crm_items": "extract_crm",
+                     "sync_shop_orders": "default_pool"}
 
 
-def test_only_the_extracts_are_pooled(dags):
+def test_a_run_reads_its_source_with_at_most_extract_pool_slots_extracts_at_once(dags):
+    limits = {dag_id: dag.get_task("extract").max_active_tis_per_dagrun for dag_id, dag in dags.items()
+              if dag_id.startswith("sync_")}
+    assert limits == {"sync_crm_orders": 2, "sync_crm_items": 3, "sync_shop_orders": 4}
+
+
+def test_only_the_extracts_can_be_pooled(dags):
     for dag in dags.values():
         assert {t.pool for t in dag.tasks if t.task_id != "extract"} == {"default_pool"}, dag.dag_id
 
@@ -67,15 +75,12 @@ def test_each_load_updates_the_asset_of_its_target_table_in_its_warehouse(dags):
         assert all(not t.outlets for t in dag.tasks if t.task_id != "load"), dag.dag_id
 
 
-def test_the_pools_file_has_one_pool_per_source_with_the_largest_size_asked(config_file):
+def test_the_pools_file_holds_only_the_named_pools_with_the_largest_size_asked(config_file):
     assert pools_file(load_config(config_file).pipelines) == {
-        "extract_crm_postgres": {"slots": 3, "description": "warehouse-sync extracts reading crm_postgres",
-                                 "include_deferred": False},
-        "extract_source_postgres": {"slots": 4, "description": "warehouse-sync extracts reading source_postgres",
-                                    "include_deferred": False}}
+        "extract_crm": {"slots": 3, "description": "warehouse-sync extracts (extract_crm)", "include_deferred": False}}
 
 
 def test_the_pools_command_prints_what_airflow_pools_import_reads(config_file):
     printed = subprocess.run([sys.executable, "-m", "warehouse_sync.config.pools", str(config_file)],
                              capture_output=True, text=True, check=True).stdout
-    assert set(json.loads(printed)) == {"extract_crm_postgres", "extract_source_postgres"}
+    assert set(json.loads(printed)) == {"extract_crm"}

@@ -276,9 +276,10 @@ CELERY_DATABASES = {"meta": "ws_celery_meta", "source": "ws_celery_source", "war
 CELERY_BUCKET = "ws-celery"
 STORAGE_CONN_ID = "ws_staging_s3"
 # Small batches so each window maps over three extracts; each run reads and reconciles only its own
-# window (the windows land in any order); a lock on the target fails a load after 3 s instead of 30.
+# window (the windows land in any order); a lock on the target fails a load after 3 s instead of 30. The
+# extracts run in a named pool, created by `airflow pools import` as the optional deployment step.
 CELERY_PIPELINE = {"batch_size": 25, "initial_load": "window", "per_run_table_check": "none",
-                   "lock_timeout_seconds": 3}
+                   "lock_timeout_seconds": 3, "extract_pool": "extract_celery_source", "extract_pool_slots": 4}
 
 
 ANALYST_DAG_ID = "analyst_orders_report"
@@ -455,6 +456,20 @@ class AirflowStack:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.api_url}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {self.token()}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def plan_label(self, run_id: str, dag_id: str = DAG_ID) -> str | None:
+        """What the UI shows for the run's plan task: its rendered map index (the synced window)."""
+        ti = self.api_get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/plan")
+        return ti.get("rendered_map_index")
+
     # ---- databases ----
     def connect(self, which: str) -> psycopg.Connection:
         """An autocommit UTC connection to ``meta``, ``source`` or ``warehouse``."""
@@ -479,7 +494,7 @@ class AirflowStack:
                                   "WHERE dag_id = %s ORDER BY id", (dag_id,))
 
     def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-        return self.query("meta", "SELECT task_id, map_index, state, try_number, hostname, start_date, end_date "
+        return self.query("meta", "SELECT task_id, map_index, state, try_number, hostname, pool, start_date, end_date "
                                   "FROM task_instance WHERE dag_id = %s AND run_id = %s "
                                   "ORDER BY start_date NULLS LAST, task_id, map_index", (dag_id, run_id))
 

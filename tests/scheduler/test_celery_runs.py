@@ -87,6 +87,8 @@ def test_a_backfill_of_three_windows_runs_on_both_workers_and_stages_in_the_buck
     assert all(len(batch_hosts) == 3 for batch_hosts in hosts.values()), hosts
     assert {host for batch_hosts in hosts.values() for host in batch_hosts} == {"celery-worker-1", "celery-worker-2"}, (
         f"the mapped extracts should have run on both workers: {hosts}\n" + stack.component_logs(20))
+    pools = {t["pool"] for r in runs for t in stack.task_instances(r["run_id"]) if t["task_id"] == "extract"}
+    assert pools == {"extract_celery_source"}, f"the extracts should run in the pipeline's named pool: {pools}"
 
     keys = object_keys(stack.celery.endpoint_url, stack.celery.bucket, "staging/sched_orders/")
     batches = [k for k in keys if k.endswith(".parquet")]

@@ -13,9 +13,13 @@ order, each continuing from what the one before left, because that is what a dep
    triggers a ``{"full_snapshot": true}`` run. So each test can run alone (``-k``) and a failure
    does not cascade, while the normal order costs no extra run.
 
-Windows never collide: test 1's run has logical date ``A - 2h`` (``A`` the latest two-hour boundary),
-test 3 triggers ``A - 6h``, test 4 backfills ``A - 16h`` .. ``A - 10h``; tests 2 and 5 trigger
-without a logical date. Test 5 changes the source's schema, so it runs last (and restores it).
+Windows: test 1's run has the data interval ``[A - 2h, A)`` (``A`` the latest two-hour boundary),
+test 3 triggers logical date ``A - 6h`` from the CLI (which gives the interval ``[A - 2h, A)``
+derived from the trigger time, and the run syncs that), test 4 posts the Trigger
+form's payload (logical date now: interval ``[A - 2h, A)`` again, with late rows in it), test 5
+backfills ``A - 16h`` .. ``A - 10h``; tests 2 and 6 trigger without a logical date. Test 6 changes
+the source's schema, so it runs last (and restores it). No pool is imported: the extracts run in
+``default_pool``, as in a deployment that skipped the optional pools step.
 
 Each test names the behaviour it proves; timings go to the session summary (``-s`` shows them
 as they happen).
@@ -59,6 +63,9 @@ def test_unpausing_a_new_pipeline_gives_a_first_run_that_snapshots_the_source_wi
     retried = [t for t in tis if t["try_number"] > 1]
     assert not retried, f"task instances retried: {retried}\n" + stack.explain(run["run_id"])
     assert len([t for t in tis if t["task_id"] == "extract"]) >= 2, f"the snapshot should map several extracts: {tis}"
+    pools = stack.api_get("/api/v2/pools")["pools"]
+    assert [p["name"] for p in pools] == ["default_pool"], f"this deployment imported no pool: {pools}"
+    assert {t["pool"] for t in tis} == {"default_pool"}, f"with no pool named, every task runs in default_pool: {tis}"
     end = run["data_interval_end"]
     older = stack.query("source", "SELECT count(*) AS n FROM t_sched.orders WHERE updated_at < %s",
                         (run["data_interval_start"],))[0]["n"]
@@ -87,7 +94,7 @@ def test_a_trigger_without_a_logical_date_syncs_from_the_watermark_to_the_trigge
     stack.assert_in_sync(run["run_after"], "trigger without a logical date", run_id)
 
 
-def test_a_manual_run_with_a_logical_date_syncs_that_dates_window(stack, synced):
+def test_a_manual_run_with_a_logical_date_syncs_the_data_interval_the_ui_shows(stack, synced):
     logical = floor_boundary(utcnow()) - timedelta(hours=6)
     run_id = f"manual__logical_date_{_stamp()}"
     run = stack.trigger(run_id, "-l", logical.isoformat())
@@ -99,10 +106,43 @@ def test_a_manual_run_with_a_logical_date_syncs_that_dates_window(stack, synced)
     stack.note(f"manual run with logical date {logical}: Airflow's data interval "
                f"[{run['data_interval_start']}, {run['data_interval_end']}), synced window "
                f"[{window['window_start']}, {window['window_end']})")
-    assert (window["window_start"], window["window_end"]) == (logical, logical + WINDOW), (
-        f"a manual run with logical date {logical} should sync [{logical}, {logical + WINDOW}) like a scheduled or "
-        f"backfilled run with that logical date, synced [{window['window_start']}, {window['window_end']}) "
-        f"({window['detail']}); Airflow's data interval [{run['data_interval_start']}, {run['data_interval_end']})")
+    # Airflow's CLI derives the interval from the trigger time (the last complete interval before it), not from L.
+    interval = (run["data_interval_start"], run["data_interval_end"])
+    assert (window["window_start"], window["window_end"]) == interval, (
+        f"a manual run should sync the data interval Airflow gave it (the UI shows it) {interval}, synced "
+        f"[{window['window_start']}, {window['window_end']}) ({window['detail']})")
+    assert interval[1] <= run["run_after"], f"the window ends after the trigger time: {interval}, {run['run_after']}"
+    label = stack.plan_label(run_id)
+    assert label and interval[0].isoformat() in label and interval[1].isoformat() in label, (
+        f"the plan task's label in the UI should show the synced window: {label!r}")
+    stack.assert_in_sync(interval[1], "manual run with a logical date", run_id)
+
+
+def test_the_trigger_forms_run_with_logical_date_now_syncs_its_data_interval_ending_before_the_trigger(
+        stack, synced):
+    # What the UI's Trigger form posts: the logical date field filled with now.
+    # Late arrivals inside the last complete interval, which its scheduled run never saw: this run brings them.
+    stack.query("source", "INSERT INTO t_sched.orders SELECT 300000 + g, 'late', g * 0.75, "
+                          "%s + g * interval '1 minute' FROM generate_series(1, 5) g",
+                (floor_boundary(utcnow()) - timedelta(minutes=30),))
+    run_id = f"manual__trigger_form_{_stamp()}"
+    now = utcnow()
+    posted = stack.api_post(f"/api/v2/dags/{DAG_ID}/dagRuns",
+                            {"dag_run_id": run_id, "logical_date": now.isoformat(), "conf": {}, "note": None})
+    assert posted["run_type"] == "manual", posted
+    run = stack.wait_for_run(run_id)
+    stack.assert_success(run)
+    window = stack.plan_window(run_id)
+    assert window is not None, f"no plan audit row for {run_id}\n" + stack.explain(run_id)
+    interval = (run["data_interval_start"], run["data_interval_end"])
+    stack.note(f"Trigger form at {now:%H:%M:%S}: data interval [{interval[0]}, {interval[1]}), synced "
+               f"[{window['window_start']}, {window['window_end']}), run_after {run['run_after']}")
+    assert (window["window_start"], window["window_end"]) == interval, (
+        f"the Trigger form's run should sync the data interval the UI shows {interval}, synced "
+        f"[{window['window_start']}, {window['window_end']}) ({window['detail']})")
+    assert window["window_end"] <= run["run_after"], f"the window ends after the trigger time: {window}, {run}"
+    assert str(interval[0].isoformat()) in (stack.plan_label(run_id) or ""), stack.plan_label(run_id)
+    stack.assert_in_sync(interval[1], "Trigger form run (logical date = now)", run_id)
 
 
 def test_a_backfill_over_four_windows_run_backwards_three_at_a_time_converges(stack, synced):
@@ -152,8 +192,11 @@ def test_a_backfill_over_four_windows_run_backwards_three_at_a_time_converges(st
     for r in runs:
         window = stack.plan_window(r["run_id"])
         assert window and (
-            (window["window_start"], window["window_end"]) == (r["logical_date"], r["logical_date"] + WINDOW)), (
+            (window["window_start"], window["window_end"]) == (r["data_interval_start"], r["data_interval_end"])
+            == (r["logical_date"], r["logical_date"] + WINDOW)), (
             f"backfill run {r['run_id']} should sync its data interval, synced {window}")
+        assert str(r["data_interval_start"].isoformat()) in (stack.plan_label(r["run_id"]) or ""), (
+            f"the plan task's label should show the synced window: {stack.plan_label(r['run_id'])!r}")
     stack.assert_in_sync(end, "backfill over four windows")
 
 

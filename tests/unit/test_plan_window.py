@@ -63,22 +63,26 @@ def test_with_initial_load_window_the_first_run_reads_only_its_own_window():
     assert window(pipeline(initial_load="window"), watermark=None) == Window(START, END)
 
 
-def test_a_manual_run_with_a_logical_date_syncs_the_scheduled_interval_that_starts_there():
-    # Airflow gives such a run the interval that ENDS at L (or one derived from the trigger time);
-    # the window is the one a scheduled or backfilled run with logical date L syncs.
-    run = RunStart(logical_date=START, interval_start=START - timedelta(hours=2), interval_end=START,
-                   run_after=END + timedelta(days=1), manual=True)
+def test_a_manual_run_with_a_logical_date_syncs_the_data_interval_airflow_gave_it():
+    # `airflow dags trigger -l L` at a later time: Airflow's interval is the one that ends at L (the UI shows it).
+    run = RunStart(logical_date=END, interval_start=START, interval_end=END,
+                   run_after=END + timedelta(hours=1, minutes=52), manual=True)
+    got, why = run_window(pipeline(), SCHEDULE, run, WATERMARK, None)
+    assert got == Window(START, END) and why == "the data interval"
+
+
+def test_the_trigger_forms_run_with_logical_date_now_syncs_its_data_interval_never_past_the_trigger_time():
+    # The Trigger form fills the logical date with now; Airflow gives the last complete interval before it.
+    trigger = END + timedelta(minutes=20)
+    run = RunStart(logical_date=trigger, interval_start=START, interval_end=END, run_after=trigger, manual=True)
     assert window(run=run) == Window(START, END)
 
 
-def test_a_logical_date_between_boundaries_syncs_the_interval_that_contains_it():
-    run = RunStart(START + timedelta(minutes=37), None, None, END + timedelta(days=1), manual=True)
-    assert window(run=run) == Window(START, END)
-
-
-def test_a_manual_run_of_the_current_interval_syncs_the_whole_interval_like_its_scheduled_run():
+def test_a_manual_data_interval_that_ends_after_the_trigger_time_is_cut_at_the_trigger_time():
     trigger = START + timedelta(minutes=20)
-    assert window(run=RunStart(START, None, None, trigger, manual=True)) == Window(START, END)
+    run = RunStart(logical_date=START, interval_start=START, interval_end=END, run_after=trigger, manual=True)
+    got, why = run_window(pipeline(), SCHEDULE, run, WATERMARK, None)
+    assert got == Window(START, trigger) and "trigger time" in why
 
 
 def test_a_run_without_a_logical_date_syncs_from_the_watermark_to_the_trigger_time():

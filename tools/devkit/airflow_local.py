@@ -80,14 +80,17 @@ def floor_window(moment: datetime) -> datetime:
 def run_window(dag: Any, window_end: datetime, conf: dict[str, Any] | None = None) -> Any:
     """Runs one DAG run of the window ``[window_end - 2 h, window_end)``; returns the finished ``DagRun``.
 
-    ``dag.test()`` makes a manual run with a logical date; a manual run with logical date L syncs
-    the schedule's interval that starts at L, exactly as the scheduled run with that logical date
-    would (docs/operating.md), so L is the window's start.
+    ``dag.test()`` makes a manual run with a logical date; Airflow gives a manual run with logical date
+    ``L`` the schedule's interval that ends at ``L``, and the run syncs that data interval
+    (docs/operating.md), so ``L`` is the window's end. Its trigger time (``run_after``) is now, or the
+    window end when that is later: a window still open is then run early, as the scheduler would run it
+    when it closes (the demo's last window).
 
     ``full_snapshot`` is always passed explicitly: in one process, ``dag.test()`` keeps a run's conf
     in the DAG object's params for the next run.
     """
-    return dag.test(logical_date=window_end - WINDOW, run_conf={"full_snapshot": False, **(conf or {})})
+    run_after = max(window_end, datetime.now(timezone.utc))
+    return dag.test(logical_date=window_end, run_after=run_after, run_conf={"full_snapshot": False, **(conf or {})})
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

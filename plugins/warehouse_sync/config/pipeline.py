@@ -238,10 +238,15 @@ class Pipeline(BaseModel):
         source_conn_id: Airflow connection of the source database (default ``source_postgres``);
             pipelines naming different ones sync several sources from one deployment.
         warehouse_conn_id: Airflow connection of the warehouse (default ``warehouse_postgres``).
-        extract_pool_slots: Slots of the Airflow pool ``extract_<source_conn_id>`` that every
-            pipeline's extract tasks on that source share (>= 1): at most this many extracts read
-            one source at once, however many batches a run maps. Pipelines sharing a source get
-            the largest value any of them gives (``warehouse_sync.config.pools``).
+        extract_pool: The Airflow pool the extract tasks run in, or ``None`` (default): Airflow's
+            ``default_pool``, which every deployment has, so nothing else must be set up. Naming a
+            pool (e.g. ``extract_crm``, shared by every pipeline on one source) bounds the extracts of
+            all runs and pipelines in it; the pool must then be created as a deployment step
+            (``python -m warehouse_sync.config.pools``; until it exists Airflow runs no extract and
+            shows a "non-existent pool" DAG warning).
+        extract_pool_slots: The most extracts of one run that read the source at once (>= 1;
+            Airflow's ``max_active_tis_per_dagrun``), and the slots of ``extract_pool`` when one is
+            named (pipelines sharing a pool: the largest value any of them gives).
         mode: ``cursor`` (default: windows of the ``cursor`` column) or ``cdc`` (every committed change
             from a logical replication slot; docs/cdc.md). The slot and the publication are
             both named :attr:`cdc_slot` (``ws_<name>``, truncated to 63 characters).
@@ -280,6 +285,7 @@ class Pipeline(BaseModel):
     tags: tuple[str, ...] = ()
     source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     warehouse_conn_id: str = Field(DEFAULT_WAREHOUSE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    extract_pool: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,256}$")
     extract_pool_slots: int = Field(4, strict=True, ge=1)
     # CDC mode: which mode, and the CDC settings in one nested block.
     mode: Literal["cursor", "cdc"] = "cursor"
@@ -353,9 +359,9 @@ class Pipeline(BaseModel):
         return f"warehouse-sync://{self.warehouse_conn_id}/{self.target}"
 
     @property
-    def extract_pool(self) -> str:
-        """The Airflow pool of this pipeline's extract tasks: ``extract_<source_conn_id>``, one per source."""
-        return f"extract_{self.source_conn_id}"
+    def extract_pool_name(self) -> str:
+        """The Airflow pool of this pipeline's extract tasks: ``extract_pool``, or ``default_pool``."""
+        return self.extract_pool or "default_pool"
 
 
 class SyncConfig(BaseModel):

@@ -39,13 +39,15 @@ def run_window(
     run                                             window
     ==============================================  ============================================
     scheduled or backfilled                         its data interval ``[start, end)``
-    manual with logical date ``L``                  the schedule's interval that starts at ``L``
-                                                    (or contains it): what the scheduled run with
-                                                    that logical date syncs
+    manual with a logical date (the Trigger form,   the data interval Airflow gave it (what the UI
+    ``airflow dags trigger -l``, the REST API)      shows), its end capped at the trigger time
     manual without a logical date                   ``[watermark, trigger time)``
     ``full_snapshot``, or a pipeline with no sync   every row with cursor < the end above
     state (``initial_load: snapshot``)
     ==============================================  ============================================
+
+    No window ends after the trigger time (``run_after``) of the run: rows not yet written cannot
+    be synced, and a later window would otherwise start past rows written meanwhile.
 
     The start is then widened back by ``lookback_minutes`` and by a pending late horizon.
 
@@ -63,16 +65,12 @@ def run_window(
 
     start: datetime | None
     end: datetime | None
-    if run.logical_date is None:
+    if run.logical_date is None or run.interval_end is None:
         end, start, why = run.run_after, watermark, "from the watermark to the trigger time"
-    elif run.manual:
-        # The schedule's interval that starts at (or contains) L: what a scheduled run with logical date L reads.
-        start = croniter(schedule, run.logical_date + timedelta(microseconds=1)).get_prev(datetime)
-        end = croniter(schedule, start).get_next(datetime)
-        why = "the schedule's interval of the logical date"
     else:
         start, end, why = run.interval_start, run.interval_end, "the data interval"
-        assert end is not None  # a run with a logical date has a data interval
+        if run.manual and end > run.run_after:
+            end, why = run.run_after, "the data interval, ended at the trigger time"
     if start is None and not run.full_snapshot and pipeline.initial_load == "window":
         start = croniter(schedule, end).get_prev(datetime)  # no watermark yet: one schedule interval
     if run.full_snapshot:
