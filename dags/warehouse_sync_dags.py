@@ -96,7 +96,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
         @task(trigger_rule="none_failed", execution_timeout=pipeline.execution_timeout("load"),
               outlets=[Asset(pipeline.asset_uri)])  # a successful load is an asset event: downstream DAGs run
         def load(extracted, plan: dict, run_id=None):
-            from warehouse_sync import tasks
+            from warehouse_sync import lineage, tasks
             from warehouse_sync.model import Extracted, Plan
             from warehouse_sync.run import opened
 
@@ -106,6 +106,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             on_schema_change = partial(alert_schema_change, context, alerts, str(pipeline.target))
             with tasks.fail_fast(), opened(pipeline, run_id) as run:
                 loaded = tasks.load(run, Plan.from_dict(plan), staged, on_schema_change=on_schema_change)
+                lineage.report_load(context["task"], run, loaded)  # OpenLineage: source in, target out, counts
             alert_health(context, alerts, str(pipeline.target), list(loaded.alerts))
             return loaded.to_dict()
 
@@ -124,14 +125,15 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             """Great Expectations on the window's rows; a failed `fail` expectation fails the run, without retries."""
             from contextlib import closing
 
-            from warehouse_sync import tasks
+            from warehouse_sync import lineage, tasks
             from warehouse_sync.db.connections import connect_uri, connection_uri, sqlalchemy_url
             from warehouse_sync.model import Plan
 
             with tasks.fail_fast():  # one lookup of the connection, for psycopg and for Great Expectations
                 uri = connection_uri(pipeline.warehouse_conn_id, lock_timeout_seconds=pipeline.lock_timeout_seconds)
                 with closing(connect_uri(uri, pipeline.warehouse_conn_id)) as wh:
-                    return tasks.validate(wh, sqlalchemy_url(uri), pipeline, Plan.from_dict(plan), run_id)
+                    on_summary = lineage.quality_reporter(get_current_context()["task"], wh, pipeline.target)
+                    return tasks.validate(wh, sqlalchemy_url(uri), pipeline, Plan.from_dict(plan), run_id, on_summary)
 
         planned = plan()
         staged = extract.partial(plan=planned["plan"]).expand_kwargs(planned)

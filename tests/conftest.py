@@ -32,6 +32,10 @@ import pytest
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ws-airflow-")
 os.environ.setdefault("WAREHOUSE_SYNC_RETRY_DELAY_SECONDS", "1")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+# OpenLineage events of every dag.test() run go to a file of the session (tests/airflow/test_lineage.py reads it).
+OPENLINEAGE_EVENTS = Path(os.environ["AIRFLOW_HOME"]) / "openlineage.jsonl"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = (
+    '{"type": "file", "log_file_path": "%s", "append": true}' % OPENLINEAGE_EVENTS)
 
 from devkit.airflow_local import airflow_environment, migrate_metadata_db  # noqa: E402
 from devkit.embedded import ENV_VARS, ensure_connections  # noqa: E402

@@ -209,10 +209,11 @@ def reconcile_table(run: Run, as_of: datetime | None = None,
 
 
 def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, planned: Plan,
-             run_id: str) -> dict[str, Any]:
+             run_id: str, on_summary: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Runs the pipeline's expectation suite on the window's rows (see :mod:`warehouse_sync.quality.validate`).
 
     Only the warehouse is read (``warehouse_url`` is its SQLAlchemy URL, for Great Expectations).
+    ``on_summary`` gets the summary once the results are saved, also before a failure is raised.
 
     Returns:
         ``{"expectations", "failed", "warned", "docs", "seconds"}``.
@@ -223,7 +224,7 @@ def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeli
     window = planned.window
     ensure_tables(warehouse)
     try:
-        summary = run_validation(warehouse, warehouse_url, pipeline, window, run_id, pipeline.dag_id)
+        summary = run_validation(warehouse, warehouse_url, pipeline, window, run_id, pipeline.dag_id, on_summary)
     except DataQualityFailed as exc:
         audit.record(warehouse, pipeline.name, run_id, "validate", window, status="failed", detail={"error": str(exc)})
         raise

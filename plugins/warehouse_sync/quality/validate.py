@@ -38,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import psycopg
 from psycopg import sql
@@ -203,7 +203,7 @@ def _run_expectations(url: str, query: str, suite_name: str, expectations: list[
 
 
 def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window: Window, run_id: str,
-             dag_id: str) -> dict[str, Any]:
+             dag_id: str, on_summary: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Validates a run's window, records the results and publishes the Data Docs.
 
     Args:
@@ -213,9 +213,13 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
         window: The run's window (``start=None`` for a full snapshot: the volume band is not judged).
         run_id: Airflow run id (a retry replaces its own rows).
         dag_id: The run's DAG.
+        on_summary: Called with the summary once the results are saved, before a failure is raised
+            (the DAG reports it as the run's data-quality lineage).
 
     Returns:
-        ``{"expectations": n, "failed": [labels], "warned": [labels], "docs": path, "seconds": s}``.
+        ``{"expectations": n, "failed": [labels], "warned": [labels], "docs": path, "seconds": s,
+        "rows": rows of the window checked | None, "assertions": [{"assertion", "success", "column",
+        "severity", "name"}, ...]}`` (the assertions are the data-quality facet of :mod:`warehouse_sync.lineage`).
 
     Raises:
         DataQualityFailed: A ``fail``-severity expectation failed (after results and docs are saved).
@@ -251,8 +255,14 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
     warned = [o for o in outcomes if not o.success and o.expectation.severity == "warn"]
     summary = {"expectations": len(outcomes), "failed": [o.describe() for o in failed],
                "warned": [o.describe() for o in warned], "docs": docs_page,
-               "seconds": round(time.monotonic() - started, 2)}
-    log.info("%s %s: %s", pipeline.target, window, json.dumps(summary))
+               "seconds": round(time.monotonic() - started, 2),
+               "rows": max((o.element_count for o in outcomes if o.element_count is not None), default=None),
+               "assertions": [{"assertion": f"expect_{o.expectation.expect}", "success": o.success,
+                               "column": o.expectation.columns, "severity": o.expectation.severity,
+                               "name": o.expectation.title} for o in outcomes]}
+    log.info("%s %s: %s", pipeline.target, window, json.dumps({k: v for k, v in summary.items() if k != "assertions"}))
+    if on_summary is not None:
+        on_summary(summary)
     if failed:
         raise DataQualityFailed(
             f"data quality of {pipeline.target} window {window}: {len(failed)} of {len(outcomes)} expectations failed: "
