@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from warehouse_sync import metrics
 from warehouse_sync.bookkeeping import audit, state
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.cdc.changes import TruncateSeen
@@ -146,10 +147,13 @@ def load(run: Run, planned: Plan, extracted: Sequence[Extracted], open_path: Cal
     health = mode.health(run, loaded)
     if health is not None:
         _record_health(run, planned.window, health)
+        metrics.emit_health(run.pipeline.name, health)
         loaded = replace(loaded, alerts=health.alerts)
     run.record("load", planned.window, rows=loaded.merged, bytes_=loaded.bytes, seconds=loaded.seconds,
                detail=loaded.to_dict())
-    return loaded
+    metrics.emit_load(run.pipeline.name, loaded)
+    fresh = metrics.measure_freshness(run, planned.window)
+    return replace(loaded, alerts=(*loaded.alerts, *fresh.alerts))
 
 
 def _record_health(run: Run, window: Window, health: Health) -> None:
@@ -157,20 +161,27 @@ def _record_health(run: Run, window: Window, health: Health) -> None:
                detail=health.to_dict())
 
 
-def health(run: Run) -> Health | None:
+def health(run: Run) -> Health:
     """The mode's health on its own (the daily reconcile DAG's ``health`` task).
 
     It runs there so that a paused sync DAG whose replication slot keeps WAL still shows on the data-quality page
     and alerts.
 
+    Also measures the target's freshness (:func:`warehouse_sync.metrics.measure_freshness`), so that a pipeline
+    whose runs stopped still alerts once past ``max_staleness_minutes``.
+
     Returns:
-        The health recorded (its ``alerts`` the thresholds crossed), or ``None`` (cursor mode: nothing held).
+        The mode's health recorded, its ``alerts`` the thresholds crossed plus a freshness alert (cursor mode,
+        which holds nothing at the source: the freshness measurement itself).
     """
     ensure_tables(run.warehouse)
+    window = Window(None, datetime.now(timezone.utc))
     measured = mode_for(run.pipeline).health(run)
     if measured is not None:
-        _record_health(run, Window(None, datetime.now(timezone.utc)), measured)
-    return measured
+        _record_health(run, window, measured)
+        metrics.emit_health(run.pipeline.name, measured)
+    fresh = metrics.measure_freshness(run, window)
+    return fresh if measured is None else replace(measured, alerts=(*measured.alerts, *fresh.alerts))
 
 
 def _pending_keys(run: Run) -> loop.PendingKeys:
@@ -192,7 +203,9 @@ def reconcile(run: Run, planned: Plan, on_drift: loop.DriftHandler | None = None
         RepairRefused: More drift than the repair ceiling.
         DriftDetected: Drift remains after repair.
     """
-    return loop.reconcile_window(run, planned.window, on_drift, pending=_pending_keys(run))
+    result = loop.reconcile_window(run, planned.window, on_drift, pending=_pending_keys(run))
+    metrics.emit_reconcile(run.pipeline.name, result.drift)
+    return result
 
 
 def reconcile_table(run: Run, as_of: datetime | None = None,
@@ -205,7 +218,9 @@ def reconcile_table(run: Run, as_of: datetime | None = None,
         DriftDetected: Drift remains after repair.
     """
     ensure_tables(run.warehouse)
-    return loop.reconcile_table(run, as_of, on_drift, pending=_pending_keys(run))
+    result = loop.reconcile_table(run, as_of, on_drift, pending=_pending_keys(run))
+    metrics.emit_reconcile(run.pipeline.name, result.drift)
+    return result
 
 
 def validate(warehouse: psycopg.Connection, warehouse_url: str, pipeline: Pipeline, planned: Plan,

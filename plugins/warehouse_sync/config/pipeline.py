@@ -231,6 +231,9 @@ class Pipeline(BaseModel):
             side); outside it is a data-quality ``warn``.
         staging_retention_days: Days the staged Parquet files of a window are kept after its window
             end (>= 1); the daily reconcile DAG's ``clean_staging`` task removes older windows.
+        max_staleness_minutes: Freshness deadline (minutes, >= 1) or ``None``: when the newest change
+            in the target is older than this at a load or the daily health check, one alert is sent
+            (again only after it recovered); :mod:`warehouse_sync.metrics`.
         expectations: Configured data-quality rules (:class:`~warehouse_sync.config.Expectation`),
             in file order; the standard ones (key not null and unique, volume band) are added by the
             validate step.
@@ -281,6 +284,7 @@ class Pipeline(BaseModel):
     repair_max_fraction: float = Field(0.05, strict=True, gt=0, le=1)
     volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)
     staging_retention_days: int = Field(7, strict=True, ge=1)
+    max_staleness_minutes: int | None = Field(None, strict=True, ge=1)
     expectations: Annotated[tuple[_ExpectationEntry, ...], BeforeValidator(_none_is_empty)] = ()
     tags: tuple[str, ...] = ()
     source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
