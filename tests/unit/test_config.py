@@ -146,7 +146,8 @@ def test_unknown_key_lists_the_allowed_ones(tmp_path):
     doc = good()
     doc["defaults"] = {"name": "everything"}
     message = error_of(write(tmp_path, doc))
-    assert "defaults, field 'name': unknown field (allowed: batch_size, cdc, columns, delete_mode, expectations" in message
+    assert ("defaults, field 'name': unknown field (allowed: batch_size, cdc, columns, delete_mode, expectations"
+            in message)
 
     doc = good()
     doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such
