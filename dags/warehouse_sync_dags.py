@@ -1,8 +1,8 @@
 """Warehouse Sync: per table in ``include/pipelines.yaml`` an incremental ELT DAG ``sync_<name>`` and a
 daily whole-table reconcile DAG ``reconcile_<name>``.
 
-Every two hours a run owns its data interval ``[data_interval_start, data_interval_end)`` of the
-table's cursor column and runs::
+On the pipeline's ``schedule:`` (cron or preset, UTC; every two hours by default) a run owns its data
+interval ``[data_interval_start, data_interval_end)`` of the table's cursor column and runs::
 
     plan ──> extract (mapped, one per keyset batch) ──> load (COPY + version-guarded merge) ──┬─> reconcile
                                                                                               └─> validate
@@ -27,7 +27,7 @@ from functools import partial
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from warehouse_sync.alerts import alert_drift, alert_failure, alert_health, alert_schema_change
-from warehouse_sync.config import RECONCILE_SCHEDULE, SYNC_SCHEDULE, Alerts, Pipeline, load_config
+from warehouse_sync.config import RECONCILE_SCHEDULE, Alerts, Pipeline, read_config
 from warehouse_sync.storage import config_path
 
 DEFAULT_ARGS = {
@@ -60,7 +60,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
     @dag(
         dag_id=pipeline.dag_id,
         description=f"Incremental sync {pipeline.source} -> warehouse {pipeline.target}",
-        **common_dag_args(pipeline, alerts, SYNC_SCHEDULE),
+        **common_dag_args(pipeline, alerts, pipeline.schedule),
         tags=["warehouse-sync", pipeline.name, *pipeline.tags],
         params={"full_snapshot": Param(False, type="boolean",
                                        description="Read every row with cursor before the run's window end")},
@@ -199,7 +199,9 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
     return reconcile_daily()
 
 
-_config = load_config(config_path())
+# Every valid pipeline gets its DAGs; a bad entry is left out here and raised by
+# warehouse_sync_config_check.py as that file's import error, so that it cannot take the others down.
+_config = read_config(config_path()).config
 for _pipeline in _config.pipelines:
     globals()[_pipeline.dag_id] = build_dag(_pipeline, _config.alerts)
     globals()[f"reconcile_{_pipeline.name}"] = build_reconcile_dag(_pipeline, _config.alerts)

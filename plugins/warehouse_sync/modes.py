@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from warehouse_sync.config import SYNC_SCHEDULE, Pipeline
+from warehouse_sync.config import Pipeline
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.target.ddl import SchemaChangeHandler
@@ -57,12 +57,13 @@ class Mode(Protocol):
         ...
 
 
-def mode_for(pipeline: Pipeline, schedule: str = SYNC_SCHEDULE) -> Mode:
+def mode_for(pipeline: Pipeline, schedule: str | None = None) -> Mode:
     """The pipeline's mode (``pipeline.mode``), imported only when chosen.
 
     Args:
         pipeline: The table's configuration.
-        schedule: The sync DAG's cron expression (UTC): cursor mode's manual runs with a logical date.
+        schedule: The sync DAG's cron expression (UTC): cursor mode's manual runs with a logical date;
+            ``None`` (default): the pipeline's own (:attr:`Pipeline.schedule_cron`).
     """
     if pipeline.mode == "cdc":
         from warehouse_sync.cdc.mode import CdcMode
@@ -70,4 +71,4 @@ def mode_for(pipeline: Pipeline, schedule: str = SYNC_SCHEDULE) -> Mode:
         return CdcMode()
     from warehouse_sync.sync.mode import CursorMode
 
-    return CursorMode(schedule)
+    return CursorMode(schedule or pipeline.schedule_cron)

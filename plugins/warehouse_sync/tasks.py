@@ -35,7 +35,7 @@ from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.cdc.changes import TruncateSeen
 from warehouse_sync.cdc.mode import NoPastWindows
 from warehouse_sync.cdc.slot import CdcUnavailable, SlotLost
-from warehouse_sync.config import SYNC_SCHEDULE, ConfigError, Pipeline
+from warehouse_sync.config import ConfigError, Pipeline
 from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.modes import mode_for
@@ -85,13 +85,14 @@ def _audited_failure(run: Run, step: str, window: Window) -> Iterator[None]:
         raise
 
 
-def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
+def plan(run: Run, start: RunStart, schedule: str | None = None) -> Plan:
     """Validates the source, decides the run's window, settles late commits, splits it into batches.
 
     Args:
         run: The pipeline, its two connections and the run id.
         start: How the run started (its Airflow context values); see :func:`.sync.plan.run_window`.
-        schedule: The DAG's cron expression (UTC), for manual runs with a logical date.
+        schedule: The DAG's cron expression (UTC), for manual runs with a logical date; ``None``
+            (default): the pipeline's own (:attr:`Pipeline.schedule_cron`).
 
     Returns:
         The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over.

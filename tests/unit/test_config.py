@@ -140,13 +140,14 @@ def test_unknown_key_lists_the_allowed_ones(tmp_path):
     doc = good()
     doc["pipelines"][0]["bach_size"] = 10
     message = error_of(write(tmp_path, doc))
-    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: batch_size, cdc, cursor, " in message
+    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: batch_size, cdc, columns, cursor, " in message
     assert "volume_tolerance" in message and "checks" not in message
 
     doc = good()
     doc["defaults"] = {"name": "everything"}
     message = error_of(write(tmp_path, doc))
-    assert "defaults, field 'name': unknown field (allowed: batch_size, cdc, delete_mode, expectations" in message
+    assert ("defaults, field 'name': unknown field (allowed: batch_size, cdc, columns, delete_mode, expectations"
+            in message)
 
     doc = good()
     doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such

@@ -56,7 +56,7 @@ def steps(monkeypatch):
             raise calls["repair"]
         return RepairResult(len(found.missing) + len(found.changed), len(found.extra))
 
-    monkeypatch.setattr(loop, "describe_source", lambda *args: [])
+    monkeypatch.setattr(loop, "describe_pipeline_source", lambda *args: [])
     monkeypatch.setattr(loop, "read_columns", lambda *args: [])
     monkeypatch.setattr(loop, "compare", compare)
     monkeypatch.setattr(loop, "locate", locate)

@@ -82,7 +82,8 @@ def test_an_unknown_task_or_a_bad_value_in_the_file_names_pipeline_field_and_the
 
 def test_the_defaults_section_sets_timeouts_for_every_pipeline_and_an_entry_wins(tmp_path):
     doc = {"defaults": {"lock_timeout_seconds": 10, "task_timeout_minutes": {"load": 90}},
-           "pipelines": [entry(), entry(name="lines", lock_timeout_seconds=5, task_timeout_minutes={"extract": 45})]}
+           "pipelines": [entry(), entry(name="lines", target="dw.lines", lock_timeout_seconds=5,
+                                                   task_timeout_minutes={"extract": 45})]}
     orders, lines = load_config(write(tmp_path, doc)).pipelines
     assert (orders.lock_timeout_seconds, lines.lock_timeout_seconds) == (10, 5)
     assert orders.execution_timeout("load") == timedelta(minutes=90)

@@ -31,7 +31,7 @@ from devkit import tpch
 from devkit.embedded import ENV_VARS, ensure_connections
 from devkit.paths import CONFIG, REPO
 from warehouse_sync.config import load_config
-from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.catalog import describe_pipeline_source
 from warehouse_sync.db.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, connect_uri
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import compare
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             headers=["window start", "window end", "rows read", "rows merged", "batches", "task s",
                      "reconcile table/window", "checks"],
         ))
-        columns = describe_source(source, p.source, p.primary_key, p.cursor)
+        columns = describe_pipeline_source(source, p)
         (table_cmp,) = compare(source, warehouse, p, columns, Window(None, now), full_table=False)
         drift |= not table_cmp.matches
         label = str(p.source) if p.mode == "cursor" else f"{p.source} (cdc -> {p.target})"

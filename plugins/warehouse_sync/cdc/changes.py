@@ -175,7 +175,8 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     """Decodes the slot's changes of transactions committed before ``upto_lsn`` into staged files.
 
     The slot is only peeked, never moved. An update that changed the key is staged as a delete of
-    the old key followed by the update.
+    the old key followed by the update. Only the columns the pipeline syncs are staged
+    (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves out never reaches a file.
 
     Raises:
         TruncateSeen: The table was truncated (the message gives the re-snapshot path).
@@ -198,13 +199,16 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
             relations[message.oid] = message
         elif isinstance(message, Change):
             relation = relations[message.relation_oid]
-            names = tuple(c.name for c in relation.columns)
+            # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
+            kept = [i for i, c in enumerate(relation.columns) if pipeline.selects(c.name)]
+            names = tuple(relation.columns[i].name for i in kept)
             if message.op == "D" or message.old is not None and _key_changed(relation, message):
-                writer.add(names, _row("D", commit_lsn, seq, commit_time, message.old))  # type: ignore[arg-type]
+                assert message.old is not None  # a delete carries its old key
+                writer.add(names, _row("D", commit_lsn, seq, commit_time, _only(message.old, kept)))
                 seq += 1
             if message.op != "D":
                 assert message.new is not None  # an insert or update carries its new tuple
-                writer.add(names, _row(message.op, commit_lsn, seq, commit_time, message.new, names))
+                writer.add(names, _row(message.op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
                 seq += 1
         elif isinstance(message, Truncate):
             raise TruncateSeen(
@@ -245,6 +249,11 @@ def _key_changed(relation: Relation, change: Change) -> bool:
     """
     assert change.new is not None and change.old is not None
     return any(c.is_key and change.old[i] != change.new[i] for i, c in enumerate(relation.columns))
+
+
+def _only(values: tuple[object, ...], kept: list[int]) -> tuple[object, ...]:
+    """The values at the positions ``kept`` (the synced columns of the relation)."""
+    return tuple(values[i] for i in kept)
 
 
 def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ...],

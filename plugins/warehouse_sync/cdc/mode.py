@@ -34,7 +34,7 @@ from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.catalog import describe_pipeline_source
 from warehouse_sync.db.inflight import wait_for_inflight
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.run import Run
@@ -77,7 +77,7 @@ class CdcMode:
         pipeline, source = run.pipeline, run.source
         with phases.timed("describe"):
             slots.check_wal_level(source, pipeline)
-            describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+            describe_pipeline_source(source, pipeline)
         known = state.read_state(run.warehouse, pipeline.name)
         if (not start.manual and start.interval_end is not None and start.interval_start is not None
                 and known.high_watermark is not None and not start.full_snapshot
@@ -118,7 +118,7 @@ class CdcMode:
             ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``).
         """
         pipeline, source = run.pipeline, run.source
-        columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        columns = describe_pipeline_source(source, pipeline)
         kind, consistent_point = plan.facts["kind"], None
         if kind == SNAPSHOT:
             with slots.created_slot(source, pipeline) as created:
@@ -145,7 +145,7 @@ class CdcMode:
         """
         pipeline = run.pipeline
         files = [f for e in extracted for f in e.files]
-        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        columns = describe_pipeline_source(run.source, pipeline)
         result = apply_changes(run, columns, [open_path(f.path) for f in files], on_schema_change=on_schema_change,
                                snapshot=bool(extracted) and all(e.facts.get("kind") == SNAPSHOT for e in extracted))
         committed = datetime.now(timezone.utc)

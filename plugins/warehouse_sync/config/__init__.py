@@ -7,10 +7,14 @@ into a :class:`SyncConfig` of :class:`Pipeline` values (each with its data-quali
 file, the pipeline and the field.
 
 Modules:
-    pipeline: The models (:class:`Pipeline` with its :class:`CdcSettings` and task timeouts,
-        :class:`SyncConfig`); every default of a pipeline lives here.
+    pipeline: The models (:class:`Pipeline`, :class:`SyncConfig`); every default of a pipeline lives here.
+    settings: A pipeline's nested blocks: :class:`ExecutionTimeouts` (``task_timeout_minutes``) and
+        :class:`CdcSettings` (``cdc``).
+    schedule: A pipeline's ``schedule:`` (cron or preset, checked at load) and the default schedules.
+    columns: A pipeline's ``columns:`` selection (:class:`ColumnSelection`, include or exclude).
     alerts: The ``alerts:`` section (:class:`Alerts`, and the file's shape of it).
-    load: :func:`load_config`: the file read, ``defaults:`` applied, errors named.
+    load: :func:`load_config` (every problem raised) and :func:`read_config` (the valid pipelines,
+        and the problems of the bad entries apart): the file read, ``defaults:`` applied, errors named.
     expectations: One data-quality rule (:class:`Expectation`) and the names it may use
         (:data:`EXPECTATIONS`, :data:`SEVERITIES`).
 
@@ -19,16 +23,12 @@ so that DAG files parse fast.
 """
 
 from warehouse_sync.config.alerts import Alerts
+from warehouse_sync.config.columns import ColumnSelection
 from warehouse_sync.config.expectations import EXPECTATIONS, SEVERITIES, Expectation
-from warehouse_sync.config.load import load_config
-from warehouse_sync.config.pipeline import (
-    RECONCILE_SCHEDULE,
-    SYNC_SCHEDULE,
-    CdcSettings,
-    ConfigError,
-    Pipeline,
-    SyncConfig,
-)
+from warehouse_sync.config.load import ConfigRead, load_config, read_config
+from warehouse_sync.config.pipeline import ConfigError, Pipeline, SyncConfig
+from warehouse_sync.config.schedule import RECONCILE_SCHEDULE, SYNC_SCHEDULE
+from warehouse_sync.config.settings import CdcSettings, ExecutionTimeouts
 
 __all__ = [
     "ConfigError",
@@ -37,6 +37,10 @@ __all__ = [
     "Alerts",
     "SyncConfig",
     "load_config",
+    "read_config",
+    "ConfigRead",
+    "ColumnSelection",
+    "ExecutionTimeouts",
     "Expectation",
     "EXPECTATIONS",
     "SEVERITIES",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
@@ -181,8 +182,132 @@ def _over_defaults(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str,
     return merged
 
 
+@dataclass(frozen=True)
+class ConfigRead:
+    """The pipeline file as read by :func:`read_config`: its valid pipelines, and its bad entries apart.
+
+    Attributes:
+        config: The file's alerts and every valid pipeline, in file order.
+        problems: One line per problem of a bad entry, each naming the file, the pipeline and the
+            field (an entry with a problem is left out of :attr:`config`; so are both entries of a
+            name used twice, or of a target two pipelines write).
+    """
+
+    config: SyncConfig
+    problems: tuple[str, ...] = ()
+
+    @property
+    def error(self) -> ConfigError | None:
+        """The bad entries' problems as one :class:`ConfigError` (``None`` when every entry is valid)."""
+        return ConfigError(f"{self.config.path}: " + "; ".join(self.problems)) if self.problems else None
+
+
+def _conflicts(pipelines: list[tuple[int, Pipeline]]) -> tuple[list[str], set[int]]:
+    """Names used twice, and targets two pipelines write (same warehouse connection and table).
+
+    Returns:
+        The problems (each names both entries), and the file positions of the entries involved.
+    """
+    problems: list[str] = []
+    involved: set[int] = set()
+    by_name: dict[str, list[int]] = {}
+    by_target: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for index, p in pipelines:
+        by_name.setdefault(p.name, []).append(index)
+        by_target.setdefault((p.warehouse_conn_id, str(p.target)), []).append((index, p.name))
+    for name, positions in by_name.items():
+        if len(positions) > 1:
+            problems.append(f"pipeline {name!r}, field 'name': used twice (entries "
+                            + ", ".join(f"#{i + 1}" for i in positions) + ")")
+            involved.update(positions)
+    for (conn_id, target), writers in by_target.items():
+        names = sorted({name for _, name in writers})
+        if len(writers) > 1 and len(names) > 1:
+            problems.append(f"pipelines {' and '.join(repr(n) for n in names)}, field 'target': both write "
+                            f"{target} in connection {conn_id!r}; each warehouse table has one pipeline "
+                            "(give one of them another target)")
+            involved.update(i for i, _ in writers)
+    return problems, involved
+
+
+def read_config(path: str | Path) -> ConfigRead:
+    """Reads the pipeline file, keeping the valid pipelines when some entries are bad.
+
+    What the DAG file uses: every valid pipeline gets its DAGs, and the bad entries are reported
+    apart (:attr:`ConfigRead.problems`) so that one bad entry does not take the others down.
+
+    Args:
+        path: The YAML file (the caller decides where it is).
+
+    Returns:
+        The valid pipelines and alerts, and the problems of the bad entries.
+
+    Raises:
+        ConfigError: A problem of the whole file (unreadable, bad YAML, unknown top-level key, no
+            ``pipelines`` list, an invalid ``defaults:`` or ``alerts:`` section): no pipeline can
+            be trusted then. The message names the file and every such problem.
+
+    Warns:
+        DeprecationWarning: As :func:`load_config`.
+    """
+    path = Path(path)
+    doc = _read(path)
+    unknown = sorted(str(k) for k in doc if k not in _TOP_LEVEL_KEYS) if isinstance(doc, dict) else []
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(_TOP_LEVEL_KEYS)}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("pipelines"), list):
+        raise ConfigError(f"{path}: expected a mapping with a 'pipelines' list")
+    file_problems: list[str] = []
+
+    defaults = doc.get("defaults") or {}
+    defaults_renamed: dict[str, str] = {}
+    if isinstance(defaults, dict):
+        defaults, defaults_renamed = _cdc_entry(_table_check_entry(defaults, "defaults", path, file_problems),
+                                                "defaults", path, file_problems)
+    try:
+        _Defaults.model_validate(defaults)
+    except ValidationError as exc:
+        file_problems += _problems(exc, _Defaults, "defaults", defaults_renamed)
+
+    alerts = Alerts()
+    if doc.get("alerts") is not None:
+        try:
+            alerts = AlertsSection.model_validate(doc["alerts"]).to_alerts()
+        except ValidationError as exc:
+            file_problems += _problems(exc, AlertsSection, "alerts")
+    if file_problems:
+        raise ConfigError(f"{path}: " + "; ".join(file_problems))
+
+    problems: list[str] = []
+    pipelines: list[tuple[int, Pipeline]] = []
+    for index, raw in enumerate(doc["pipelines"]):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        where = f"pipeline {name!r}" if isinstance(name, str) and name else f"pipeline #{index + 1}"
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
+            continue
+        entry_problems: list[str] = []
+        entry, renamed = _pipeline_entry(_table_check_entry(raw, where, path, entry_problems), where, path,
+                                         entry_problems)
+        entry, cdc_renamed = _cdc_entry(entry, where, path, entry_problems)
+        renamed = {**renamed, **cdc_renamed}
+        try:
+            pipeline = Pipeline.model_validate(_over_defaults(defaults, entry))
+        except ValidationError as exc:
+            entry_problems += _problems(exc, Pipeline, where, renamed)
+        problems += entry_problems
+        if not entry_problems:
+            pipelines.append((index, pipeline))
+
+    conflicts, involved = _conflicts(pipelines)
+    problems += conflicts
+    valid = tuple(p for index, p in pipelines if index not in involved)
+    return ConfigRead(SyncConfig(path=path, pipelines=valid, alerts=alerts), tuple(problems))
+
+
 def load_config(path: str | Path) -> SyncConfig:
-    """Reads and validates the pipeline file.
+    """Reads and validates the pipeline file; any problem, of the file or of one entry, is an error.
 
     Args:
         path: The YAML file (the caller decides where it is).
@@ -193,6 +318,8 @@ def load_config(path: str | Path) -> SyncConfig:
     Raises:
         ConfigError: Unreadable file, bad YAML, or invalid content; the message names the file, the
             pipeline (by name, or ``#N``) and the field of every problem found, joined by ``; ``.
+            Two entries with one name, or two pipelines writing one target table (same
+            ``warehouse_conn_id`` and ``target``), are named both.
 
     Warns:
         DeprecationWarning: A pipeline (or ``defaults:``) uses the old ``checks:`` key instead of
@@ -200,55 +327,7 @@ def load_config(path: str | Path) -> SyncConfig:
             CDC key (``slot_chunk_changes``, ``slot_max_lag_seconds``, ``slot_max_retained_wal_bytes``)
             instead of the nested ``cdc:`` block.
     """
-    path = Path(path)
-    doc = _read(path)
-    unknown = sorted(str(k) for k in doc if k not in _TOP_LEVEL_KEYS) if isinstance(doc, dict) else []
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(_TOP_LEVEL_KEYS)}")
-    if not isinstance(doc, dict) or not isinstance(doc.get("pipelines"), list):
-        raise ConfigError(f"{path}: expected a mapping with a 'pipelines' list")
-    problems: list[str] = []
-
-    defaults = doc.get("defaults") or {}
-    defaults_renamed: dict[str, str] = {}
-    if isinstance(defaults, dict):
-        defaults, defaults_renamed = _cdc_entry(_table_check_entry(defaults, "defaults", path, problems),
-                                                "defaults", path, problems)
-    try:
-        _Defaults.model_validate(defaults)
-    except ValidationError as exc:
-        problems += _problems(exc, _Defaults, "defaults", defaults_renamed)
-        defaults = {}
-
-    pipelines: list[Pipeline] = []
-    for index, raw in enumerate(doc["pipelines"]):
-        name = raw.get("name") if isinstance(raw, dict) else None
-        where = f"pipeline {name!r}" if isinstance(name, str) and name else f"pipeline #{index + 1}"
-        if not isinstance(raw, dict):
-            problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
-            continue
-        entry, renamed = _pipeline_entry(_table_check_entry(raw, where, path, problems), where, path, problems)
-        entry, cdc_renamed = _cdc_entry(entry, where, path, problems)
-        renamed = {**renamed, **cdc_renamed}
-        try:
-            pipelines.append(Pipeline.model_validate(_over_defaults(defaults, entry)))
-        except ValidationError as exc:
-            problems += _problems(exc, Pipeline, where, renamed)
-
-    seen: set[str] = set()
-    for p in pipelines:
-        if p.name in seen:
-            problems.append(f"pipeline {p.name!r}, field 'name': used twice")
-        seen.add(p.name)
-
-    alerts = Alerts()
-    if doc.get("alerts") is not None:
-        try:
-            alerts = AlertsSection.model_validate(doc["alerts"]).to_alerts()
-        except ValidationError as exc:
-            problems += _problems(exc, AlertsSection, "alerts")
-
-    if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems))
-    return SyncConfig(path=path, pipelines=tuple(pipelines), alerts=alerts)
+    read = read_config(path)
+    if read.error is not None:
+        raise read.error
+    return read.config

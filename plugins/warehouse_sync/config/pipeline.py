@@ -45,13 +45,12 @@ from pydantic import (
 )
 
 from warehouse_sync.config.alerts import Alerts
+from warehouse_sync.config.columns import ColumnSelection
 from warehouse_sync.config.expectations import Expectation
+from warehouse_sync.config.schedule import SYNC_SCHEDULE, check_schedule, cron_expression
+from warehouse_sync.config.settings import CdcSettings, ExecutionTimeouts
 from warehouse_sync.model import TableRef
 
-# The DAGs' schedules (cron, UTC): the two-hourly sync and the daily reconcile. The plan task computes
-# a manual run's window with the same expression, so both read it from here.
-SYNC_SCHEDULE = "0 */2 * * *"
-RECONCILE_SCHEDULE = "0 3 * * *"
 # The Airflow connections a pipeline uses unless it names its own (``source_conn_id``, ``warehouse_conn_id``).
 DEFAULT_SOURCE_CONN_ID = "source_postgres"
 DEFAULT_WAREHOUSE_CONN_ID = "warehouse_postgres"
@@ -96,84 +95,6 @@ _Column = Annotated[str, StringConstraints(min_length=1)]
 _ExpectationEntry = Annotated[Expectation, PlainValidator(_expectation), PlainSerializer(Expectation.to_dict)]
 
 
-class ExecutionTimeouts(BaseModel):
-    """Minutes each task of a pipeline's DAGs may run before Airflow stops it (its ``execution_timeout``).
-
-    A task that runs out of time fails and retries like any transient failure. The file gives the
-    tasks to change, by task name (``task_timeout_minutes: {extract: 45}``); the others keep the
-    defaults below (docs/timeouts.md says why each is what it is). A pipeline's own mapping
-    replaces the ``defaults:`` section's mapping as a whole, as every field does.
-
-    Attributes:
-        plan: The ``plan`` task: waits out in-flight transactions (``settle_timeout_seconds``), then
-            one keyset scan of the window.
-        extract: One mapped ``extract`` task: one batch, page by page, to Parquet.
-        load: The ``load`` task: every file of the window COPYed and merged in one transaction.
-        reconcile: The sync run's ``reconcile`` task: window and whole-table checks, locate, repair.
-        validate: The ``validate`` task: Great Expectations on the window's rows.
-        reconcile_table: The daily reconcile DAG's ``reconcile_table`` task: the whole table,
-            located and repaired.
-        health: The daily reconcile DAG's ``health`` task: the mode's health (CDC: the replication
-            slot's retained WAL and lag).
-        clean_staging: The daily reconcile DAG's ``clean_staging`` task: lists and removes the staged
-            files of expired windows.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
-
-    plan: int = Field(10, strict=True, ge=1)
-    extract: int = Field(30, strict=True, ge=1)
-    load: int = Field(60, strict=True, ge=1)
-    reconcile: int = Field(60, strict=True, ge=1)
-    validate_: int = Field(30, strict=True, ge=1, alias="validate")  # "validate" would shadow BaseModel.validate
-    reconcile_table: int = Field(180, strict=True, ge=1)
-    health: int = Field(10, strict=True, ge=1)
-    clean_staging: int = Field(30, strict=True, ge=1)
-
-    def minutes(self) -> dict[str, int]:
-        """Minutes by task name."""
-        return self.model_dump(by_alias=True)
-
-    def of(self, task: str) -> timedelta:
-        """The ``execution_timeout`` of the task named ``task``.
-
-        Raises:
-            KeyError: No such task (the message lists the known ones).
-        """
-        minutes = self.minutes()
-        if task not in minutes:
-            raise KeyError(f"no execution timeout for task {task!r} (known: {', '.join(minutes)})")
-        return timedelta(minutes=minutes[task])
-
-    @property
-    def longest(self) -> timedelta:
-        """The longest of them: the bound of a task that has no entry of its own."""
-        return timedelta(minutes=max(self.minutes().values()))
-
-
-class CdcSettings(BaseModel):
-    """The CDC settings of a pipeline (used by ``mode: cdc`` only): its ``cdc:`` block in the file.
-
-    The file gives only the keys it changes (``cdc: {chunk_changes: 10000}``); the others keep the
-    defaults below. A pipeline's own ``cdc:`` block is merged key by key over the ``defaults:``
-    section's. The flat keys ``slot_chunk_changes``, ``slot_max_lag_seconds`` and
-    ``slot_max_retained_wal_bytes`` of earlier versions are still read, with a deprecation warning.
-
-    Attributes:
-        chunk_changes: Changes (rows) per staged Parquet file, i.e. per read from the slot (count,
-            >= 1; default 50 000): bounds task memory whatever the backlog.
-        max_lag_seconds: Alert when a change reached the warehouse more than this many seconds after
-            it committed at the source (seconds, >= 1; default 3 600, one hour).
-        max_retained_wal_bytes: Alert when the replication slot makes the source keep more WAL than
-            this (bytes, >= 1; default 1 GiB): a paused DAG must not fill the source's disk silently.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    chunk_changes: int = Field(50_000, strict=True, ge=1)
-    max_lag_seconds: int = Field(3600, strict=True, ge=1)
-    max_retained_wal_bytes: int = Field(1 << 30, strict=True, ge=1)
-
 
 class Pipeline(BaseModel):
     """One synced table: one entry of ``pipelines:`` in the pipeline file.
@@ -187,8 +108,15 @@ class Pipeline(BaseModel):
         target: Target table in the ``warehouse_conn_id`` connection (``schema.table`` in the file).
         primary_key: Primary-key columns, in key order (one or more, no repeats; the file may give a
             single column as a string).
-        cursor: Column that moves forward on every insert and update (``updated_at``); not part of
-            the primary key.
+        cursor: Column that moves forward on every insert and update (``updated_at``, a
+            ``timestamp`` or ``timestamptz`` column); not part of the primary key.
+        schedule: When the sync DAG runs: a five-field cron expression or an Airflow preset
+            (``@hourly``, ``@daily``, ...), UTC; default :data:`SYNC_SCHEDULE` (every two hours).
+            Each run owns the data interval between two ticks (:mod:`.schedule`). The daily
+            reconcile DAG keeps its own daily schedule.
+        columns: Which columns are synced (:class:`~warehouse_sync.config.columns.ColumnSelection`):
+            ``{include: [...]}`` or ``{exclude: [...]}``; ``None`` (default) syncs every column. Key
+            and cursor columns are always synced and may not be excluded.
         batch_size: Rows per batch, i.e. per mapped extract task (>= 1).
         snapshot_batch_size: Rows per batch of a full snapshot (>= 1; bigger: a snapshot reads in key
             order, and task memory is bounded by ``page_size`` either way).
@@ -268,6 +196,8 @@ class Pipeline(BaseModel):
     primary_key: Annotated[tuple[_Column, ...], BeforeValidator(_one_or_many), Field(min_length=1),
                            AfterValidator(_no_repeats)]
     cursor: _Column
+    schedule: Annotated[str, AfterValidator(check_schedule)] = SYNC_SCHEDULE
+    columns: ColumnSelection | None = None
     batch_size: int = Field(50_000, strict=True, ge=1)
     snapshot_batch_size: int = Field(1_000_000, strict=True, ge=1)
     page_size: int = Field(20_000, strict=True, ge=1)
@@ -335,6 +265,31 @@ class Pipeline(BaseModel):
             raise ValueError(f"the cursor {cursor!r} may not be part of the primary key")
         return cursor
 
+    @field_validator("columns")
+    @classmethod
+    def _key_and_cursor_not_excluded(cls, columns: ColumnSelection | None,
+                                     info: ValidationInfo) -> ColumnSelection | None:
+        kept = (*info.data.get("primary_key", ()), info.data.get("cursor"))
+        needed = [c for c in (columns.exclude or ()) if c in kept] if columns is not None else []
+        if needed:
+            raise ValueError(f"'exclude' names {needed}: the primary key and the cursor are always synced "
+                             "(they order, version and locate every row); remove them from 'exclude'")
+        return columns
+
+    @field_validator("expectations")
+    @classmethod
+    def _expectations_read_synced_columns(cls, rules: tuple[Expectation, ...],
+                                          info: ValidationInfo) -> tuple[Expectation, ...]:
+        columns = info.data.get("columns")
+        always = (*info.data.get("primary_key", ()), info.data.get("cursor") or "")
+        for index, rule in enumerate(rules, start=1):
+            read = [c.strip() for c in (rule.columns or "").split(",") if c.strip()]
+            dropped = [c for c in read if columns is not None and not columns.keeps(c, always)]
+            if dropped:
+                raise ValueError(f"entry {index} ({rule.expect}) reads {dropped}, which 'columns' leaves out of "
+                                 "the sync, so the warehouse has no such column")
+        return rules
+
     @model_validator(mode="after")
     def _plan_outlives_its_settle_wait(self) -> Pipeline:
         plan = self.task_timeout_minutes.plan
@@ -342,6 +297,15 @@ class Pipeline(BaseModel):
             raise ValueError(f"task_timeout_minutes.plan ({plan} min) must be longer than "
                              f"settle_timeout_seconds ({self.settle_timeout_seconds} s): plan waits that long first")
         return self
+
+    def selects(self, column: str) -> bool:
+        """Whether the source column ``column`` is synced (the ``columns`` selection; key and cursor always)."""
+        return self.columns is None or self.columns.keeps(column, (*self.primary_key, self.cursor))
+
+    @property
+    def schedule_cron(self) -> str:
+        """The sync schedule as a five-field cron expression (a preset expanded): what the plan computes with."""
+        return cron_expression(self.schedule)
 
     def execution_timeout(self, task: str) -> timedelta:
         """The ``execution_timeout`` of the task named ``task`` (:meth:`ExecutionTimeouts.of`)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
@@ -30,6 +31,9 @@ from psycopg import sql
 
 from warehouse_sync.db.statements import load_sql
 from warehouse_sync.model import TableRef
+
+if TYPE_CHECKING:
+    from warehouse_sync.config import ColumnSelection, Pipeline
 
 _NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
@@ -55,7 +59,7 @@ class PrimaryKeyError(LookupError):
 
 
 class UnknownColumn(LookupError):
-    """A configured column (cursor or key) is not a column of the table."""
+    """A configured column (cursor, key, or one ``columns:`` names) is not a column of the table."""
 
 
 @dataclass(frozen=True)
@@ -132,21 +136,45 @@ def check_key_and_cursor(
 ) -> None:
     """Checks that the configured key and cursor fit the table.
 
+    The key must be the table's primary key or the columns of a unique index (not partial, not on
+    expressions) whose columns are all NOT NULL: a key identifies every row, and a unique index
+    lets two rows with a NULL in a key column share the rest.
+
     Raises:
         UnknownColumn: The cursor or a key column is not in the table.
-        PrimaryKeyError: No primary key or unique index covers exactly the configured key columns.
+        PrimaryKeyError: No primary key or unique index over NOT NULL columns has exactly the
+            configured key columns. The message says what the table has and the way out: give
+            ``primary_key: [cols]`` naming the columns of a unique index over NOT NULL columns.
     """
     names = {c.name for c in columns}
     for role, col in [("cursor", cursor)] + [("primary key", k) for k in primary_key]:
         if col not in names:
             raise UnknownColumn(f"table {table}: {role} column {col!r} does not exist (columns: {sorted(names)})")
     keys = conn.execute(load_sql("catalog/unique_keys.sql"), {"schema": table.schema, "table": table.name}).fetchall()
-    if not any(set(cols) == set(primary_key) for _, cols in keys):
-        actual = next((cols for is_pk, cols in keys if is_pk), None)
-        found = f"its primary key is {actual}" if actual else "it has no primary key"
-        raise PrimaryKeyError(
-            f"table {table}: configured primary key {list(primary_key)} is not a primary key or unique index; {found}"
-        )
+    usable = [list(cols) for _, cols, not_null in keys if not_null]
+    if any(set(cols) == set(primary_key) for cols in usable):
+        return
+    actual = next((list(cols) for is_pk, cols, _ in keys if is_pk), None)
+    nullable = next((list(cols) for _, cols, not_null in keys if not not_null and set(cols) == set(primary_key)),
+                    None)
+    by_name = {c.name: c for c in columns}
+    if nullable is not None:
+        open_columns = [c for c in nullable if not by_name[c].not_null]
+        found = (f"its unique index over {nullable} allows NULL in {open_columns}, so it does not identify every "
+                 f"row (make them NOT NULL, or name another key)")
+    elif actual is not None:
+        found = f"its primary key is {actual}"
+    else:
+        found = "it has no primary key"
+    others = [cols for is_pk, cols, not_null in keys if not_null and not is_pk]
+    candidates = (f"; its unique indexes over NOT NULL columns: {others}" if others else
+                  "" if actual else "; it has no unique index over NOT NULL columns either (create one)")
+    raise PrimaryKeyError(
+        f"table {table}: configured primary_key {list(primary_key)} is not its primary key or a unique index over "
+        f"NOT NULL columns; {found}{candidates}. Give `primary_key: [cols]` in the pipeline naming "
+        + (f"{actual}, or " if actual else "")
+        + "the columns of a unique index whose columns are all NOT NULL"
+    )
 
 
 def primary_key_of(conn: psycopg.Connection, table: TableRef) -> tuple[str, ...] | None:
@@ -155,24 +183,68 @@ def primary_key_of(conn: psycopg.Connection, table: TableRef) -> tuple[str, ...]
     A primary key makes its columns NOT NULL and their values unique among every row of the table.
     """
     keys = conn.execute(load_sql("catalog/unique_keys.sql"), {"schema": table.schema, "table": table.name}).fetchall()
-    return next((tuple(cols) for is_primary, cols in keys if is_primary), None)
+    return next((tuple(cols) for is_primary, cols, _ in keys if is_primary), None)
+
+
+def select_columns(table: TableRef, columns: list[Column], selection: ColumnSelection | None,
+                   always: tuple[str, ...]) -> list[Column]:
+    """The columns a pipeline syncs: ``columns`` filtered by its ``columns:`` selection.
+
+    Args:
+        table: The source table (for the message).
+        columns: The table's columns, in table order.
+        selection: The pipeline's include or exclude list; ``None`` keeps every column.
+        always: Columns kept whatever the selection says (the primary key and the cursor).
+
+    Returns:
+        The kept columns, in table order.
+
+    Raises:
+        UnknownColumn: The selection names a column the table does not have.
+    """
+    if selection is None:
+        return columns
+    names = {c.name for c in columns}
+    unknown = [c for c in selection.named if c not in names]
+    if unknown:
+        which = "include" if selection.include is not None else "exclude"
+        raise UnknownColumn(f"table {table}: columns.{which} names {unknown}, which the table does not have "
+                            f"(columns: {sorted(names)})")
+    return [c for c in columns if selection.keeps(c.name, always)]
 
 
 def describe_source(
-    conn: psycopg.Connection, table: TableRef, primary_key: tuple[str, ...], cursor: str
+    conn: psycopg.Connection, table: TableRef, primary_key: tuple[str, ...], cursor: str,
+    selection: ColumnSelection | None = None,
 ) -> list[Column]:
     """Reads and validates a source table (columns, key, cursor) in one call.
 
+    Args:
+        conn: The source connection.
+        table: The source table.
+        primary_key: The configured key columns.
+        cursor: The configured cursor column.
+        selection: The pipeline's ``columns:`` selection (:func:`select_columns`); ``None``: all.
+
     Returns:
-        The table's columns, in table order.
+        The synced columns, in table order: every column the selection keeps.
 
     Raises:
-        TableNotFound, UnknownColumn, PrimaryKeyError: As for :func:`read_columns` and
-            :func:`check_key_and_cursor`.
+        TableNotFound, UnknownColumn, PrimaryKeyError: As for :func:`read_columns`,
+            :func:`check_key_and_cursor` and :func:`select_columns`.
     """
     columns = read_columns(conn, table)
     check_key_and_cursor(conn, table, columns, primary_key, cursor)
-    return columns
+    return select_columns(table, columns, selection, (*primary_key, cursor))
+
+
+def describe_pipeline_source(conn: psycopg.Connection, pipeline: Pipeline) -> list[Column]:
+    """:func:`describe_source` of a pipeline: its source, key, cursor and ``columns:`` selection.
+
+    The one place the selection is applied: every mode's plan, extract and load and the reconcile
+    use the columns it returns, so an excluded column is never read, staged, created or compared.
+    """
+    return describe_source(conn, pipeline.source, pipeline.primary_key, pipeline.cursor, pipeline.columns)
 
 
 def column_definitions(columns: list[Column]) -> sql.Composable:

@@ -62,12 +62,12 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, _user: object = Depends(require_user)) -> HTMLResponse:
-        from warehouse_sync.config import load_config
+        from warehouse_sync.config import read_config
         from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection
         from warehouse_sync.quality.page import collect, render
         from warehouse_sync.storage import config_path
 
-        pipelines = load_config(config_path()).pipelines
+        pipelines = read_config(config_path()).config.pipelines  # a bad entry is the DAG import error
         try:
             with connection(WAREHOUSE_CONN_ID) as conn:
                 views = collect(conn, pipelines)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from warehouse_sync.bookkeeping import audit
 from warehouse_sync.bookkeeping.state import read_state
-from warehouse_sync.db.catalog import Column, describe_source, read_columns
+from warehouse_sync.db.catalog import Column, describe_pipeline_source, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
 from warehouse_sync.reconcile.keys import check_keys, has_integer_key
@@ -138,7 +138,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
         DriftDetected: Drift remains after repair.
     """
     source, warehouse, pipeline = run.source, run.warehouse, run.pipeline
-    columns = compared_columns(describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor),
+    columns = compared_columns(describe_pipeline_source(source, pipeline),
                                read_columns(warehouse, pipeline.target))
     warehouse.commit()
     drift = None

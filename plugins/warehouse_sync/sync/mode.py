@@ -21,7 +21,7 @@ from typing import Any
 
 from warehouse_sync.bookkeeping import state
 from warehouse_sync.config import SYNC_SCHEDULE
-from warehouse_sync.db.catalog import describe_source
+from warehouse_sync.db.catalog import describe_pipeline_source
 from warehouse_sync.db.inflight import wait_for_inflight
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
@@ -63,7 +63,7 @@ class CursorMode:
         started, phases = time.monotonic(), Phases()
         pipeline = run.pipeline
         with phases.timed("describe"):
-            columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+            columns = describe_pipeline_source(run.source, pipeline)
         known = state.read_state(run.warehouse, pipeline.name)
         window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
         with phases.timed("settle"):
@@ -87,7 +87,7 @@ class CursorMode:
         In a snapshot into a new target, also into the run's build table (:mod:`.snapshot`).
         """
         pipeline = run.pipeline
-        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        columns = describe_pipeline_source(run.source, pipeline)
         build = snapshot.build_for(run) if plan.window.is_snapshot else None
         run.warehouse.commit()
         return extract_batch(run.source, pipeline, columns, plan.window, batch, root,
@@ -104,7 +104,7 @@ class CursorMode:
         """
         pipeline = run.pipeline
         files = [f for e in sorted(extracted, key=lambda e: e.batch_index) for f in e.files]
-        columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+        columns = describe_pipeline_source(run.source, pipeline)
         result = load_files(run, columns, [open_path(f.path) for f in files], snapshot=plan.window.is_snapshot,
                             on_schema_change=on_schema_change)
         return Loaded(files=len(files), staged=result.staged, merged=result.merged,
