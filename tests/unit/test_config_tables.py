@@ -60,15 +60,14 @@ def test_a_bad_schedule_names_file_pipeline_and_field(tmp_path, bad):
     assert message.startswith(f"{path}: pipeline 'orders', field 'schedule': ") and repr(bad) in message
 
 
-def test_a_manual_run_with_a_logical_date_plans_with_the_pipelines_own_schedule():
-    hourly = Pipeline(**entry(schedule="@hourly"))
+def test_a_first_window_without_a_data_interval_is_one_interval_of_the_pipelines_own_schedule():
+    hourly = Pipeline(**entry(schedule="@hourly", initial_load="window"))
     schedule = mode_for(hourly).schedule  # type: ignore[attr-defined]  # the cursor mode's
     assert schedule == "0 * * * *"
-    logical = datetime(2026, 11, 20, 5, 37, tzinfo=timezone.utc)
-    run = RunStart(logical, None, None, logical + timedelta(days=1), manual=True)
-    window, _ = run_window(hourly, schedule, run, logical - timedelta(hours=3), None)
-    five = logical.replace(minute=0)
-    assert (window.start, window.end) == (five, five + timedelta(hours=1))  # two-hourly would be [04:00, 06:00)
+    trigger = datetime(2026, 11, 20, 5, 37, tzinfo=timezone.utc)
+    run = RunStart(None, None, None, trigger, manual=True)  # triggered without a logical date, no watermark yet
+    window, _ = run_window(hourly, schedule, run, None, None)
+    assert (window.start, window.end) == (trigger.replace(minute=0), trigger)  # two-hourly would start at 04:00
 
 
 # --- columns ------------------------------------------------------------------------------------------
