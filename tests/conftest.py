@@ -22,6 +22,7 @@ databases); otherwise they are on the embedded PostgreSQL, beside the demo's.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,6 +37,13 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 OPENLINEAGE_EVENTS = Path(os.environ["AIRFLOW_HOME"]) / "openlineage.jsonl"
 os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = (
     '{"type": "file", "log_file_path": "%s", "append": true}' % OPENLINEAGE_EVENTS)
+# Airflow's metrics (ours among them) go to StatsD on a loopback port of the session; tests/airflow/test_metrics.py
+# listens there. Nothing listens otherwise: UDP datagrams to a closed port are dropped.
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as _probe:
+    _probe.bind(("127.0.0.1", 0))
+    STATSD_PORT = _probe.getsockname()[1]
+os.environ.update({"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+                   "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"})
 
 from devkit.airflow_local import airflow_environment, migrate_metadata_db  # noqa: E402
 from devkit.embedded import ENV_VARS, ensure_connections  # noqa: E402

@@ -3,7 +3,7 @@ table, and bad entries kept apart from the valid ones (read_config)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 import yaml
