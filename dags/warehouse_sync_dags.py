@@ -203,5 +203,5 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
 # warehouse_sync_config_check.py as that file's import error, so that it cannot take the others down.
 _config = read_config(config_path()).config
 for _pipeline in _config.pipelines:
-    globals()[_pipeline.dag_id] = build_dag(_pipeline, _config.alerts)
-    globals()[f"reconcile_{_pipeline.name}"] = build_reconcile_dag(_pipeline, _config.alerts)
+    globals()[_pipeline.dag_id] = build_dag(_pipeline, _config.alerts_for(_pipeline))
+    globals()[f"reconcile_{_pipeline.name}"] = build_reconcile_dag(_pipeline, _config.alerts_for(_pipeline))

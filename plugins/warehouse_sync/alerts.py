@@ -1,20 +1,26 @@
 """Alerts that reach people: drift found, repair refused, a source schema change, or a task failing after its retries.
 
-Sent through Airflow's notifier interface with the maintained providers: ``SmtpNotifier``
-(``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier`` (``apache-airflow-providers-slack``),
-each used when configured in the ``alerts`` section of ``include/pipelines.yaml``. A message names
-the DAG, task, table, window, what went wrong (counts, checksums, a sample of keys) and links to
-the task's log. A channel that fails to deliver is logged and does not hide the others.
+Sent through Airflow's notifier interface: the built-in channels with the maintained providers'
+``SmtpNotifier`` (``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier``
+(``apache-airflow-providers-slack``), and any other Airflow notifier configured as a channel (a
+webhook through ``HttpNotifier``, apprise, PagerDuty, ...), rendered with ``alert_subject`` and
+``alert_text`` in its template context. Which channels a pipeline's alerts reach is its route
+(:mod:`warehouse_sync.config.alerts`); the DAG file gives each pipeline's tasks its routed channels.
+A message names the DAG, task, table, window, what went wrong (counts, checksums, a sample of keys)
+and links to the task's log. A channel that fails to deliver is logged and does not hide the others.
 """
 
 from __future__ import annotations
 
+import copy
 import html
+import importlib
 import json
 import logging
 from typing import Any
 
 from warehouse_sync.config import Alerts
+from warehouse_sync.config.alerts import Channel
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,12 @@ def _notifiers(alerts: Alerts, subject: str, text: str) -> list[tuple[str, Any]]
     return channels
 
 
+def _configured(channel: Channel) -> Any:
+    """A new instance of a configured notifier (its class imported from the channel's path)."""
+    module, _, name = channel.notifier.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**copy.deepcopy(channel.args))
+
+
 def send(alerts: Alerts, subject: str, lines: list[str], context: Any = None) -> list[str]:
     """Sends one alert to every configured channel.
 
@@ -52,10 +64,17 @@ def send(alerts: Alerts, subject: str, lines: list[str], context: Any = None) ->
     sent = []
     for name, notifier in _notifiers(alerts, subject, text):
         try:
-            notifier.notify(context or {})
+            notifier.notify(context or {})  # the message is already in its fields: nothing to render
             sent.append(name)
         except Exception:  # one broken channel must not silence the others
             log.exception("alert channel %s failed", name)
+    for channel in alerts.channels:
+        try:
+            # calling a notifier renders its templated fields with this context, then notifies
+            _configured(channel)({**(context or {}), "alert_subject": subject, "alert_text": text})
+            sent.append(channel.name)
+        except Exception:
+            log.exception("alert channel %s (%s) failed", channel.name, channel.notifier)
     return sent
 
 

@@ -127,3 +127,45 @@ def test_drift_and_a_failed_task_alert_once_with_table_window_and_keys(
     assert len(smtp_server.messages) == 2
     assert [h["json"]["text"].splitlines()[0] for h in webhook_server] == [
         "*[warehouse-sync] t_dst.lines: drift found and repaired*", "*[warehouse-sync] t_dst.nope: task plan failed*"]
+
+
+@pytest.fixture
+def http_endpoint(webhook_server, monkeypatch):
+    """The webhook server, also as an HTTP connection ``oncall_http`` (for Airflow's HttpNotifier)."""
+    import os
+
+    url = json.loads(os.environ["AIRFLOW_CONN_SLACK_ALERTS"])["password"].split("/services/")[0]
+    monkeypatch.setenv("AIRFLOW_CONN_ONCALL_HTTP", json.dumps({"conn_type": "http", "host": url}))
+    return webhook_server
+
+
+def test_each_pipeline_alerts_through_its_own_route_any_airflow_notifier_included(
+        airflow_db, source, warehouse, smtp_server, http_endpoint, tmp_path, monkeypatch):
+    config = tmp_path / "pipelines.yaml"
+    missing = {"primary_key": ["id"], "cursor": "updated_at"}
+    config.write_text(yaml.safe_dump({
+        "alerts": {
+            "smtp": {"to": ["data-team@example.com"], "conn_id": "smtp_alerts", "from": "sync@example.com"},
+            "channels": {"oncall": {
+                "notifier": "airflow.providers.http.notifications.HttpNotifier",
+                "args": {"http_conn_id": "oncall_http", "endpoint": "/alert",
+                         "json": {"subject": "{{ alert_subject }}", "text": "{{ alert_text }}",
+                                  "dag": "{{ dag.dag_id }}"}}}},
+            "default": ["smtp"]},
+        "pipelines": [
+            {"name": "paged", "source": "t_src.nope", "target": "t_dst.paged", "alerts": ["oncall"], **missing},
+            {"name": "mailed", "source": "t_src.nope", "target": "t_dst.mailed", **missing},
+        ]}))
+    monkeypatch.setenv("WAREHOUSE_SYNC_CONFIG", str(config))
+    monkeypatch.setenv("WAREHOUSE_SYNC_STAGING_ROOT", f"file://{tmp_path / 'staging'}")
+    dags = runner.load_dags()
+
+    assert str(runner.run_window(dags["sync_paged"], T0 + timedelta(hours=2)).state) == "failed"
+    (page,) = http_endpoint
+    assert page["path"] == "/alert" and page["json"]["dag"] == "sync_paged"
+    assert page["json"]["subject"] == "[warehouse-sync] t_dst.paged: task plan failed"
+    assert "t_src.nope" in page["json"]["text"] and smtp_server.messages == []
+
+    assert str(runner.run_window(dags["sync_mailed"], T0 + timedelta(hours=2)).state) == "failed"
+    (mail,) = smtp_server.messages
+    assert mail["subject"] == "[warehouse-sync] t_dst.mailed: task plan failed" and len(http_endpoint) == 1

@@ -296,6 +296,11 @@ def read_config(path: str | Path) -> ConfigRead:
             pipeline = Pipeline.model_validate(_over_defaults(defaults, entry))
         except ValidationError as exc:
             entry_problems += _problems(exc, Pipeline, where, renamed)
+        else:
+            try:
+                alerts.routed(pipeline.alerts)
+            except ValueError as exc:
+                entry_problems.append(f"{where}, field 'alerts': {exc}")
         problems += entry_problems
         if not entry_problems:
             pipelines.append((index, pipeline))

@@ -159,6 +159,8 @@ class Pipeline(BaseModel):
             side); outside it is a data-quality ``warn``.
         staging_retention_days: Days the staged Parquet files of a window are kept after its window
             end (>= 1); the daily reconcile DAG's ``clean_staging`` task removes older windows.
+        alerts: The alert channels of this pipeline's alerts (names from the file's ``alerts:``
+            section), or ``None``: its ``default:`` route (every channel when that is absent).
         max_staleness_minutes: Freshness deadline (minutes, >= 1) or ``None``: when the newest change
             in the target is older than this at a load or the daily health check, one alert is sent
             (again only after it recovered); :mod:`warehouse_sync.metrics`.
@@ -215,6 +217,7 @@ class Pipeline(BaseModel):
     volume_tolerance: float = Field(0.5, strict=True, gt=0, lt=10)
     staging_retention_days: int = Field(7, strict=True, ge=1)
     max_staleness_minutes: int | None = Field(None, strict=True, ge=1)
+    alerts: tuple[str, ...] | None = None
     expectations: Annotated[tuple[_ExpectationEntry, ...], BeforeValidator(_none_is_empty)] = ()
     tags: tuple[str, ...] = ()
     source_conn_id: str = Field(DEFAULT_SOURCE_CONN_ID, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
@@ -346,6 +349,10 @@ class SyncConfig(BaseModel):
     path: Path
     pipelines: tuple[Pipeline, ...]
     alerts: Alerts = Alerts()
+
+    def alerts_for(self, pipeline: Pipeline) -> Alerts:
+        """The channels of one pipeline's alerts: its own ``alerts:`` route, else the default route."""
+        return self.alerts.routed(pipeline.alerts)
 
     def pipeline(self, name: str) -> Pipeline:
         """Returns the pipeline called ``name`` (or whose source or target is ``name``).
