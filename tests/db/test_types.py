@@ -142,6 +142,14 @@ def test_cursor_mode_loads_every_type_and_edge_value_exactly_and_checksums_match
     assert second["loaded"]["merged"] == len(ROWS)
     _no_drift(second)
     _assert_equal(source, warehouse, pipeline)
+    # Drift in every column of the edge rows: located by key and repaired from the source.
+    warehouse.execute(f"UPDATE t_dst.every_type AS t SET ({VALUE_COLUMNS}) = "  # test-only SQL
+                      f"(SELECT {VALUE_COLUMNS} FROM t_dst.every_type WHERE id = 1) WHERE t.id IN (3, 4, 5)")
+    warehouse.commit()
+    third = sync_window(source, warehouse, pipeline.model_copy(update={"per_run_table_check": "full", "repair_max_fraction": 1.0}),
+                        T0 + timedelta(hours=2), T0 + timedelta(hours=3), tmp_path, "r3")
+    assert third["reconciled"]["drift"]["changed"] == 3 and third["reconciled"]["drift"]["repaired"] == 3
+    _assert_equal(source, warehouse, pipeline)
 
 
 def _staged_types(result: dict, column: str) -> set[pa.DataType]:
@@ -195,7 +203,8 @@ def test_the_warehouse_holds_enums_as_text_and_domains_as_their_base_type(source
     sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, "r1")
     types = dict(warehouse.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "WHERE a.attrelid = 't_dst.every_type'::regclass AND a.attname IN ('mood', 'moods', 'pos', 'price', 'num_p')"
+        "WHERE a.attrelid = 't_dst.every_type'::regclass "
+        "AND a.attname IN ('mood', 'moods', 'pos', 'price', 'num_p')"
     ).fetchall())
     warehouse.commit()
     assert types == {"mood": "text", "moods": "text[]", "pos": "integer", "price": "numeric(12,3)",
