@@ -146,8 +146,8 @@ def test_cursor_mode_loads_every_type_and_edge_value_exactly_and_checksums_match
     warehouse.execute(f"UPDATE t_dst.every_type AS t SET ({VALUE_COLUMNS}) = "  # test-only SQL
                       f"(SELECT {VALUE_COLUMNS} FROM t_dst.every_type WHERE id = 1) WHERE t.id IN (3, 4, 5)")
     warehouse.commit()
-    third = sync_window(source, warehouse, pipeline.model_copy(update={"per_run_table_check": "full", "repair_max_fraction": 1.0}),
-                        T0 + timedelta(hours=2), T0 + timedelta(hours=3), tmp_path, "r3")
+    checked = pipeline.model_copy(update={"per_run_table_check": "full", "repair_max_fraction": 1.0})
+    third = sync_window(source, warehouse, checked, T0 + timedelta(hours=2), T0 + timedelta(hours=3), tmp_path, "r3")
     assert third["reconciled"]["drift"]["changed"] == 3 and third["reconciled"]["drift"]["repaired"] == 3
     _assert_equal(source, warehouse, pipeline)
 
