@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from warehouse_sync.db.catalog import Column, arrow_schema
-from warehouse_sync.target.types import looked_up, warehouse_type
+from warehouse_sync.target.types import kept_as_found, looked_up, warehouse_type
 
 BUILT_IN = {"integer": "int4", "numeric(12,2)": "numeric", "integer[]": "_int4", "jsonb": "jsonb", "text": "text",
             "timestamp with time zone": "timestamptz"}
@@ -60,6 +60,15 @@ def test_only_the_types_whose_presence_matters_are_looked_up_in_the_warehouse():
                column("app.mood", "mood", kind="enum"), column("app.mood[]", "_mood", kind="enum[]"),
                column("geometry", "geometry")]
     assert looked_up(columns) == ["geometry", "integer"]
+
+
+def test_a_target_column_that_already_has_the_source_type_keeps_it():
+    source = [Column("mood", "app.mood", "mood", False, "app.mood", "enum"),
+              Column("pos", "app.posint", "posint", False, "integer")]
+    wanted = [Column("mood", "text", "text", False, "text"), Column("pos", "integer", "int4", False, "integer")]
+    target = [Column("mood", "app.mood", "mood", False, "app.mood", "enum"), Column("pos", "integer", "int4", False)]
+    assert [c.sql_type for c in kept_as_found(wanted, source, target)] == ["app.mood", "integer"]
+    assert kept_as_found(wanted, source, []) == wanted
 
 
 def test_the_text_form_of_a_schema_turns_only_types_with_values_arrow_cannot_hold_into_strings():

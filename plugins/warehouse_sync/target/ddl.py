@@ -46,7 +46,7 @@ from warehouse_sync.db.statements import (
 )
 from warehouse_sync.run import Run
 from warehouse_sync.target.schema import ColumnChange, SchemaChanged, SchemaDecision, decide
-from warehouse_sync.target.types import warehouse_columns
+from warehouse_sync.target.types import kept_as_found, warehouse_columns
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
         log.info("created target table %s", pipeline.target)
         return decide(wanted, wanted, pipeline.schema_changes)
     conn.commit()
-    return decide(wanted, target_columns, pipeline.schema_changes)
+    return decide(kept_as_found(wanted, source_columns, target_columns), target_columns, pipeline.schema_changes)
 
 
 def rejection_message(pipeline: Pipeline, decision: SchemaDecision) -> str:

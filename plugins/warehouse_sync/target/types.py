@@ -94,3 +94,21 @@ def warehouse_columns(conn: psycopg.Connection, columns: list[Column]) -> list[C
         sql_type, type_name = warehouse_type(column, known)
         mapped.append(Column(column.name, sql_type, type_name, column.not_null, sql_type))
     return mapped
+
+
+def kept_as_found(wanted: list[Column], source: list[Column], target: list[Column]) -> list[Column]:
+    """``wanted``, but a target column that already has its source column's own type keeps it.
+
+    A target created before this policy, or by hand, may hold an enum or a domain the deployment
+    created in the warehouse too; the policy never asks to change it (its values and text form
+    are the source's).
+
+    Args:
+        wanted: The policy's target columns (:func:`warehouse_columns`), in source order.
+        source: The source columns, in the same order.
+        target: The existing target's columns.
+    """
+    found = {c.name: c for c in target}
+    return [found[s.name] if s.name in found and found[s.name].sql_type == s.sql_type else w
+            for w, s in zip(wanted, source)]
+
