@@ -17,8 +17,9 @@ import pytest
 from helpers import T0, make_pipeline, run_tasks, sync_window
 
 from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.model import RunStart, Window
+from warehouse_sync.model import Batch, RunStart, Window
 from warehouse_sync.reconcile.compare import compare
+from warehouse_sync.sync.extract import ValueNotHeld, read_pages
 
 TYPES_DDL = """
 CREATE TYPE t_src.mood AS ENUM ('sad', 'ok', 'happy, "very"');
@@ -178,6 +179,11 @@ def test_batches_with_and_without_edge_values_load_together_binary_and_as_text(s
                    "WHERE id = 5")
     source.commit()
     pipeline = make_pipeline("binary_ready", ("id",), batch_size=3, page_size=2)
+    columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+    with pytest.raises(ValueNotHeld, match=r"column 'amount' \(decimal128\(12, 2\)\) holds a value") as caught:
+        list(read_pages(source, pipeline, columns, Window(T0, T0 + timedelta(hours=1)), Batch(0, None, None)))
+    assert "NaN" not in str(caught.value)  # the column is named, never the value
+    source.rollback()
     first = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, "r1")
     assert _staged_types(first, "born") == {pa.date32(), pa.string()}  # batch 1 as text, the others exact
     _no_drift(first)

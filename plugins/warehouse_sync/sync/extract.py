@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -96,6 +97,9 @@ def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
+_CSV_COLUMN = re.compile(r"CSV column #(\d+)")
+
+
 class ValueNotHeld(ValueError):
     """A page holds a value its column's exact Arrow type cannot hold.
 
@@ -149,7 +153,12 @@ def read_pages(
         except pa.ArrowInvalid as exc:
             if as_text:
                 raise
-            raise ValueNotHeld(f"{pipeline.source} batch {batch.index}: {exc}") from exc
+            found = _CSV_COLUMN.search(str(exc))  # Arrow's message names the value too: only the column is told
+            index = int(found.group(1)) if found else -1
+            what = f"column {schema.field(index).name!r} ({schema.field(index).type})" \
+                if 0 <= index < len(schema) else "a column"
+            raise ValueNotHeld(f"{pipeline.source} batch {batch.index}: {what} holds a value its Arrow type "
+                               "cannot hold") from exc
         if phases is not None:
             phases.add("csv_to_arrow", time.perf_counter() - parse_started)
         yield page
