@@ -17,7 +17,8 @@ column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, an
   contiguous range of the log from the slot's confirmed position, so a replayed insert always comes
   with the delete that followed it and collapses into it.
 
-Values arrive in the source's text form and are cast with the target column's type.
+Values arrive in the source's text form and are cast with the target column's type (the warehouse type
+of :mod:`warehouse_sync.target.types`: an enum's label into ``text``, a domain's value into its base type).
 """
 
 from __future__ import annotations

@@ -15,8 +15,16 @@ timestamptz            timestamp[us, tz=UTC]           sessions run with ``TIME 
 time                   time64[us]
 everything else        string                          PostgreSQL's text form, which its
                                                        input function reads back exactly
-                                                       (text, char(n), uuid, json, bytea, …)
+                                                       (text, char(n), uuid, json, bytea,
+                                                       interval, arrays, enums, domains, …)
 =====================  ==============================  =====================================
+
+Some legal values have no Arrow value of the column's type: ``NaN`` of ``numeric(p,s)`` (an
+unconstrained ``numeric``, which also holds ``±Infinity``, is text already); ``±infinity``, BC dates
+and years past 9999 of ``date``, ``timestamp`` and ``timestamptz``; ``24:00:00`` of ``time``. A batch
+that holds one is staged with those columns as their text form (``arrow_schema(columns,
+as_text=True)``), which the load copies back as CSV: every value arrives exactly, whatever its type.
+Floats need no such care: Arrow holds ``NaN`` and ``±Infinity``.
 """
 
 from __future__ import annotations
@@ -64,12 +72,25 @@ class UnknownColumn(LookupError):
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its name, SQL type as PostgreSQL prints it (``numeric(15,2)``), and Arrow type."""
+    """One column: its name, SQL type as PostgreSQL prints it (``numeric(15,2)``), and Arrow type.
+
+    Attributes:
+        name: The column's name.
+        sql_type: ``format_type`` of its type (``numeric(15,2)``, ``t_src.mood``).
+        type_name: ``pg_type.typname`` of its type (``numeric``, ``mood``, ``_int4``).
+        not_null: Whether it is ``NOT NULL``.
+        base_type: ``format_type`` of the type a domain stands for (domains of domains followed to
+            the end); the type itself for any other column; empty when not read from a catalog.
+        kind: ``enum`` (an enum, or a domain of one), ``enum[]`` (an array of an enum) or empty:
+            what the warehouse type policy (:mod:`warehouse_sync.target.types`) needs.
+    """
 
     name: str
     sql_type: str
     type_name: str
     not_null: bool
+    base_type: str = ""
+    kind: str = ""
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -126,9 +147,30 @@ def read_columns(conn: psycopg.Connection, table: TableRef) -> list[Column]:
     return [Column(*row) for row in rows]
 
 
-def arrow_schema(columns: list[Column]) -> pa.Schema:
-    """The Arrow schema of a table's rows: one field per column, nullable unless ``NOT NULL``."""
-    return pa.schema([pa.field(c.name, c.arrow_type, nullable=not c.not_null) for c in columns])
+def _holds_every_value(kind: pa.DataType) -> bool:
+    """Whether an Arrow type holds every value of the PostgreSQL types mapped to it (their text form does)."""
+    return pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or \
+        pa.types.is_boolean(kind)
+
+
+def arrow_schema(columns: list[Column], as_text: bool = False) -> pa.Schema:
+    """The Arrow schema of a table's rows: one field per column, nullable unless ``NOT NULL``.
+
+    Args:
+        columns: The table's columns.
+        as_text: Every column whose Arrow type cannot hold all of its type's values (``numeric(p,s)``
+            ``NaN``; ``date``/``timestamp``/``timestamptz`` ``±infinity``, BC dates and years past
+            9999; ``time`` ``24:00:00``) is a string of PostgreSQL's text form instead (module
+            docstring).
+    """
+    fields = []
+    for c in columns:
+        kind = c.arrow_type
+        if as_text and not _holds_every_value(kind):
+            kind = pa.string()
+        fields.append(pa.field(c.name, kind, nullable=not c.not_null))
+    return pa.schema(fields)
+
 
 
 def check_key_and_cursor(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column
+from warehouse_sync.db.catalog import Column, hash_inputs
 from warehouse_sync.db.statements import COPY_CSV, CREATE_STAGING, idents, load_sql, table_ident
 from warehouse_sync.reconcile.locate import Drift, key_join
 from warehouse_sync.run import Run
@@ -91,7 +91,8 @@ def repair(run: Run, columns: list[Column], diff: Drift) -> RepairResult:
             upserted = warehouse.execute(load_sql(
                 "reconcile/merge_repair.sql", table=target, staging=staging, columns=idents(names),
                 primary_key=idents(pipeline.primary_key), assignments=assignments,
-                target_row=idents(names, "t"), excluded_row=idents(names, "excluded"),
+                # Types without an equality operator (json, point, …) compare by their text form.
+                target_row=hash_inputs(columns, "t"), excluded_row=hash_inputs(columns, "excluded"),
             ), {"run_id": run_id}).rowcount
         if diff.extra:
             joined = key_join(pipeline, columns, diff.extra)

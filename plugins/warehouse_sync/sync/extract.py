@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -96,9 +97,19 @@ def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
+_CSV_COLUMN = re.compile(r"CSV column #(\d+)")
+
+
+class ValueNotHeld(ValueError):
+    """A page holds a value its column's exact Arrow type cannot hold.
+
+    E.g. ``NaN`` of a ``numeric(p,s)``, ``infinity`` or a BC date, ``24:00:00``: the batch is staged as text instead.
+    """
+
+
 def read_pages(
     conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], window: Window, batch: Batch,
-    phases: Phases | None = None,
+    phases: Phases | None = None, schema: pa.Schema | None = None,
 ) -> Iterator[pa.Table]:
     """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order.
 
@@ -109,8 +120,14 @@ def read_pages(
         window: The run's window.
         batch: The keyset range to read.
         phases: Where to add the ``csv_to_arrow`` seconds, if given.
+        schema: The pages' schema: ``arrow_schema(columns)`` (the default) or its text form
+            (``arrow_schema(columns, as_text=True)``).
+
+    Raises:
+        ValueNotHeld: A value does not fit the exact schema (never raised for the text form).
     """
-    schema = arrow_schema(columns)
+    schema = arrow_schema(columns) if schema is None else schema
+    as_text = schema == arrow_schema(columns, as_text=True)
     keys = keyset_columns(pipeline, window)
     where, params = batch_filter(pipeline, window, batch)
     last: tuple[Any, ...] | None = None
@@ -131,7 +148,17 @@ def read_pages(
         if buffer.tell() == 0:
             return
         parse_started = time.perf_counter()
-        page = parse_csv_page(buffer.getvalue(), schema)
+        try:
+            page = parse_csv_page(buffer.getvalue(), schema)
+        except pa.ArrowInvalid as exc:
+            if as_text:
+                raise
+            found = _CSV_COLUMN.search(str(exc))  # Arrow's message names the value too: only the column is told
+            index = int(found.group(1)) if found else -1
+            what = f"column {schema.field(index).name!r} ({schema.field(index).type})" \
+                if 0 <= index < len(schema) else "a column"
+            raise ValueNotHeld(f"{pipeline.source} batch {batch.index}: {what} holds a value its Arrow type "
+                               "cannot hold") from exc
         if phases is not None:
             phases.add("csv_to_arrow", time.perf_counter() - parse_started)
         yield page
@@ -218,6 +245,11 @@ def extract_batch(
 ) -> Extracted:
     """Reads one batch from the source and writes it to its Parquet file (and its snapshot build table).
 
+    The file has the columns' exact Arrow types (:func:`warehouse_sync.db.catalog.arrow_schema`). A
+    batch holding a value one of them cannot hold (``NaN`` of a ``numeric(p,s)``, ``±infinity``, a
+    BC date or a year past 9999, ``24:00:00``) is read again and staged with those columns as
+    PostgreSQL's text form (``as_text``), which the load copies back exactly.
+
     Args:
         conn: Source connection (left with no open transaction).
         pipeline: The table's configuration.
@@ -238,9 +270,20 @@ def extract_batch(
     Raises:
         ValueError: ``build`` without ``warehouse``.
     """
+    try:
+        return _extract_batch(conn, pipeline, columns, window, batch, root, warehouse, build, arrow_schema(columns))
+    except ValueNotHeld as exc:
+        log.info("%s; staging the batch's columns as their text form", exc)
+        return _extract_batch(conn, pipeline, columns, window, batch, root, warehouse, build,
+                              arrow_schema(columns, as_text=True))
+
+
+def _extract_batch(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column], window: Window,
+                   batch: Batch, root: StoragePath, warehouse: psycopg.Connection | None, build: TableRef | None,
+                   schema: pa.Schema) -> Extracted:
+    """:func:`extract_batch` with the file's schema given (the exact one or its text form)."""
     started = time.monotonic()
     phases = Phases()
-    schema = arrow_schema(columns)
     target = batch_path(root, pipeline, window, batch.index)
     rows = 0
     if build is not None and warehouse is None:
@@ -250,7 +293,8 @@ def extract_batch(
     try:
         with conn.transaction(), parquet_file(target, schema) as writer:
             conn.execute("SET TRANSACTION READ ONLY")
-            source_pages = phases.timed_iter("read", read_pages(conn, pipeline, columns, window, batch, phases))
+            source_pages = phases.timed_iter("read", read_pages(conn, pipeline, columns, window, batch, phases,
+                                                                  schema))
             with prefetched(source_pages) as read:
                 pages = _written(phases.timed_iter("wait_for_source", read), writer, phases)
                 if build is None or warehouse is None:

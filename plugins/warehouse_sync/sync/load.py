@@ -151,7 +151,8 @@ def load_files(
         decision = ensure_target(conn, pipeline, source_columns)
     if decision.rejected:
         reject(run, decision, on_schema_change)
-    columns = list(decision.columns)
+    staged_as = {c.name: c for c in source_columns}  # the files' columns (the decision's carry warehouse types)
+    columns = [staged_as[c.name] for c in decision.columns]
     staging = sql.Identifier(f"_stg_{pipeline.name}")
     target = table_ident(pipeline.target)
     backfilled = 0

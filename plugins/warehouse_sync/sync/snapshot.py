@@ -6,9 +6,9 @@ slow: measured on TPC-H SF 1 (``make bench-phases``), the binary COPY into the t
 32% (orders) and 37% (lineitem) of the snapshot, after the whole extract. So for such a run:
 
 1. the plan creates the run's *build table* ``<schema>._ws_build_<target>`` (:func:`prepare`): the
-   target's columns and metadata columns, no index but the (partial, so empty) tombstone index,
-   ``_run_id`` defaulting to the run's id, and a table comment that names the run, so a build
-   table left by another run is never used;
+   target's columns (warehouse types of :mod:`warehouse_sync.target.types`) and metadata columns,
+   no index but the (partial, so empty) tombstone index, ``_run_id`` defaulting to the run's id,
+   and a table comment that names the run, so a build table left by another run is never used;
 2. each mapped extract, while it writes its Parquet file page by page as always, copies the same
    pages into the build table by binary COPY (:func:`warehouse_sync.target.bulk_copy.copy_batches`) in one warehouse
    transaction that commits only after the file has its final name. The source and warehouse
@@ -42,6 +42,7 @@ from warehouse_sync.db.statements import DDL_LOCK, cursor_index, idents, load_sq
 from warehouse_sync.model import Batch, TableRef, Window
 from warehouse_sync.run import Run
 from warehouse_sync.sync.keyset import batch_filter
+from warehouse_sync.target.types import warehouse_columns
 
 __all__ = ["build_table", "prepare", "build_for", "clear_batch", "finish", "drop"]
 
@@ -80,7 +81,7 @@ def prepare(run: Run, columns: list[Column]) -> TableRef | None:
             return None
         warehouse.execute(load_sql(
             "sync/create_build.sql", schema=sql.Identifier(build.schema), build=table_ident(build),
-            column_defs=column_definitions(columns), run_id=sql.Literal(run_id),
+            column_defs=column_definitions(warehouse_columns(warehouse, columns)), run_id=sql.Literal(run_id),
             tombstones=sql.Identifier(tombstone_index(pipeline.target)), primary_key=idents(pipeline.primary_key),
             marker=sql.Literal(MARKER.format(run_id=run_id)),
         ))
@@ -141,7 +142,8 @@ def finish(run: Run, columns: list[Column]) -> bool:
         drop(warehouse, pipeline)
         return False
     built = [c for c in read_columns(warehouse, build) if not c.name.startswith("_")]
-    if [(c.name, c.sql_type) for c in built] != [(c.name, c.sql_type) for c in columns]:
+    wanted = warehouse_columns(warehouse, columns)
+    if [(c.name, c.sql_type) for c in built] != [(c.name, c.sql_type) for c in wanted]:
         log.warning("%s: the source's columns changed during the snapshot; loading its files instead", pipeline.target)
         drop(warehouse, pipeline)
         return False

@@ -3,6 +3,8 @@
 Neither mode's room (:mod:`warehouse_sync.sync`, :mod:`warehouse_sync.cdc`) imports the other; both
 stand on this one.
 
+* :mod:`.types` — the warehouse type of each source column (enum → text, domain → base type, a type
+  the warehouse lacks → its text form).
 * :mod:`.schema` — source vs target columns and the pipeline's ``schema_changes`` policy (pure).
 * :mod:`.ddl` — create the target, run the policy's decision (alter, back-fill), reject and report;
   the cursor index and ANALYZE after a load.

@@ -5,7 +5,9 @@ The fast form is PostgreSQL's binary COPY, encoded from Arrow record batches by 
 orders it loads 1.5 M rows in 4.5 s where the CSV form takes 8.1 s. It is used when every column
 has an exact binary encoding (integers, floats, ``numeric(p,s)`` with p <= 38, booleans, dates,
 timestamps, and text, ``varchar``, ``char(n)``); a table with any other type (``uuid``, ``json``,
-…, which travel as PostgreSQL's text form, see :mod:`warehouse_sync.db.catalog`) is copied as CSV.
+…, which travel as PostgreSQL's text form, see :mod:`warehouse_sync.db.catalog`), or a file staged
+with its columns' text form (a batch holding ``NaN``, ``infinity``, a BC date, …), is copied as CSV,
+one ``COPY`` per file.
 
 The COPY's data goes through psycopg's ``QueuedLibpqWriter``: a worker thread sends it to the
 server while this thread reads and encodes the next batch (its queue holds at most 1 024 chunks of
@@ -19,6 +21,7 @@ run's build table while it writes the page to Parquet (:mod:`warehouse_sync.sync
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any, Iterable, Iterator
 
 import psycopg
@@ -53,10 +56,14 @@ def binary_ready(columns: list[Column]) -> bool:
     return all(ok(c) for c in columns)
 
 
-def _check_file(path: Any, found: pa.Schema, expected: pa.Schema) -> None:
+def _check_file(path: Any, found: pa.Schema, expected: pa.Schema, as_text: pa.Schema) -> None:
+    """Raises :class:`SchemaChanged` unless the file has each column with its Arrow type (or its text form)."""
+    def fits(field: pa.Field) -> bool:
+        allowed = (field.type, as_text.field(field.name).type)
+        return field.name in found.names and found.field(field.name).type in allowed
+
     wrong = [f"{field.name} ({'missing' if field.name not in found.names else found.field(field.name).type} in the "
-             f"file, {field.type} at the source)" for field in expected
-             if field.name not in found.names or found.field(field.name).type != field.type]
+             f"file, {field.type} at the source)" for field in expected if not fits(field)]
     if wrong:
         raise SchemaChanged(
             f"batch file {path} was extracted with other columns than the source has now: {', '.join(wrong)}. The "
@@ -73,14 +80,15 @@ def file_batches(paths: Iterable[Any], columns: list[Column], run_id: str | None
         run_id: If given, appended to every batch as a ``_run_id`` string column.
 
     Raises:
-        SchemaChanged: A file lacks one of ``columns`` or has it with another type.
+        SchemaChanged: A file lacks one of ``columns`` or has it with another type (than its exact
+            Arrow type or its text form, :func:`warehouse_sync.db.catalog.arrow_schema`).
     """
     names = [c.name for c in columns]
-    expected = arrow_schema(columns)
+    expected, as_text = arrow_schema(columns), arrow_schema(columns, as_text=True)
     for path in paths:
         with path.open("rb") as handle:
             parquet = pq.ParquetFile(handle)
-            _check_file(path, parquet.schema_arrow, expected)
+            _check_file(path, parquet.schema_arrow, expected, as_text)
             for batch in parquet.iter_batches(batch_size=COPY_ROWS, columns=names):
                 if run_id is not None:
                     batch = batch.append_column(RUN_ID, pa.array([run_id] * batch.num_rows, pa.string()))
@@ -96,11 +104,17 @@ def file_rows(paths: Iterable[Any]) -> int:
     return rows
 
 
+def _exact(batch: pa.RecordBatch, columns: list[Column]) -> bool:
+    """Whether the batch has every column in its exact Arrow type (none staged as its text form)."""
+    return batch.schema.types[:len(columns)] == arrow_schema(columns).types
+
+
 def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column],
                  batches: Iterable[pa.RecordBatch], with_run_id: bool = False) -> int:
     """Copies record batches into ``table`` with one ``COPY … FROM STDIN``.
 
-    Binary when :func:`binary_ready`, else CSV.
+    Binary when :func:`binary_ready` and the first batch has the columns' exact Arrow types; CSV when
+    a column is staged as its text form (every batch of one call must have the same schema).
 
     Args:
         cur: Cursor of the caller's open transaction.
@@ -116,19 +130,21 @@ def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Colum
     names = [c.name for c in columns]
     target_columns = idents([*names, RUN_ID] if with_run_id else names)
     rows = 0
-    if binary_ready(columns):
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return 0
+    batches = itertools.chain([first], batches)
+    if binary_ready(columns) and _exact(first, columns):
         from pgpq import ArrowToPostgresBinaryEncoder
 
-        encoder = None
+        encoder = ArrowToPostgresBinaryEncoder(first.schema)
         with cur.copy(COPY_BINARY.format(table=table, columns=target_columns), writer=QueuedLibpqWriter(cur)) as copy:
+            copy.write(encoder.write_header())
             for batch in batches:
-                if encoder is None:
-                    encoder = ArrowToPostgresBinaryEncoder(batch.schema)
-                    copy.write(encoder.write_header())
                 copy.write(encoder.write_batch(batch))
                 rows += batch.num_rows
-            if encoder is not None:
-                copy.write(encoder.finish())
+            copy.write(encoder.finish())
         return rows
     with cur.copy(COPY_CSV.format(table=table, columns=target_columns), writer=QueuedLibpqWriter(cur)) as copy:
         for batch in batches:
@@ -157,4 +173,6 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
     Raises:
         SchemaChanged: A file does not have ``columns`` with their types.
     """
-    return copy_batches(cur, table, columns, file_batches(paths, columns, run_id), with_run_id=run_id is not None)
+    # One COPY per file: each file's schema (exact or text form) chooses its format.
+    return sum(copy_batches(cur, table, columns, file_batches([path], columns, run_id), with_run_id=run_id is not None)
+               for path in paths)

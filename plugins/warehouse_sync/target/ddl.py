@@ -1,15 +1,16 @@
 """The target's DDL, for both modes: create it, apply the schema changes a policy accepts, reject the rest.
 
-A target keeps the source's column names and types and adds ``_synced_at``, ``_run_id`` and
-``_deleted_at`` (CDC also ``_lsn``). When source and target columns differ, :mod:`.schema` decides
-under the pipeline's ``schema_changes`` policy and this module runs the decision in the caller's
-load transaction: ``ALTER TABLE`` (add a column, widen a type, drop the ``NOT NULL`` of a column
-gone from the source), then the back-fill of added columns for the rows already in the target (key,
-cursor and the new columns streamed from the source by ``COPY`` into a temporary table, then one
-``UPDATE`` of the rows whose cursor equals the source's). A change the policy rejects is recorded
-in ``warehouse_sync.schema_history``, reported, and raised as :class:`SchemaChanged` naming table,
-column, both types and the way out, before anything is written, so a source schema change never
-breaks the sink silently.
+A target keeps the source's column names and types (the type policy's exceptions, :mod:`.types`:
+enums as ``text``, domains as their base type, types the warehouse lacks as ``text``) and adds
+``_synced_at``, ``_run_id`` and ``_deleted_at`` (CDC also ``_lsn``). When source and target columns
+differ, :mod:`.schema` decides under the pipeline's ``schema_changes`` policy and this module runs
+the decision in the caller's load transaction: ``ALTER TABLE`` (add a column, widen a type, drop the
+``NOT NULL`` of a column gone from the source), then the back-fill of added columns for the rows
+already in the target (key, cursor and the new columns streamed from the source by ``COPY`` into a
+temporary table, then one ``UPDATE`` of the rows whose cursor equals the source's). A change the
+policy rejects is recorded in ``warehouse_sync.schema_history``, reported, and raised as
+:class:`SchemaChanged` naming table, column, both types and the way out, before anything is written,
+so a source schema change never breaks the sink silently.
 
 After a load: :func:`ensure_cursor_index` (window queries on the warehouse side read by cursor) and
 :func:`analyze` (only when the load moved the statistics).
@@ -45,6 +46,7 @@ from warehouse_sync.db.statements import (
 )
 from warehouse_sync.run import Run
 from warehouse_sync.target.schema import ColumnChange, SchemaChanged, SchemaDecision, decide
+from warehouse_sync.target.types import kept_as_found, warehouse_columns
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +66,20 @@ SchemaChangeHandler = Callable[[dict[str, Any]], Any]
 def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: list[Column]) -> SchemaDecision:
     """Creates the target table if missing, else compares its columns with the source's.
 
+    The source's columns are compared in their warehouse types (:mod:`.types`: an enum as ``text``,
+    a domain as its base type, …), which is also what a new target is created with.
+
     Returns:
         What the load does about the differences (:func:`warehouse_sync.target.schema.decide` under
-        the pipeline's ``schema_changes``); no change for a table just created. An existing target is
-        not altered here: the load runs the decision in its transaction.
+        the pipeline's ``schema_changes``); no change for a table just created. Its columns carry the
+        warehouse types. An existing target is not altered here: the load runs the decision in its
+        transaction.
     """
+    wanted = warehouse_columns(conn, source_columns)
     try:
         target_columns = [c for c in read_columns(conn, pipeline.target) if not c.name.startswith(METADATA_PREFIX)]
     except TableNotFound:
-        definitions = column_definitions(source_columns)
+        definitions = column_definitions(wanted)
         with conn.transaction():
             conn.execute(DDL_LOCK)
             conn.execute(load_sql(
@@ -82,9 +89,9 @@ def ensure_target(conn: psycopg.Connection, pipeline: Pipeline, source_columns: 
             ))
         conn.commit()
         log.info("created target table %s", pipeline.target)
-        return decide(source_columns, source_columns, pipeline.schema_changes)
+        return decide(wanted, wanted, pipeline.schema_changes)
     conn.commit()
-    return decide(source_columns, target_columns, pipeline.schema_changes)
+    return decide(kept_as_found(wanted, source_columns, target_columns), target_columns, pipeline.schema_changes)
 
 
 def rejection_message(pipeline: Pipeline, decision: SchemaDecision) -> str:
