@@ -70,6 +70,7 @@ class CdcMode:
 
         Raises:
             CdcUnavailable: ``wal_level`` is not ``logical``.
+            ReplicaIdentityUnusable: The table's replica identity does not carry the key (nothing published).
             SlotLost: The slot is missing or invalidated after the initial snapshot (message: the way back).
             NoPastWindows: A backfill of a past interval.
         """
@@ -78,6 +79,7 @@ class CdcMode:
         with phases.timed("describe"):
             slots.check_wal_level(source, pipeline)
             describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+            slots.check_replica_identity(source, pipeline)
         known = state.read_state(run.warehouse, pipeline.name)
         if (not start.manual and start.interval_end is not None and start.interval_start is not None
                 and known.high_watermark is not None and not start.full_snapshot

@@ -29,6 +29,7 @@ from psycopg import sql
 
 from warehouse_sync.cdc.decode import lsn_to_int
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import TableNotFound
 from warehouse_sync.db.statements import load_sql, table_ident
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,17 @@ class CdcUnavailable(RuntimeError):
     """The source cannot serve CDC mode (``wal_level`` is not ``logical``, or no free replication slot).
 
     The message says what to change on the source.
+    """
+
+
+class ReplicaIdentityUnusable(CdcUnavailable):
+    """The source table's replica identity cannot carry the pipeline's key in an UPDATE or DELETE.
+
+    Publishing the table then would break the application (``REPLICA IDENTITY DEFAULT`` without a
+    primary key, or ``NOTHING``: PostgreSQL rejects every UPDATE and DELETE of a table whose
+    publication publishes them), or lose deletes (an identity without every key column: the old row
+    arrives without its key). The table is not published; the message gives the exact
+    ``ALTER TABLE … REPLICA IDENTITY …`` that fixes it.
     """
 
 
@@ -145,8 +157,50 @@ def current_lsn(source: psycopg.Connection) -> tuple[str, datetime]:
     return lsn, now
 
 
+def check_replica_identity(source: psycopg.Connection, pipeline: Pipeline) -> None:
+    """Checks that every UPDATE and DELETE of the source table will log the pipeline's key (``relreplident``).
+
+    Usable: ``REPLICA IDENTITY FULL``, or a default (primary key) or index identity whose columns
+    include every key column. The fix offered is ``REPLICA IDENTITY USING INDEX`` of a unique index
+    over exactly the key (not partial, no expression, not deferrable, columns ``NOT NULL``) when there
+    is one, else ``REPLICA IDENTITY FULL`` (every column of the old row is logged: more WAL).
+
+    Raises:
+        ReplicaIdentityUnusable: The identity logs nothing or not the whole key; nothing was published.
+        TableNotFound: The table does not exist.
+    """
+    table, key = pipeline.source, pipeline.primary_key
+    row = source.execute(load_sql("catalog/replica_identity.sql"), {
+        "schema": table.schema, "table": table.name, "key": sorted(key)}).fetchone()
+    source.commit()
+    if row is None:
+        raise TableNotFound(f"table {table} does not exist (or is not visible to this role)")
+    identity, columns, candidate = row
+    if identity == "f" or (columns is not None and set(key) <= set(columns)):
+        return
+    name = table_ident(table).as_string(source)
+    fix = (f"ALTER TABLE {name} REPLICA IDENTITY USING INDEX {sql.Identifier(candidate).as_string(source)}"
+           if candidate else f"ALTER TABLE {name} REPLICA IDENTITY FULL")
+    if identity == "n" or columns is None:
+        what = ("is REPLICA IDENTITY NOTHING" if identity == "n" else
+                "is REPLICA IDENTITY DEFAULT but has no primary key")
+        harm = ("publishing it would make PostgreSQL reject every UPDATE and DELETE the application runs on it")
+    else:
+        what = f"logs only {list(columns)} of an updated or deleted row (its replica identity)"
+        harm = f"deletes would arrive without the pipeline's key {list(key)} and be lost"
+    raise ReplicaIdentityUnusable(
+        f"pipeline {pipeline.name}: source table {table} {what}; {harm}. The table was not added to publication "
+        f"{pipeline.cdc_slot}. Fix on the source: {fix}; then run again (or set mode: cursor for this pipeline).")
+
+
 def ensure_publication(source: psycopg.Connection, pipeline: Pipeline) -> None:
-    """Creates the pipeline's publication for its source table, or adds the table to it if missing."""
+    """Creates the pipeline's publication for its source table, or adds the table to it if missing.
+
+    Raises:
+        ReplicaIdentityUnusable: The table's replica identity does not carry the key
+            (:func:`check_replica_identity`); nothing is published.
+    """
+    check_replica_identity(source, pipeline)
     pub = sql.Identifier(pipeline.cdc_slot)
     tables = {(s, t) for s, t in source.execute(PUBLICATION_TABLES, (pipeline.cdc_slot,)).fetchall()}
     (exists,) = source.execute("SELECT count(*) FROM pg_publication WHERE pubname = %s",
