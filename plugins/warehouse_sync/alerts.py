@@ -1,4 +1,4 @@
-"""Alerts that reach people: drift found, repair refused, a source schema change, or a task failing after its retries.
+"""Alerts that reach people: drift found, repair refused, a source schema change, a late horizon bounded, a failed task.
 
 Sent through Airflow's notifier interface with the maintained providers: ``SmtpNotifier``
 (``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier`` (``apache-airflow-providers-slack``),
@@ -130,3 +130,14 @@ def alert_health(context: Any, alerts: Alerts, table: str, lines: list[str]) -> 
     if not lines:
         return []
     return send(alerts, f"[warehouse-sync] {table}: health over threshold", list(lines), context)
+
+
+def alert_plan(context: Any, alerts: Alerts, table: str, lines: list[str]) -> list[str]:
+    """Sends what the plan could not make safe and must tell once; nothing when there is none.
+
+    The late horizon's bound hit by a source transaction open too long (once per transaction:
+    :func:`warehouse_sync.db.inflight.settle`).
+    """
+    if not lines:
+        return []
+    return send(alerts, f"[warehouse-sync] {table}: late commits not re-read", _where(context) + list(lines), context)

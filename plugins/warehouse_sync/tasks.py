@@ -93,7 +93,9 @@ def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
         schedule: The DAG's cron expression (UTC), for manual runs with a logical date.
 
     Returns:
-        The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over.
+        The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over. Its audit
+        row has status ``warn`` and ``detail.warnings`` when the plan could not make something safe
+        (late commits it cannot see or re-read); ``alerts`` are for the DAG's plan task to send.
 
     Raises:
         TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
@@ -101,10 +103,10 @@ def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
     """
     ensure_tables(run.warehouse)
     planned = mode_for(run.pipeline, schedule).plan(run, start)
-    run.record("plan", planned.window, seconds=planned.seconds, detail={
+    run.record("plan", planned.window, seconds=planned.seconds, status="warn" if planned.warnings else "ok", detail={
         "batches": len(planned.batches), "why": planned.why,
         "late_horizon": planned.late_horizon.isoformat() if planned.late_horizon else None,
-        **planned.facts, "phases": planned.phases})
+        **planned.facts, "phases": planned.phases, "warnings": list(planned.warnings)})
     return planned
 
 

@@ -4,14 +4,18 @@ that must neither break the source, stop the sync for good, nor lose rows."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from helpers import make_pipeline, run_tasks
+from helpers import create_items, items_pipeline, make_pipeline, run_tasks, simple_rows
 
+from warehouse_sync import tasks
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.model import RunStart
+from warehouse_sync.run import Run
 
 OURS = ("ws_rid",)
 
@@ -96,3 +100,120 @@ def test_a_key_that_differs_from_the_replica_identity_is_refused_with_the_fix(lo
     logical_source.execute("ALTER TABLE t_src.rid REPLICA IDENTITY FULL")
     logical_source.commit()
     cdc_run(logical_source, warehouse, pipeline, tmp_path, "r2")  # usable now
+
+
+# Case 3: one idle-in-transaction session must not pin every window's start.
+
+def _now(conn) -> datetime:
+    (now,) = conn.execute("SELECT clock_timestamp()").fetchone()
+    conn.commit()
+    return now
+
+
+def _plan(source, warehouse, end: datetime, run_id: str = "p", **settings):
+    """The plan of the scheduled window ``[end - 1 h, end)`` over t_src.items, waiting 1 s for late commits."""
+    pipeline = items_pipeline(settle_timeout_seconds=1, **settings)
+    return tasks.plan(Run(pipeline, source, warehouse, run_id), RunStart.scheduled(end - timedelta(hours=1), end))
+
+
+def _plan_row(warehouse, run_id: str) -> tuple:
+    row = warehouse.execute("SELECT status, detail FROM warehouse_sync.audit WHERE step = 'plan' AND run_id = %s",
+                            (run_id,)).fetchone()
+    warehouse.commit()
+    return row
+
+
+def test_a_read_only_session_idle_in_transaction_does_not_hold_the_late_horizon(source, second_source, warehouse):
+    create_items(source, simple_rows(3))
+    second_source.execute("SELECT count(*) FROM t_src.items")  # opens a transaction and leaves it idle
+    try:
+        time.sleep(0.05)
+        planned = _plan(source, warehouse, _now(source))
+    finally:
+        second_source.rollback()
+    assert planned.late_horizon is None  # it can commit no row: nothing to wait for or re-read
+
+
+def test_a_writing_session_idle_in_transaction_holds_the_late_horizon(source, second_source, warehouse):
+    create_items(source, simple_rows(3))
+    second_source.execute("UPDATE t_src.items SET note = 'w' WHERE id = 0")
+    (began,) = second_source.execute("SELECT now()").fetchone()
+    try:
+        time.sleep(0.05)
+        planned = _plan(source, warehouse, _now(source))
+    finally:
+        second_source.rollback()
+    assert planned.late_horizon == began and not planned.alerts
+
+
+def test_a_late_horizon_older_than_its_maximum_age_is_bounded_warned_every_run_and_alerted_once(
+        source, second_source, warehouse):
+    create_items(source, simple_rows(3))
+    second_source.execute("UPDATE t_src.items SET note = 'stuck' WHERE id = 0")  # a forgotten writing session
+    try:
+        time.sleep(1.2)
+        first_end = _now(source)
+        first = _plan(source, warehouse, first_end, "p1", late_horizon_max_age_seconds=1)
+        second_end = _now(source)
+        second = _plan(source, warehouse, second_end, "p2", late_horizon_max_age_seconds=1)
+    finally:
+        second_source.rollback()
+    assert first.late_horizon == first_end - timedelta(seconds=1)  # not the session's start: bounded
+    assert second.late_horizon == second_end - timedelta(seconds=1)
+    assert len(first.alerts) == 1 and "late horizon bounded" in first.alerts[0]
+    assert second.alerts == ()  # alerted once for this transaction
+    for run_id in ("p1", "p2"):
+        status, detail = _plan_row(warehouse, run_id)
+        assert status == "warn" and any("late_horizon_max_age_seconds" in w for w in detail["warnings"])
+
+
+# Case 13: late commits the wait cannot see.
+
+@contextmanager
+def limited_role_of(source):
+    """The source session switched to a role without pg_read_all_stats (reads t_src only)."""
+    source.execute("DROP ROLE IF EXISTS ws_test_limited")
+    source.execute("CREATE ROLE ws_test_limited")
+    source.execute("GRANT USAGE ON SCHEMA t_src TO ws_test_limited")
+    source.execute("GRANT SELECT ON ALL TABLES IN SCHEMA t_src TO ws_test_limited")
+    source.execute("SET ROLE ws_test_limited")
+    source.commit()
+    try:
+        yield source
+    finally:
+        source.rollback()
+        source.execute("RESET ROLE")
+        source.execute("DROP OWNED BY ws_test_limited")
+        source.execute("DROP ROLE ws_test_limited")
+        source.commit()
+
+
+def test_a_role_that_cannot_see_other_roles_transactions_is_warned_with_the_grant(source, warehouse):
+    create_items(source, simple_rows(3))
+    _plan(source, warehouse, _now(source), "seen")
+    assert _plan_row(warehouse, "seen")[0] == "ok"  # a superuser sees every session
+    with limited_role_of(source):
+        planned = _plan(source, warehouse, _now(source), "blind")
+    assert any('GRANT pg_read_all_stats TO "ws_test_limited"' in w for w in planned.warnings)
+    status, detail = _plan_row(warehouse, "blind")
+    assert status == "warn" and "cannot see other roles' transactions" in detail["warnings"][0]
+
+
+def test_a_prepared_transaction_is_waited_for_and_then_bounds_the_horizon(source, second_source, warehouse):
+    (slots_free,) = source.execute("SHOW max_prepared_transactions").fetchone()
+    source.commit()
+    if int(slots_free) == 0:
+        pytest.skip("this PostgreSQL runs with max_prepared_transactions = 0: no transaction can be prepared")
+    create_items(source, simple_rows(3))
+    second_source.execute("UPDATE t_src.items SET note = 'prepared' WHERE id = 1")
+    second_source.execute("PREPARE TRANSACTION 'ws_test_prepared'")
+    second_source.commit()
+    try:
+        end = _now(source)
+        planned = _plan(source, warehouse, end, "prep", late_horizon_max_age_seconds=600)
+    finally:
+        second_source.autocommit = True  # ROLLBACK PREPARED runs outside a transaction block
+        second_source.execute("ROLLBACK PREPARED 'ws_test_prepared'")
+    # its start is not recorded: the horizon is the furthest back the sync re-reads, and the operator is told
+    assert planned.late_horizon == end - timedelta(seconds=600)
+    assert planned.alerts and "prepared at" in planned.alerts[0]

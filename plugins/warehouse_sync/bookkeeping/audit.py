@@ -56,6 +56,22 @@ def record(
     conn.commit()
 
 
+def noted_in_plan(conn: psycopg.Connection, pipeline: str, note: str, blocker: str, since: datetime) -> bool:
+    """Whether an earlier plan of ``pipeline`` recorded ``detail[note]["blocker"] == blocker`` (an alert sent once).
+
+    Args:
+        conn: Warehouse connection (left with no open transaction).
+        pipeline: Pipeline name.
+        note: The plan detail's key (``late_horizon_capped``).
+        blocker: What the note is about, the same on every run while it lasts.
+        since: Only plans of windows ending at or after this instant (UTC) are read.
+    """
+    (found,) = conn.execute(load_sql("bookkeeping/noted_in_plan.sql"), {  # type: ignore[misc]
+        "pipeline": pipeline, "note": note, "blocker": blocker, "since": since}).fetchone()
+    conn.commit()
+    return bool(found)
+
+
 def record_drift(
     conn: psycopg.Connection, pipeline: str, run_id: str, scope: str, as_of: datetime, found: Any,
     repaired: int, refused: bool,

@@ -35,7 +35,7 @@ from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.run import Run
 from warehouse_sync.target.ddl import SchemaChangeHandler
@@ -99,7 +99,7 @@ class CdcMode:
                                  f"since the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
         _, now = slots.current_lsn(source)
         with phases.timed("settle"):
-            late_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
+            late = settle(run, now)
         slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
         upto_lsn, _ = slots.current_lsn(source)
         window = Window(None if snapshot else known.high_watermark, now)
@@ -108,9 +108,9 @@ class CdcMode:
         log.info("%s: %s, window %s", pipeline.name, why, window)
         facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
                  "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
-                 "retained_wal_bytes": health.retained_wal_bytes}
-        return Plan(window, why, (Batch(0, None, None),), late_horizon, facts, time.monotonic() - started,
-                    phases.to_dict())
+                 "retained_wal_bytes": health.retained_wal_bytes, **(late.facts or {})}
+        return Plan(window, why, (Batch(0, None, None),), late.settled.late_horizon, facts, time.monotonic() - started,
+                    phases.to_dict(), late.warnings, late.alerts)
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
         """Stages the snapshot or the changes up to the plan's LSN (see the module docstring).

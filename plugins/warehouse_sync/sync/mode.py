@@ -4,7 +4,7 @@
 :mod:`warehouse_sync.tasks` call it and do the audit rows and failure handling for both modes.
 
 * **plan** checks the source, decides the run's window (:func:`.plan.run_window`), waits out late
-  commits (:func:`warehouse_sync.db.inflight.wait_for_inflight`), cuts keyset batches
+  commits (:func:`warehouse_sync.db.inflight.settle`), cuts keyset batches
   (:func:`.plan.plan_batches`) and, for a snapshot into a new target, creates the run's build table
   (:func:`.snapshot.prepare`).
 * **extract** reads one batch into its Parquet file (and the build table) (:func:`.extract.extract_batch`).
@@ -22,7 +22,7 @@ from typing import Any
 from warehouse_sync.bookkeeping import state
 from warehouse_sync.config import SYNC_SCHEDULE
 from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.sync import snapshot
@@ -67,7 +67,8 @@ class CursorMode:
         known = state.read_state(run.warehouse, pipeline.name)
         window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
         with phases.timed("settle"):
-            late_horizon = wait_for_inflight(run.source, window.end, pipeline.settle_timeout_seconds)
+            late = settle(run, window.end)
+        late_horizon = late.settled.late_horizon
         if late_horizon is not None:
             state.hold_late_horizon(run.warehouse, pipeline.name, late_horizon)
         with phases.timed("boundaries"):
@@ -78,8 +79,9 @@ class CursorMode:
                 build = snapshot.prepare(run, columns)
         log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
                  pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
-        return Plan(window, why, tuple(batches), late_horizon, {"build_table": str(build) if build else None},
-                    time.monotonic() - started, phases.to_dict())
+        return Plan(window, why, tuple(batches), late_horizon,
+                    {"build_table": str(build) if build else None, **(late.facts or {})},
+                    time.monotonic() - started, phases.to_dict(), late.warnings, late.alerts)
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
         """Writes one batch to its Parquet file under ``root``.
