@@ -44,6 +44,7 @@ from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
 from warehouse_sync.reconcile.locate import UnsupportedKey
 from warehouse_sync.run import Run
 from warehouse_sync.storage import as_path, staging_root
+from warehouse_sync.sync.plan import NullableCursor
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.target.schema import SchemaChanged
 from warehouse_sync.target.staging import remove_expired
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 # Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
-    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen,
+    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen, NullableCursor,
 )
 
 
@@ -98,7 +99,7 @@ def plan(run: Run, start: RunStart, schedule: str = SYNC_SCHEDULE) -> Plan:
         (late commits it cannot see or re-read); ``alerts`` are for the DAG's plan task to send.
 
     Raises:
-        TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+        TableNotFound, UnknownColumn, PrimaryKeyError, NullableCursor: The source does not fit the config.
         CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:class:`.cdc.mode.CdcMode`).
     """
     ensure_tables(run.warehouse)

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from helpers import create_items, items_pipeline, make_pipeline, run_tasks, simple_rows
+from helpers import T0, create_items, items_pipeline, make_pipeline, run_tasks, simple_rows, sync_window, warehouse_rows
 
 from warehouse_sync import tasks
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.model import RunStart
 from warehouse_sync.run import Run
+from warehouse_sync.sync.plan import NullableCursor
 
 OURS = ("ws_rid",)
 
@@ -217,3 +218,21 @@ def test_a_prepared_transaction_is_waited_for_and_then_bounds_the_horizon(source
     # its start is not recorded: the horizon is the furthest back the sync re-reads, and the operator is told
     assert planned.late_horizon == end - timedelta(seconds=600)
     assert planned.alerts and "prepared at" in planned.alerts[0]
+
+
+# Case 9: rows with a NULL cursor would be in no window and no snapshot.
+
+def test_a_nullable_cursor_is_refused_at_plan_time_with_the_fix_and_synced_once_fixed(source, warehouse, tmp_path):
+    create_items(source, simple_rows(3))
+    source.execute("ALTER TABLE t_src.items ALTER COLUMN updated_at DROP NOT NULL")
+    source.execute("INSERT INTO t_src.items (tenant, id, note, updated_at) VALUES ('a', 99, 'no cursor', NULL)")
+    source.commit()
+    pipeline = items_pipeline()
+    with pytest.raises(NullableCursor, match=r"\(1 row\(s\) are now\).*never be synced.*" + re.escape(
+            'ALTER TABLE "t_src"."items" ALTER COLUMN "updated_at" SET NOT NULL')):
+        sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path)
+    source.execute("UPDATE t_src.items SET updated_at = %s WHERE updated_at IS NULL", (T0 + timedelta(minutes=30),))
+    source.execute("ALTER TABLE t_src.items ALTER COLUMN updated_at SET NOT NULL")  # the fix the message gave
+    source.commit()
+    sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path)
+    assert [r[1] for r in warehouse_rows(warehouse)] == [0, 1, 2, 99]

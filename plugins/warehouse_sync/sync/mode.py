@@ -28,7 +28,7 @@ from warehouse_sync.run import Run
 from warehouse_sync.sync import snapshot
 from warehouse_sync.sync.extract import extract_batch
 from warehouse_sync.sync.load import load_files
-from warehouse_sync.sync.plan import plan_batches, run_window
+from warehouse_sync.sync.plan import check_cursor_not_null, plan_batches, run_window
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
 
@@ -59,11 +59,13 @@ class CursorMode:
 
         Raises:
             TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+            NullableCursor: The cursor column may be NULL (:func:`.plan.check_cursor_not_null`).
         """
         started, phases = time.monotonic(), Phases()
         pipeline = run.pipeline
         with phases.timed("describe"):
             columns = describe_source(run.source, pipeline.source, pipeline.primary_key, pipeline.cursor)
+            check_cursor_not_null(run.source, pipeline, columns)
         known = state.read_state(run.warehouse, pipeline.name)
         window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
         with phases.timed("settle"):
