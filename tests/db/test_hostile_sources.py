@@ -18,7 +18,7 @@ from warehouse_sync.model import RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.sync.plan import NullableCursor
 
-OURS = ("ws_rid",)
+OURS = ("ws_rid", "ws_snap", "wsn_snap")
 
 
 @pytest.fixture
@@ -42,10 +42,15 @@ def _drop_ours(conn) -> None:
     conn.commit()
 
 
-def cdc_run(source, warehouse, pipeline, root, run_id: str, full_snapshot: bool = False) -> dict:
+def manual_now(full_snapshot: bool = False) -> RunStart:
+    """A manual run without a logical date, now."""
+    return RunStart(None, None, None, datetime.now(timezone.utc), manual=True, full_snapshot=full_snapshot)
+
+
+def cdc_run(source, warehouse, pipeline, root, run_id: str, full_snapshot: bool = False,
+            reconcile: bool = True) -> dict:
     """One manual CDC run now, through the task functions the DAG calls."""
-    start = RunStart(None, None, None, datetime.now(timezone.utc), manual=True, full_snapshot=full_snapshot)
-    return run_tasks(source, warehouse, pipeline, start, root, run_id)
+    return run_tasks(source, warehouse, pipeline, manual_now(full_snapshot), root, run_id, reconcile)
 
 
 # Case 1: CDC on a table whose replica identity does not carry the key.
@@ -236,3 +241,58 @@ def test_a_nullable_cursor_is_refused_at_plan_time_with_the_fix_and_synced_once_
     source.commit()
     sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path)
     assert [r[1] for r in warehouse_rows(warehouse)] == [0, 1, 2, 99]
+
+
+# Case 14: a CDC full_snapshot must keep the live slot until its snapshot is loaded.
+
+def _snap_table(source) -> None:
+    source.execute("CREATE TABLE t_src.snap (id bigint PRIMARY KEY, note text, "
+                   "updated_at timestamptz NOT NULL DEFAULT now())")
+    source.execute("INSERT INTO t_src.snap (id, note) SELECT i, 'n' || i FROM generate_series(1, 5) i")
+    source.commit()
+
+
+def _changes_meanwhile(source) -> None:
+    source.execute("UPDATE t_src.snap SET note = 'between' WHERE id = 1")
+    source.execute("DELETE FROM t_src.snap WHERE id = 2")
+    source.execute("INSERT INTO t_src.snap (id, note) VALUES (6, 'new')")
+    source.commit()
+
+
+def _same_rows(source, warehouse) -> bool:
+    src = source.execute("SELECT id, note FROM t_src.snap ORDER BY id").fetchall()
+    dst = warehouse.execute("SELECT id, note FROM t_dst.snap WHERE _deleted_at IS NULL ORDER BY id").fetchall()
+    source.commit()
+    warehouse.commit()
+    return src == dst
+
+
+def test_a_full_snapshot_that_never_loads_keeps_the_live_slot_and_loses_no_change(logical_source, warehouse,
+                                                                                   tmp_path):
+    _snap_table(logical_source)
+    pipeline = make_pipeline("snap", ("id",), mode="cdc")
+    cdc_run(logical_source, warehouse, pipeline, tmp_path, "r1")
+    _changes_meanwhile(logical_source)  # committed, in the live slot, not in the warehouse yet
+    run = Run(pipeline, logical_source, warehouse, "r2")
+    planned = tasks.plan(run, manual_now(full_snapshot=True))
+    tasks.extract(run, planned, planned.batches[0], root=tmp_path / "never-loaded")  # then its load fails for good
+    assert slots.health(logical_source, "ws_snap").exists
+    later = cdc_run(logical_source, warehouse, pipeline, tmp_path, "r3", reconcile=False)
+    assert later["files"][0]["facts"]["kind"] == "changes" and later["loaded"]["staged"] == 3
+    assert _same_rows(logical_source, warehouse)  # the changes came from the kept slot, not from a repair
+    assert not slots.health(logical_source, "wsn_snap").exists  # the unloaded snapshot's slot retains no WAL
+
+
+def test_a_full_snapshot_that_loads_replaces_the_live_slot_and_changes_continue_from_it(logical_source, warehouse,
+                                                                                        tmp_path):
+    _snap_table(logical_source)
+    pipeline = make_pipeline("snap", ("id",), mode="cdc")
+    cdc_run(logical_source, warehouse, pipeline, tmp_path, "r1")
+    _changes_meanwhile(logical_source)
+    snapshot = cdc_run(logical_source, warehouse, pipeline, tmp_path, "r2", full_snapshot=True)  # marks id 2 deleted
+    assert snapshot["files"][0]["facts"]["slot"] == "wsn_snap" and _same_rows(logical_source, warehouse)
+    assert not slots.health(logical_source, "wsn_snap").exists and slots.health(logical_source, "ws_snap").exists
+    logical_source.execute("UPDATE t_src.snap SET note = 'after' WHERE id = 3")
+    logical_source.commit()
+    after = cdc_run(logical_source, warehouse, pipeline, tmp_path, "r3", reconcile=False)
+    assert after["loaded"]["staged"] == 1 and _same_rows(logical_source, warehouse)  # nothing lost or doubled

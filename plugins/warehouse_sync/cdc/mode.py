@@ -66,7 +66,8 @@ class CdcMode:
 
         Returns:
             One batch; ``facts``: ``kind`` (``snapshot`` | ``changes``), ``upto_lsn`` (the LSN the load
-            confirms; ``None`` for a snapshot), ``plan_lsn``, ``retained_wal_bytes``.
+            confirms; ``None`` for a snapshot), ``plan_lsn``, ``retained_wal_bytes``, ``keep_slot`` (a
+            full snapshot of a live slot: it reads in a pending slot, promoted after its load).
 
         Raises:
             CdcUnavailable: ``wal_level`` is not ``logical``.
@@ -97,6 +98,10 @@ class CdcMode:
                     "was invalidated (wal_status lost: the source removed WAL it needed)")
             raise slots.SlotLost(f"pipeline {pipeline.name}: replication slot {pipeline.cdc_slot} {what}, so changes "
                                  f"since the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
+        if not snapshot:
+            slots.drop_stale_pending(source, pipeline)
+        # a full snapshot of a live slot keeps it until the new snapshot is loaded (slot.promote_pending)
+        keep_slot = snapshot and known.high_watermark is not None and health.exists and not health.invalidated
         _, now = slots.current_lsn(source)
         with phases.timed("settle"):
             late = settle(run, now)
@@ -108,7 +113,7 @@ class CdcMode:
         log.info("%s: %s, window %s", pipeline.name, why, window)
         facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
                  "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
-                 "retained_wal_bytes": health.retained_wal_bytes, **(late.facts or {})}
+                 "retained_wal_bytes": health.retained_wal_bytes, "keep_slot": keep_slot, **(late.facts or {})}
         return Plan(window, why, (Batch(0, None, None),), late.settled.late_horizon, facts, time.monotonic() - started,
                     phases.to_dict(), late.warnings, late.alerts)
 
@@ -116,19 +121,22 @@ class CdcMode:
         """Stages the snapshot or the changes up to the plan's LSN (see the module docstring).
 
         Returns:
-            The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot),
+            The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot), ``slot`` (read),
             ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``).
         """
         pipeline, source = run.pipeline, run.source
         columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-        kind, consistent_point = plan.facts["kind"], None
+        kind, consistent_point, read_slot = plan.facts["kind"], None, pipeline.cdc_slot
         if kind == SNAPSHOT:
-            with slots.created_slot(source, pipeline) as created:
+            if plan.facts.get("keep_slot"):
+                read_slot = slots.pending_slot(pipeline)
+            with slots.created_slot(source, pipeline, read_slot) as created:
                 staged = read_snapshot(source, pipeline, columns, created, plan.window, root)
             consistent_point = created.consistent_point
         else:
             staged = read_changes(source, pipeline, plan.facts["upto_lsn"], plan.window, root)
         facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,
+                 "slot": read_slot,
                  "transactions": staged.transactions, "oldest_commit": staged.oldest_commit,
                  "newest_commit": staged.newest_commit}
         return Extracted(batch.index, staged.files, staged.changes, staged.seconds, {}, facts)
@@ -136,6 +144,9 @@ class CdcMode:
     def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
              on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
         """Merges the staged files, then confirms the slot at the plan's LSN.
+
+        A snapshot read in the pending slot (``keep_slot``) makes it the live slot once merged
+        (:func:`.slot.promote_pending`).
 
         Returns:
             ``facts``: ``slot`` (``lag_seconds``: the oldest applied change, commit at the source to
@@ -151,6 +162,8 @@ class CdcMode:
         result = apply_changes(run, columns, [open_path(f.path) for f in files], on_schema_change=on_schema_change,
                                snapshot=bool(extracted) and all(e.facts.get("kind") == SNAPSHOT for e in extracted))
         committed = datetime.now(timezone.utc)
+        if any(e.facts.get("slot") == slots.pending_slot(pipeline) for e in extracted):
+            slots.promote_pending(run.source, pipeline)  # the new snapshot is in: its slot replaces the old one
         upto = next((e.facts["upto_lsn"] for e in extracted if e.facts.get("upto_lsn")), None)
         moved = slots.confirm(run.source, pipeline.cdc_slot, upto) if upto else False
         measured = slots.health(run.source, pipeline.cdc_slot)

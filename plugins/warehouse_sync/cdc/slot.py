@@ -11,6 +11,13 @@ stays open. The slot then decodes exactly the transactions that commit at or aft
 point, so the handoff neither loses nor doubles a change (PostgreSQL docs, "Exported Snapshots" and
 "Streaming Replication Protocol").
 
+A ``full_snapshot`` of a pipeline whose slot is live keeps that slot until the new snapshot is in the
+warehouse: it creates its slot beside it (:func:`pending_slot`, ``wsn_<name>``), and only after the
+load committed does :func:`promote_pending` drop the old slot and copy the new one under the live
+name (``pg_copy_logical_replication_slot``: same consistent point). A snapshot that never loads thus
+loses nothing: the next run applies the old slot's changes, and drops the pending slot
+(:func:`drop_stale_pending`).
+
 Confirming is :func:`confirm`: ``pg_replication_slot_advance`` to the run's LSN, called only after
 the warehouse committed that run's changes; a run killed before it re-reads the same changes, which
 the LSN version guard (:mod:`.apply`) makes harmless.
@@ -41,6 +48,7 @@ ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
 CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
 DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
 ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
+COPY_SLOT = "SELECT pg_copy_logical_replication_slot(%s, %s)"
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
 
 
@@ -248,21 +256,66 @@ class SlotCreated:
         return lsn_to_int(self.consistent_point) - 1
 
 
+def pending_slot(pipeline: Pipeline) -> str:
+    """The slot a ``full_snapshot`` creates beside a live one: ``wsn_<name>`` (at most 63 characters).
+
+    No pipeline's live slot (``ws_<name>``) can have this name.
+    """
+    return f"wsn_{pipeline.name}"[:63]
+
+
+def promote_pending(source: psycopg.Connection, pipeline: Pipeline) -> bool:
+    """After the snapshot read in :func:`pending_slot` committed in the warehouse: it becomes the live slot.
+
+    Drops the old live slot, copies the pending one under the live name (``pg_copy_logical_replication_slot``:
+    the same consistent point, so no change is lost or doubled) and drops the pending one. A rerun after a
+    partial swap finishes it.
+
+    Returns:
+        Whether there was a pending slot to promote.
+    """
+    pending = pending_slot(pipeline)
+    if not health(source, pending).exists:
+        return False
+    if drop_slot(source, pipeline.cdc_slot):
+        log.info("%s: dropped slot %s, replaced by the new snapshot's", pipeline.name, pipeline.cdc_slot)
+    source.execute(COPY_SLOT, (pending, pipeline.cdc_slot))
+    source.commit()
+    drop_slot(source, pending)
+    return True
+
+
+def drop_stale_pending(source: psycopg.Connection, pipeline: Pipeline) -> bool:
+    """Drops the slot of a ``full_snapshot`` that never loaded (it only retains WAL); returns whether there was one."""
+    dropped = drop_slot(source, pending_slot(pipeline))
+    if dropped:
+        log.warning("%s: dropped slot %s of a full_snapshot whose load never committed; changes continue from "
+                    "slot %s, which kept them", pipeline.name, pending_slot(pipeline), pipeline.cdc_slot)
+    return dropped
+
+
 @contextmanager
-def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[SlotCreated]:
+def created_slot(source: psycopg.Connection, pipeline: Pipeline, slot: str | None = None) -> Iterator[SlotCreated]:
     """Creates publication and slot, and yields while the exported snapshot is usable.
 
-    An old slot of the same name (a first run that failed before its snapshot was loaded) is dropped
-    first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
+    Args:
+        source: Source connection.
+        pipeline: The table's configuration.
+        slot: The slot to create: the live one (:attr:`Pipeline.cdc_slot`, the default) or, for a
+            ``full_snapshot`` beside a live slot, :func:`pending_slot`.
+
+    An old slot of the same name (a first run, or a full snapshot, that failed before its snapshot was
+    loaded) is dropped first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
     the source before leaving the ``with`` block (the replication connection closes then).
 
     Raises:
         CdcUnavailable: ``wal_level`` is not ``logical`` or no replication slot is free.
     """
+    name = slot or pipeline.cdc_slot
     check_wal_level(source, pipeline)
     ensure_publication(source, pipeline)
-    if drop_slot(source, pipeline.cdc_slot):
-        log.warning("%s: dropped slot %s left by an earlier first run", pipeline.name, pipeline.cdc_slot)
+    if drop_slot(source, name):
+        log.warning("%s: dropped slot %s left by an earlier snapshot run", pipeline.name, name)
     try:
         replication = psycopg.connect(replication_conninfo(source), autocommit=True)
     except psycopg.OperationalError as exc:
@@ -271,7 +324,7 @@ def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[Slo
                              f"for replication=database): {str(exc).splitlines()[0]}") from None
     try:
         try:
-            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(pipeline.cdc_slot))).fetchone()
+            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(name))).fetchone()
         except psycopg.errors.ConfigurationLimitExceeded as exc:
             raise CdcUnavailable(f"pipeline {pipeline.name}: the source has no free replication slot "
                                  f"(max_replication_slots): {exc}") from None
