@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from warehouse_sync.config import Alerts
+from warehouse_sync.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,12 @@ def send(alerts: Alerts, subject: str, lines: list[str], context: Any = None) ->
         lines: The message body, one fact per line.
         context: The Airflow task context (notifiers receive it), or ``None`` outside a task.
 
+    Source row values in PostgreSQL's messages (``Failing row contains (…)``) are redacted first.
+
     Returns:
         Names of the channels that accepted the message.
     """
-    text = "\n".join(lines)
+    subject, text = redact(subject), redact("\n".join(lines))
     log.warning("ALERT %s\n%s", subject, text)
     sent = []
     for name, notifier in _notifiers(alerts, subject, text):

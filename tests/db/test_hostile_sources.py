@@ -10,11 +10,25 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from helpers import T0, create_items, items_pipeline, make_pipeline, run_tasks, simple_rows, sync_window, warehouse_rows
+from helpers import (
+    T0,
+    create_items,
+    create_lines,
+    items_pipeline,
+    lines_pipeline,
+    make_pipeline,
+    run_tasks,
+    simple_rows,
+    sync_window,
+    warehouse_rows,
+)
 
 from warehouse_sync import tasks
+from warehouse_sync.alerts import alert_failure
 from warehouse_sync.cdc import slot as slots
-from warehouse_sync.model import RunStart
+from warehouse_sync.config import Alerts
+from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, sqlalchemy_url
+from warehouse_sync.model import Plan, RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.sync.plan import NullableCursor
 
@@ -296,3 +310,41 @@ def test_a_full_snapshot_that_loads_replaces_the_live_slot_and_changes_continue_
     logical_source.commit()
     after = cdc_run(logical_source, warehouse, pipeline, tmp_path, "r3", reconcile=False)
     assert after["loaded"]["staged"] == 1 and _same_rows(logical_source, warehouse)  # nothing lost or doubled
+
+
+# Case 17: staged files and Data Docs readable by their owner only; no source values in audit rows or alerts.
+
+def _modes(root) -> set[tuple[str, int]]:
+    return {("folder" if p.is_dir() else "file", p.stat().st_mode & 0o777) for p in root.rglob("*")
+            if p.is_file() or any(c.is_file() for c in p.iterdir())}
+
+
+def test_staged_files_and_data_docs_are_owner_only(source, warehouse, tmp_path, db_uris, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_SYNC_REPORTS_ROOT", f"file://{tmp_path / 'reports'}")
+    create_lines(source, orders=20)
+    pipeline = lines_pipeline()
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path / "staging")["planned"]
+    tasks.validate(warehouse, sqlalchemy_url(db_uris[WAREHOUSE_CONN_ID]), pipeline, Plan.from_dict(planned), "r1")
+    assert _modes(tmp_path / "staging") == {("file", 0o600), ("folder", 0o700)}
+    assert _modes(tmp_path / "reports") == {("file", 0o600), ("folder", 0o700)}
+
+
+def test_a_failing_rows_source_values_stay_out_of_the_audit_row_and_the_alert(source, warehouse, tmp_path, caplog):
+    create_items(source, simple_rows(3))
+    pipeline = items_pipeline()
+    sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path)
+    warehouse.execute("ALTER TABLE t_dst.items ADD CONSTRAINT no_card CHECK (note NOT LIKE 'card %%') NOT VALID")
+    warehouse.commit()
+    source.execute("UPDATE t_src.items SET note = 'card 4111 1111', updated_at = %s WHERE id = 1",
+                   (T0 + timedelta(minutes=90),))
+    source.commit()
+    with pytest.raises(psycopg.errors.CheckViolation) as failure:
+        sync_window(source, warehouse, pipeline, T0 + timedelta(hours=1), T0 + timedelta(hours=2), tmp_path, "r2")
+    assert "4111" in str(failure.value)  # what PostgreSQL said
+    (error,) = warehouse.execute("SELECT detail->>'error' FROM warehouse_sync.audit WHERE run_id = 'r2' "
+                                 "AND step = 'load' AND status = 'failed'").fetchone()
+    warehouse.commit()
+    assert "Failing row contains (values redacted)" in error and "4111" not in error
+    with caplog.at_level("WARNING", logger="warehouse_sync.alerts"):
+        alert_failure({"exception": failure.value, "run_id": "r2"}, Alerts(), "t_dst.items")
+    assert "violates check constraint" in caplog.text and "4111" not in caplog.text

@@ -4,6 +4,10 @@
 window, rows, bytes, seconds, status, detail as JSON). ``warehouse_sync.drift_history``: what a
 reconcile located and repaired (scope, segments, missing, extra, changed, repaired, refused,
 seconds, sample keys). Rows are committed at once, so a failing task still leaves its trace.
+
+Source row values never enter a row through an error message: PostgreSQL's ``DETAIL: Failing row
+contains (…)`` (a NOT NULL or CHECK violation) is cut to ``Failing row contains (values redacted)``
+(:func:`warehouse_sync.redact.redact`, also applied to alerts).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from warehouse_sync.db.statements import load_sql
 from warehouse_sync.model import Window
+from warehouse_sync.redact import redact
 
 
 def record(
@@ -45,13 +50,14 @@ def record(
         bytes_: Bytes written (extract, load).
         seconds: Wall time of the step (seconds).
         batch_index: The extract batch, if any.
-        detail: JSON-friendly details.
+        detail: JSON-friendly details (source row values in error messages are redacted:
+            :func:`~warehouse_sync.redact.redact`).
     """
     with conn.transaction():
         conn.execute(load_sql("bookkeeping/record_audit.sql"), {
             "pipeline": pipeline, "run_id": run_id, "step": step, "batch_index": batch_index,
             "window_start": window.start, "window_end": window.end, "rows": rows, "bytes": bytes_,
-            "seconds": seconds, "status": status, "detail": Jsonb(detail or {}),
+            "seconds": seconds, "status": status, "detail": Jsonb(redact(detail or {})),
         })
     conn.commit()
 
