@@ -291,6 +291,8 @@ def test_a_full_snapshot_that_never_loads_keeps_the_live_slot_and_loses_no_chang
     planned = tasks.plan(run, manual_now(full_snapshot=True))
     tasks.extract(run, planned, planned.batches[0], root=tmp_path / "never-loaded")  # then its load fails for good
     assert slots.health(logical_source, "ws_snap").exists
+    daily = tasks.health(run)  # the daily health task tells of the pending slot while no sync run drops it
+    assert any("wsn_snap of a full_snapshot that never loaded" in line for line in daily.alerts)
     later = cdc_run(logical_source, warehouse, pipeline, tmp_path, "r3", reconcile=False)
     assert later["files"][0]["facts"]["kind"] == "changes" and later["loaded"]["staged"] == 3
     assert _same_rows(logical_source, warehouse)  # the changes came from the kept slot, not from a repair

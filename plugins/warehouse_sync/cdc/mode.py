@@ -185,7 +185,8 @@ class CdcMode:
         """The slot's health, after a load or on its own (the daily ``health`` task).
 
         After a load, from the figures the load measured (``Loaded.facts["slot"]``); on its own, measured now,
-        with the lag since the watermark, and a missing or invalidated slot alerts.
+        with the lag since the watermark, and a missing or invalidated slot alerts, as does the slot a
+        ``full_snapshot`` that never loaded left (:func:`.slot.pending_slot`).
 
         Returns:
             ``detail``: ``retained_wal_bytes``, ``wal_status``, ``lag_seconds`` and the load's or the
@@ -206,6 +207,10 @@ class CdcMode:
             alerts.append(f"replication slot {pipeline.cdc_slot} is "
                           f"{'missing' if not measured.exists else 'invalidated'}; "
                           f"way back: {slots.resnapshot_path(pipeline)}")
+        pending = slots.health(run.source, slots.pending_slot(pipeline))
+        if pending.exists:  # a full_snapshot that never loaded, and no sync run since to drop it
+            alerts.append(f"slot {pending.slot} of a full_snapshot that never loaded retains "
+                          f"{pending.retained_wal_bytes} bytes of WAL at the source; the next sync run drops it")
         return Health(HEALTH_STEP, 0, measured.retained_wal_bytes, tuple(alerts), info)
 
 
