@@ -26,7 +26,7 @@ from functools import partial
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from warehouse_sync.alerts import alert_drift, alert_failure, alert_health, alert_schema_change
+from warehouse_sync.alerts import alert_drift, alert_failure, alert_health, alert_plan, alert_schema_change
 from warehouse_sync.config import RECONCILE_SCHEDULE, Alerts, Pipeline, read_config
 from warehouse_sync.storage import config_path
 
@@ -78,6 +78,7 @@ def build_dag(pipeline: Pipeline, alerts: Alerts):
             with tasks.fail_fast(), opened(pipeline, run_id) as run:
                 planned = tasks.plan(run, RunStart.from_dag_run(dag_run, params))
             get_current_context()["synced_window"] = planned.label  # type: ignore[typeddict-unknown-key]
+            alert_plan(get_current_context(), alerts, str(pipeline.target), list(planned.alerts))
             ti.xcom_push(key="plan", value=planned.to_dict(with_batches=False))  # each extract gets its batch
             return planned.expand()
 

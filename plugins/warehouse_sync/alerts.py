@@ -1,4 +1,4 @@
-"""Alerts that reach people: drift found, repair refused, a source schema change, or a task failing after its retries.
+"""Alerts that reach people: drift found, repair refused, a source schema change, a late horizon bounded, a failed task.
 
 Sent through Airflow's notifier interface: the built-in channels with the maintained providers'
 ``SmtpNotifier`` (``apache-airflow-providers-smtp``) and ``SlackWebhookNotifier``
@@ -21,6 +21,7 @@ from typing import Any
 
 from warehouse_sync.config import Alerts
 from warehouse_sync.config.alerts import Channel
+from warehouse_sync.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ def send(alerts: Alerts, subject: str, lines: list[str], context: Any = None) ->
         lines: The message body, one fact per line.
         context: The Airflow task context (notifiers receive it), or ``None`` outside a task.
 
+    Source row values in PostgreSQL's messages (``Failing row contains (…)``) are redacted first.
+
     Returns:
         Names of the channels that accepted the message.
     """
-    text = "\n".join(lines)
+    subject, text = redact(subject), redact("\n".join(lines))
     log.warning("ALERT %s\n%s", subject, text)
     sent = []
     for name, notifier in _notifiers(alerts, subject, text):
@@ -149,3 +152,14 @@ def alert_health(context: Any, alerts: Alerts, table: str, lines: list[str]) -> 
     if not lines:
         return []
     return send(alerts, f"[warehouse-sync] {table}: health over threshold", list(lines), context)
+
+
+def alert_plan(context: Any, alerts: Alerts, table: str, lines: list[str]) -> list[str]:
+    """Sends what the plan could not make safe and must tell once; nothing when there is none.
+
+    The late horizon's bound hit by a source transaction open too long (once per transaction:
+    :func:`warehouse_sync.db.inflight.settle`).
+    """
+    if not lines:
+        return []
+    return send(alerts, f"[warehouse-sync] {table}: late commits not re-read", _where(context) + list(lines), context)

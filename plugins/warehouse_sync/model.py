@@ -157,6 +157,8 @@ class Plan:
             JSON-friendly.
         seconds: Wall time of the plan (seconds).
         phases: ``{phase: seconds}``.
+        warnings: What the plan could not make safe (logged, in the plan's audit row, status ``warn``).
+        alerts: Lines the DAG's plan task sends (the late horizon's bound hit, once per transaction).
     """
 
     window: Window
@@ -166,6 +168,8 @@ class Plan:
     facts: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -176,7 +180,9 @@ class Plan:
         return f"synced {self.window}: {self.why}; {len(self.batches)} batch(es)"
 
     def to_dict(self, with_batches: bool = True) -> dict[str, Any]:
-        """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases"}``.
+        """The XCom form: ``{"window", "why", "batches", "late_horizon", "facts", "seconds", "phases", ...}``.
+
+        ``...``: ``"warnings"``, ``"alerts"`` (lists of text).
 
         Args:
             with_batches: Include the batches; the DAG's XCom ``plan`` leaves them out (every mapped extract
@@ -185,7 +191,8 @@ class Plan:
         return {"window": self.window.to_dict(), "why": self.why,
                 "batches": [b.to_dict() for b in self.batches] if with_batches else [],
                 "late_horizon": self.late_horizon.isoformat() if self.late_horizon else None,
-                "facts": dict(self.facts), "seconds": round(self.seconds, 3), "phases": dict(self.phases)}
+                "facts": dict(self.facts), "seconds": round(self.seconds, 3), "phases": dict(self.phases),
+                "warnings": list(self.warnings), "alerts": list(self.alerts)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
@@ -194,7 +201,8 @@ class Plan:
         return cls(Window.from_dict(raw["window"]), str(raw.get("why", "")),
                    tuple(Batch.from_dict(b) for b in raw.get("batches", ())),
                    datetime.fromisoformat(horizon) if horizon else None, dict(raw.get("facts") or {}),
-                   float(raw.get("seconds", 0.0)), dict(raw.get("phases") or {}))
+                   float(raw.get("seconds", 0.0)), dict(raw.get("phases") or {}),
+                   tuple(raw.get("warnings") or ()), tuple(raw.get("alerts") or ()))
 
     def expand(self) -> list[dict[str, Any]]:
         """The extract task's mapped keyword arguments: ``[{"batch": Batch.to_dict()}, ...]``."""

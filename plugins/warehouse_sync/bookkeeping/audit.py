@@ -4,6 +4,10 @@
 window, rows, bytes, seconds, status, detail as JSON). ``warehouse_sync.drift_history``: what a
 reconcile located and repaired (scope, segments, missing, extra, changed, repaired, refused,
 seconds, sample keys). Rows are committed at once, so a failing task still leaves its trace.
+
+Source row values never enter a row through an error message: PostgreSQL's ``DETAIL: Failing row
+contains (…)`` (a NOT NULL or CHECK violation) is cut to ``Failing row contains (values redacted)``
+(:func:`warehouse_sync.redact.redact`, also applied to alerts).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from warehouse_sync.db.statements import load_sql
 from warehouse_sync.model import Window
+from warehouse_sync.redact import redact
 
 
 def record(
@@ -45,15 +50,32 @@ def record(
         bytes_: Bytes written (extract, load).
         seconds: Wall time of the step (seconds).
         batch_index: The extract batch, if any.
-        detail: JSON-friendly details.
+        detail: JSON-friendly details (source row values in error messages are redacted:
+            :func:`~warehouse_sync.redact.redact`).
     """
     with conn.transaction():
         conn.execute(load_sql("bookkeeping/record_audit.sql"), {
             "pipeline": pipeline, "run_id": run_id, "step": step, "batch_index": batch_index,
             "window_start": window.start, "window_end": window.end, "rows": rows, "bytes": bytes_,
-            "seconds": seconds, "status": status, "detail": Jsonb(detail or {}),
+            "seconds": seconds, "status": status, "detail": Jsonb(redact(detail or {})),
         })
     conn.commit()
+
+
+def noted_in_plan(conn: psycopg.Connection, pipeline: str, note: str, blocker: str, since: datetime) -> bool:
+    """Whether an earlier plan of ``pipeline`` recorded ``detail[note]["blocker"] == blocker`` (an alert sent once).
+
+    Args:
+        conn: Warehouse connection (left with no open transaction).
+        pipeline: Pipeline name.
+        note: The plan detail's key (``late_horizon_capped``).
+        blocker: What the note is about, the same on every run while it lasts.
+        since: Only plans of windows ending at or after this instant (UTC) are read.
+    """
+    (found,) = conn.execute(load_sql("bookkeeping/noted_in_plan.sql"), {  # type: ignore[misc]
+        "pipeline": pipeline, "note": note, "blocker": blocker, "since": since}).fetchone()
+    conn.commit()
+    return bool(found)
 
 
 def record_drift(

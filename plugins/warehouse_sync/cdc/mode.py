@@ -35,7 +35,7 @@ from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import describe_pipeline_source
-from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.run import Run
 from warehouse_sync.target.ddl import SchemaChangeHandler
@@ -66,10 +66,12 @@ class CdcMode:
 
         Returns:
             One batch; ``facts``: ``kind`` (``snapshot`` | ``changes``), ``upto_lsn`` (the LSN the load
-            confirms; ``None`` for a snapshot), ``plan_lsn``, ``retained_wal_bytes``.
+            confirms; ``None`` for a snapshot), ``plan_lsn``, ``retained_wal_bytes``, ``keep_slot`` (a
+            full snapshot of a live slot: it reads in a pending slot, promoted after its load).
 
         Raises:
             CdcUnavailable: ``wal_level`` is not ``logical``.
+            ReplicaIdentityUnusable: The table's replica identity does not carry the key (nothing published).
             SlotLost: The slot is missing or invalidated after the initial snapshot (message: the way back).
             NoPastWindows: A backfill of a past interval.
         """
@@ -78,6 +80,7 @@ class CdcMode:
         with phases.timed("describe"):
             slots.check_wal_level(source, pipeline)
             describe_pipeline_source(source, pipeline)
+            slots.check_replica_identity(source, pipeline)
         known = state.read_state(run.warehouse, pipeline.name)
         if (not start.manual and start.interval_end is not None and start.interval_start is not None
                 and known.high_watermark is not None and not start.full_snapshot
@@ -95,9 +98,13 @@ class CdcMode:
                     "was invalidated (wal_status lost: the source removed WAL it needed)")
             raise slots.SlotLost(f"pipeline {pipeline.name}: replication slot {pipeline.cdc_slot} {what}, so changes "
                                  f"since the last run may be lost. Way back: {slots.resnapshot_path(pipeline)}.")
+        if not snapshot:
+            slots.drop_stale_pending(source, pipeline)
+        # a full snapshot of a live slot keeps it until the new snapshot is loaded (slot.promote_pending)
+        keep_slot = snapshot and known.high_watermark is not None and health.exists and not health.invalidated
         _, now = slots.current_lsn(source)
         with phases.timed("settle"):
-            late_horizon = wait_for_inflight(source, now, pipeline.settle_timeout_seconds)
+            late = settle(run, now)
         slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
         upto_lsn, _ = slots.current_lsn(source)
         window = Window(None if snapshot else known.high_watermark, now)
@@ -106,27 +113,30 @@ class CdcMode:
         log.info("%s: %s, window %s", pipeline.name, why, window)
         facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
                  "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
-                 "retained_wal_bytes": health.retained_wal_bytes}
-        return Plan(window, why, (Batch(0, None, None),), late_horizon, facts, time.monotonic() - started,
-                    phases.to_dict())
+                 "retained_wal_bytes": health.retained_wal_bytes, "keep_slot": keep_slot, **(late.facts or {})}
+        return Plan(window, why, (Batch(0, None, None),), late.settled.late_horizon, facts, time.monotonic() - started,
+                    phases.to_dict(), late.warnings, late.alerts)
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
         """Stages the snapshot or the changes up to the plan's LSN (see the module docstring).
 
         Returns:
-            The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot),
+            The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot), ``slot`` (read),
             ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``).
         """
         pipeline, source = run.pipeline, run.source
         columns = describe_pipeline_source(source, pipeline)
-        kind, consistent_point = plan.facts["kind"], None
+        kind, consistent_point, read_slot = plan.facts["kind"], None, pipeline.cdc_slot
         if kind == SNAPSHOT:
-            with slots.created_slot(source, pipeline) as created:
+            if plan.facts.get("keep_slot"):
+                read_slot = slots.pending_slot(pipeline)
+            with slots.created_slot(source, pipeline, read_slot) as created:
                 staged = read_snapshot(source, pipeline, columns, created, plan.window, root)
             consistent_point = created.consistent_point
         else:
             staged = read_changes(source, pipeline, plan.facts["upto_lsn"], plan.window, root)
         facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,
+                 "slot": read_slot,
                  "transactions": staged.transactions, "oldest_commit": staged.oldest_commit,
                  "newest_commit": staged.newest_commit}
         return Extracted(batch.index, staged.files, staged.changes, staged.seconds, {}, facts)
@@ -134,6 +144,9 @@ class CdcMode:
     def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
              on_schema_change: SchemaChangeHandler | None = None) -> Loaded:
         """Merges the staged files, then confirms the slot at the plan's LSN.
+
+        A snapshot read in the pending slot (``keep_slot``) makes it the live slot once merged
+        (:func:`.slot.promote_pending`).
 
         Returns:
             ``facts``: ``slot`` (``lag_seconds``: the oldest applied change, commit at the source to
@@ -149,6 +162,8 @@ class CdcMode:
         result = apply_changes(run, columns, [open_path(f.path) for f in files], on_schema_change=on_schema_change,
                                snapshot=bool(extracted) and all(e.facts.get("kind") == SNAPSHOT for e in extracted))
         committed = datetime.now(timezone.utc)
+        if any(e.facts.get("slot") == slots.pending_slot(pipeline) for e in extracted):
+            slots.promote_pending(run.source, pipeline)  # the new snapshot is in: its slot replaces the old one
         upto = next((e.facts["upto_lsn"] for e in extracted if e.facts.get("upto_lsn")), None)
         moved = slots.confirm(run.source, pipeline.cdc_slot, upto) if upto else False
         measured = slots.health(run.source, pipeline.cdc_slot)
@@ -170,7 +185,8 @@ class CdcMode:
         """The slot's health, after a load or on its own (the daily ``health`` task).
 
         After a load, from the figures the load measured (``Loaded.facts["slot"]``); on its own, measured now,
-        with the lag since the watermark, and a missing or invalidated slot alerts.
+        with the lag since the watermark, and a missing or invalidated slot alerts, as does the slot a
+        ``full_snapshot`` that never loaded left (:func:`.slot.pending_slot`).
 
         Returns:
             ``detail``: ``retained_wal_bytes``, ``wal_status``, ``lag_seconds`` and the load's or the
@@ -191,6 +207,10 @@ class CdcMode:
             alerts.append(f"replication slot {pipeline.cdc_slot} is "
                           f"{'missing' if not measured.exists else 'invalidated'}; "
                           f"way back: {slots.resnapshot_path(pipeline)}")
+        pending = slots.health(run.source, slots.pending_slot(pipeline))
+        if pending.exists:  # a full_snapshot that never loaded, and no sync run since to drop it
+            alerts.append(f"slot {pending.slot} of a full_snapshot that never loaded retains "
+                          f"{pending.retained_wal_bytes} bytes of WAL at the source; the next sync run drops it")
         return Health(HEALTH_STEP, 0, measured.retained_wal_bytes, tuple(alerts), info)
 
 

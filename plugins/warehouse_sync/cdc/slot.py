@@ -11,6 +11,13 @@ stays open. The slot then decodes exactly the transactions that commit at or aft
 point, so the handoff neither loses nor doubles a change (PostgreSQL docs, "Exported Snapshots" and
 "Streaming Replication Protocol").
 
+A ``full_snapshot`` of a pipeline whose slot is live keeps that slot until the new snapshot is in the
+warehouse: it creates its slot beside it (:func:`pending_slot`, ``wsn_<name>``), and only after the
+load committed does :func:`promote_pending` drop the old slot and copy the new one under the live
+name (``pg_copy_logical_replication_slot``: same consistent point). A snapshot that never loads thus
+loses nothing: the next run applies the old slot's changes, and drops the pending slot
+(:func:`drop_stale_pending`).
+
 Confirming is :func:`confirm`: ``pg_replication_slot_advance`` to the run's LSN, called only after
 the warehouse committed that run's changes; a run killed before it re-reads the same changes, which
 the LSN version guard (:mod:`.apply`) makes harmless.
@@ -29,6 +36,7 @@ from psycopg import sql
 
 from warehouse_sync.cdc.decode import lsn_to_int
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import TableNotFound
 from warehouse_sync.db.statements import load_sql, table_ident
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,7 @@ ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
 CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
 DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
 ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
+COPY_SLOT = "SELECT pg_copy_logical_replication_slot(%s, %s)"
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
 
 
@@ -47,6 +56,17 @@ class CdcUnavailable(RuntimeError):
     """The source cannot serve CDC mode (``wal_level`` is not ``logical``, or no free replication slot).
 
     The message says what to change on the source.
+    """
+
+
+class ReplicaIdentityUnusable(CdcUnavailable):
+    """The source table's replica identity cannot carry the pipeline's key in an UPDATE or DELETE.
+
+    Publishing the table then would break the application (``REPLICA IDENTITY DEFAULT`` without a
+    primary key, or ``NOTHING``: PostgreSQL rejects every UPDATE and DELETE of a table whose
+    publication publishes them), or lose deletes (an identity without every key column: the old row
+    arrives without its key). The table is not published; the message gives the exact
+    ``ALTER TABLE … REPLICA IDENTITY …`` that fixes it.
     """
 
 
@@ -145,8 +165,50 @@ def current_lsn(source: psycopg.Connection) -> tuple[str, datetime]:
     return lsn, now
 
 
+def check_replica_identity(source: psycopg.Connection, pipeline: Pipeline) -> None:
+    """Checks that every UPDATE and DELETE of the source table will log the pipeline's key (``relreplident``).
+
+    Usable: ``REPLICA IDENTITY FULL``, or a default (primary key) or index identity whose columns
+    include every key column. The fix offered is ``REPLICA IDENTITY USING INDEX`` of a unique index
+    over exactly the key (not partial, no expression, not deferrable, columns ``NOT NULL``) when there
+    is one, else ``REPLICA IDENTITY FULL`` (every column of the old row is logged: more WAL).
+
+    Raises:
+        ReplicaIdentityUnusable: The identity logs nothing or not the whole key; nothing was published.
+        TableNotFound: The table does not exist.
+    """
+    table, key = pipeline.source, pipeline.primary_key
+    row = source.execute(load_sql("catalog/replica_identity.sql"), {
+        "schema": table.schema, "table": table.name, "key": sorted(key)}).fetchone()
+    source.commit()
+    if row is None:
+        raise TableNotFound(f"table {table} does not exist (or is not visible to this role)")
+    identity, columns, candidate = row
+    if identity == "f" or (columns is not None and set(key) <= set(columns)):
+        return
+    name = table_ident(table).as_string(source)
+    fix = (f"ALTER TABLE {name} REPLICA IDENTITY USING INDEX {sql.Identifier(candidate).as_string(source)}"
+           if candidate else f"ALTER TABLE {name} REPLICA IDENTITY FULL")
+    if identity == "n" or columns is None:
+        what = ("is REPLICA IDENTITY NOTHING" if identity == "n" else
+                "is REPLICA IDENTITY DEFAULT but has no primary key")
+        harm = ("publishing it would make PostgreSQL reject every UPDATE and DELETE the application runs on it")
+    else:
+        what = f"logs only {list(columns)} of an updated or deleted row (its replica identity)"
+        harm = f"deletes would arrive without the pipeline's key {list(key)} and be lost"
+    raise ReplicaIdentityUnusable(
+        f"pipeline {pipeline.name}: source table {table} {what}; {harm}. The table was not added to publication "
+        f"{pipeline.cdc_slot}. Fix on the source: {fix}; then run again (or set mode: cursor for this pipeline).")
+
+
 def ensure_publication(source: psycopg.Connection, pipeline: Pipeline) -> None:
-    """Creates the pipeline's publication for its source table, or adds the table to it if missing."""
+    """Creates the pipeline's publication for its source table, or adds the table to it if missing.
+
+    Raises:
+        ReplicaIdentityUnusable: The table's replica identity does not carry the key
+            (:func:`check_replica_identity`); nothing is published.
+    """
+    check_replica_identity(source, pipeline)
     pub = sql.Identifier(pipeline.cdc_slot)
     tables = {(s, t) for s, t in source.execute(PUBLICATION_TABLES, (pipeline.cdc_slot,)).fetchall()}
     (exists,) = source.execute("SELECT count(*) FROM pg_publication WHERE pubname = %s",
@@ -194,21 +256,66 @@ class SlotCreated:
         return lsn_to_int(self.consistent_point) - 1
 
 
+def pending_slot(pipeline: Pipeline) -> str:
+    """The slot a ``full_snapshot`` creates beside a live one: ``wsn_<name>`` (at most 63 characters).
+
+    No pipeline's live slot (``ws_<name>``) can have this name.
+    """
+    return f"wsn_{pipeline.name}"[:63]
+
+
+def promote_pending(source: psycopg.Connection, pipeline: Pipeline) -> bool:
+    """After the snapshot read in :func:`pending_slot` committed in the warehouse: it becomes the live slot.
+
+    Drops the old live slot, copies the pending one under the live name (``pg_copy_logical_replication_slot``:
+    the same consistent point, so no change is lost or doubled) and drops the pending one. A rerun after a
+    partial swap finishes it.
+
+    Returns:
+        Whether there was a pending slot to promote.
+    """
+    pending = pending_slot(pipeline)
+    if not health(source, pending).exists:
+        return False
+    if drop_slot(source, pipeline.cdc_slot):
+        log.info("%s: dropped slot %s, replaced by the new snapshot's", pipeline.name, pipeline.cdc_slot)
+    source.execute(COPY_SLOT, (pending, pipeline.cdc_slot))
+    source.commit()
+    drop_slot(source, pending)
+    return True
+
+
+def drop_stale_pending(source: psycopg.Connection, pipeline: Pipeline) -> bool:
+    """Drops the slot of a ``full_snapshot`` that never loaded (it only retains WAL); returns whether there was one."""
+    dropped = drop_slot(source, pending_slot(pipeline))
+    if dropped:
+        log.warning("%s: dropped slot %s of a full_snapshot whose load never committed; changes continue from "
+                    "slot %s, which kept them", pipeline.name, pending_slot(pipeline), pipeline.cdc_slot)
+    return dropped
+
+
 @contextmanager
-def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[SlotCreated]:
+def created_slot(source: psycopg.Connection, pipeline: Pipeline, slot: str | None = None) -> Iterator[SlotCreated]:
     """Creates publication and slot, and yields while the exported snapshot is usable.
 
-    An old slot of the same name (a first run that failed before its snapshot was loaded) is dropped
-    first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
+    Args:
+        source: Source connection.
+        pipeline: The table's configuration.
+        slot: The slot to create: the live one (:attr:`Pipeline.cdc_slot`, the default) or, for a
+            ``full_snapshot`` beside a live slot, :func:`pending_slot`.
+
+    An old slot of the same name (a first run, or a full snapshot, that failed before its snapshot was
+    loaded) is dropped first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
     the source before leaving the ``with`` block (the replication connection closes then).
 
     Raises:
         CdcUnavailable: ``wal_level`` is not ``logical`` or no replication slot is free.
     """
+    name = slot or pipeline.cdc_slot
     check_wal_level(source, pipeline)
     ensure_publication(source, pipeline)
-    if drop_slot(source, pipeline.cdc_slot):
-        log.warning("%s: dropped slot %s left by an earlier first run", pipeline.name, pipeline.cdc_slot)
+    if drop_slot(source, name):
+        log.warning("%s: dropped slot %s left by an earlier snapshot run", pipeline.name, name)
     try:
         replication = psycopg.connect(replication_conninfo(source), autocommit=True)
     except psycopg.OperationalError as exc:
@@ -217,7 +324,7 @@ def created_slot(source: psycopg.Connection, pipeline: Pipeline) -> Iterator[Slo
                              f"for replication=database): {str(exc).splitlines()[0]}") from None
     try:
         try:
-            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(pipeline.cdc_slot))).fetchone()
+            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(name))).fetchone()
         except psycopg.errors.ConfigurationLimitExceeded as exc:
             raise CdcUnavailable(f"pipeline {pipeline.name}: the source has no free replication slot "
                                  f"(max_replication_slots): {exc}") from None

@@ -123,6 +123,10 @@ class Pipeline(BaseModel):
         page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
         settle_timeout_seconds: Seconds to wait for source transactions that started before the
             window end to finish, before extracting (>= 0; see docs/operating.md, "Late commits").
+        late_horizon_max_age_seconds: The oldest a late horizon may be, in seconds before its window end
+            (>= 1; default 21 600, six hours). A source transaction open longer (a forgotten writing
+            session) no longer pins every later window's start: the plan warns, alerts once, and rows it
+            commits before the bound are left to the daily reconcile (docs/operating.md, "Late commits").
         lookback_minutes: Minutes re-read before each window start (>= 0; an overlap: the merge is
             idempotent, so re-reading costs only time).
         per_run_table_check: What each sync run checks of the whole table besides its window
@@ -205,6 +209,7 @@ class Pipeline(BaseModel):
     page_size: int = Field(20_000, strict=True, ge=1)
     settle_timeout_seconds: int = Field(30, strict=True, ge=0)
     lookback_minutes: int = Field(0, strict=True, ge=0)
+    late_horizon_max_age_seconds: int = Field(21_600, strict=True, ge=1)
     statement_timeout_seconds: int = Field(300, strict=True, ge=0)
     lock_timeout_seconds: int = Field(30, strict=True, ge=0)
     task_timeout_minutes: ExecutionTimeouts = ExecutionTimeouts()

@@ -49,7 +49,7 @@ from warehouse_sync.db.catalog import primary_key_of
 from warehouse_sync.db.statements import load_sql, table_ident, window_filter
 from warehouse_sync.model import Window
 from warehouse_sync.quality.suite import standard_expectations, suite_for
-from warehouse_sync.storage import reports_root
+from warehouse_sync.storage import make_private, reports_root
 
 log = logging.getLogger(__name__)
 GX_URL_VAR = "WAREHOUSE_SYNC_GX_URL"  # a GX substitution variable of the context, never os.environ
@@ -273,6 +273,8 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
 def _publish_docs(local: Path, folder: str) -> str | None:
     """Copies the local Data Docs site to ``<reports root>/data_docs/<folder>/``.
 
+    On a local reports root its files are owner-only (``0600``) and their folders ``0700``.
+
     Returns:
         The validation page, relative to ``<reports root>/data_docs`` (``None`` if GX wrote none).
     """
@@ -284,6 +286,8 @@ def _publish_docs(local: Path, folder: str) -> str | None:
         if path.is_file():
             destination = target / str(path.relative_to(local))
             destination.parent.mkdir(parents=True, exist_ok=True)
+            make_private(destination.parent, folder=True)  # the pages show failing source values
             with path.open("rb") as src, destination.open("wb") as dst:
+                make_private(destination)
                 shutil.copyfileobj(src, dst)
     return f"{folder}/{pages[0].relative_to(local)}" if pages else None

@@ -4,7 +4,7 @@
 :mod:`warehouse_sync.tasks` call it and do the audit rows and failure handling for both modes.
 
 * **plan** checks the source, decides the run's window (:func:`.plan.run_window`), waits out late
-  commits (:func:`warehouse_sync.db.inflight.wait_for_inflight`), cuts keyset batches
+  commits (:func:`warehouse_sync.db.inflight.settle`), cuts keyset batches
   (:func:`.plan.plan_batches`) and, for a snapshot into a new target, creates the run's build table
   (:func:`.snapshot.prepare`).
 * **extract** reads one batch into its Parquet file (and the build table) (:func:`.extract.extract_batch`).
@@ -22,13 +22,13 @@ from typing import Any
 from warehouse_sync.bookkeeping import state
 from warehouse_sync.config import SYNC_SCHEDULE
 from warehouse_sync.db.catalog import describe_pipeline_source
-from warehouse_sync.db.inflight import wait_for_inflight
+from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.sync import snapshot
 from warehouse_sync.sync.extract import extract_batch
 from warehouse_sync.sync.load import load_files
-from warehouse_sync.sync.plan import plan_batches, run_window
+from warehouse_sync.sync.plan import check_cursor_not_null, plan_batches, run_window
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
 
@@ -59,15 +59,18 @@ class CursorMode:
 
         Raises:
             TableNotFound, UnknownColumn, PrimaryKeyError: The source does not fit the config.
+            NullableCursor: The cursor column may be NULL (:func:`.plan.check_cursor_not_null`).
         """
         started, phases = time.monotonic(), Phases()
         pipeline = run.pipeline
         with phases.timed("describe"):
             columns = describe_pipeline_source(run.source, pipeline)
+            check_cursor_not_null(run.source, pipeline, columns)
         known = state.read_state(run.warehouse, pipeline.name)
         window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
         with phases.timed("settle"):
-            late_horizon = wait_for_inflight(run.source, window.end, pipeline.settle_timeout_seconds)
+            late = settle(run, window.end)
+        late_horizon = late.settled.late_horizon
         if late_horizon is not None:
             state.hold_late_horizon(run.warehouse, pipeline.name, late_horizon)
         with phases.timed("boundaries"):
@@ -78,8 +81,9 @@ class CursorMode:
                 build = snapshot.prepare(run, columns)
         log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
                  pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
-        return Plan(window, why, tuple(batches), late_horizon, {"build_table": str(build) if build else None},
-                    time.monotonic() - started, phases.to_dict())
+        return Plan(window, why, tuple(batches), late_horizon,
+                    {"build_table": str(build) if build else None, **(late.facts or {})},
+                    time.monotonic() - started, phases.to_dict(), late.warnings, late.alerts)
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
         """Writes one batch to its Parquet file under ``root``.

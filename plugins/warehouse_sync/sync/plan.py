@@ -23,11 +23,45 @@ import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import idents, load_sql, table_ident, text_of, window_filter
 from warehouse_sync.model import Batch, RunStart, Window
 from warehouse_sync.sync.keyset import keyset_columns
 
 log = logging.getLogger(__name__)
+
+
+class NullableCursor(LookupError):
+    """The cursor column may be NULL: such a row is in no window and no snapshot, so it would never sync.
+
+    The message gives the fix (``ALTER TABLE … ALTER COLUMN … SET NOT NULL``) and how many rows are NULL now.
+    """
+
+
+def check_cursor_not_null(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column]) -> None:
+    """Refuses a cursor column without ``NOT NULL`` (docs/operating.md, "Hostile sources").
+
+    A NULL cursor is not ``< window end``: the row would be left out of every window and snapshot, counted
+    missing by every key check (using up the repair ceiling) and invisible to the window comparisons.
+
+    Raises:
+        NullableCursor: The column is nullable (the message: the rows NULL now and the exact fix).
+    """
+    column = next((c for c in columns if c.name == pipeline.cursor), None)
+    if column is None or column.not_null:
+        return
+    table, cursor = table_ident(pipeline.source), sql.Identifier(pipeline.cursor)
+    (nulls,) = conn.execute(load_sql("sync/null_cursor_rows.sql", table=table,  # type: ignore[misc]
+                                     cursor=cursor)).fetchone()
+    conn.commit()
+    name, col = table.as_string(conn), cursor.as_string(conn)
+    raise NullableCursor(
+        f"pipeline {pipeline.name}: cursor column {pipeline.cursor!r} of {pipeline.source} may be NULL ({nulls} "
+        f"row(s) are now); a row with a NULL cursor is in no window and no snapshot, so it would never be synced. "
+        f"Fix on the source: UPDATE {name} SET {col} = now() WHERE {col} IS NULL; then "
+        f"ALTER TABLE {name} ALTER COLUMN {col} SET NOT NULL (on a large table first ADD CONSTRAINT … CHECK "
+        f"({col} IS NOT NULL) NOT VALID and VALIDATE CONSTRAINT it, so SET NOT NULL does not scan under its "
+        f"lock), and make the application set it; or sync the table with mode: cdc.")
 
 
 def run_window(

@@ -6,7 +6,9 @@ Both modes stage through it: cursor mode's extract writes one file per keyset ba
 (:func:`.staging.temporary_name`) and renamed to its final name only once complete, so a reader
 never sees half a file and a retried task overwrites its own output. A failed attempt removes its
 temporary file; a killed one cannot, so each successful write removes the temporary files earlier
-attempts of the same file left (:func:`.staging.remove_orphans`), never another file's.
+attempts of the same file left (:func:`.staging.remove_orphans`), never another file's. On a local
+folder a file is owner-only (``0600``) from its creation, and its folder ``0700``
+(:func:`warehouse_sync.storage.make_private`).
 
 Staged files are snappy-compressed (:data:`COMPRESSION`), one setting for every staged file: measured
 on TPC-H SF 1 (``make bench-phases``, all rows in memory), snappy writes orders / lineitem in 0.85 /
@@ -24,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse_sync.storage import make_private
 from warehouse_sync.target.staging import remove_orphans, temporary_name
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,13 @@ def parquet_file(path: Any, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
         Whatever the block or the storage raises; the temporary file is then removed (best effort).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path.parent, folder=True)
     temporary = path.parent / temporary_name(path.name)
     try:
-        with temporary.open("wb") as handle, pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer:
-            yield writer
+        with temporary.open("wb") as handle:
+            make_private(temporary)  # still empty: no source row is ever readable by others
+            with pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer:
+                yield writer
         temporary.rename(path)
     except BaseException:
         try:
