@@ -108,16 +108,16 @@ def test_a_table_without_primary_key_is_refused_with_the_fix_and_application_upd
 
 
 def test_a_key_that_differs_from_the_replica_identity_is_refused_with_the_fix(logical_source, warehouse, tmp_path):
-    _rid_table(logical_source, "CREATE TABLE t_src.rid (id bigint PRIMARY KEY, code text, note text, "
+    _rid_table(logical_source, "CREATE TABLE t_src.rid (id bigint PRIMARY KEY, code text NOT NULL, note text, "
                                "updated_at timestamptz NOT NULL, CONSTRAINT rid_code_key UNIQUE (code))")
     pipeline = make_pipeline("rid", ("code",), mode="cdc")
-    # code may be NULL, so no unique index can serve as the identity: the fix is FULL.
+    # the key is a unique index over NOT NULL columns, not the replica identity: the fix names that index
     with pytest.raises(slots.ReplicaIdentityUnusable,
                        match=r"logs only \['id'\].*without the pipeline's key \['code'\].*"
-                             + re.escape('ALTER TABLE "t_src"."rid" REPLICA IDENTITY FULL')):
+                             + re.escape('ALTER TABLE "t_src"."rid" REPLICA IDENTITY USING INDEX "rid_code_key"')):
         cdc_run(logical_source, warehouse, pipeline, tmp_path, "r1")
     _application_writes(logical_source)
-    logical_source.execute("ALTER TABLE t_src.rid REPLICA IDENTITY FULL")
+    logical_source.execute("ALTER TABLE t_src.rid REPLICA IDENTITY USING INDEX rid_code_key")
     logical_source.commit()
     cdc_run(logical_source, warehouse, pipeline, tmp_path, "r2")  # usable now
 

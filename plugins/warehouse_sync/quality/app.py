@@ -41,6 +41,11 @@ async def require_user(request: Request) -> object:
     return user
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line (no traceback, no connection string)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _base(request: Request) -> str:
     root = request.scope.get("root_path", "")
     return root[: -len(PREFIX)] if root.endswith(PREFIX) else root
@@ -63,21 +68,26 @@ def create_app() -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, _user: object = Depends(require_user)) -> HTMLResponse:
         from warehouse_sync.config import read_config
-        from warehouse_sync.db.connections import WAREHOUSE_CONN_ID, connection
-        from warehouse_sync.quality.page import collect, render
+        from warehouse_sync.db.connections import connection
+        from warehouse_sync.quality.page import TableView, collect, render
         from warehouse_sync.storage import config_path
 
         pipelines = read_config(config_path()).config.pipelines  # a bad entry is the DAG import error
-        try:
-            with connection(WAREHOUSE_CONN_ID) as conn:
-                views = collect(conn, pipelines)
-            return HTMLResponse(render(views, base=_base(request)))
-        except Exception as exc:  # show a plain sentence, keep details in the log
-            log.exception("data-quality page: cannot read the warehouse")
-            from warehouse_sync.quality.page import TableView
-
-            return HTMLResponse(render([TableView(p) for p in pipelines], base=_base(request),
-                                       error=f"The warehouse cannot be read right now: {exc}"), status_code=503)
+        # every pipeline, each from its own warehouse connection; one unreachable warehouse hides only its tables
+        views = {p.name: TableView(p) for p in pipelines}
+        failed = 0
+        for conn_id in dict.fromkeys(p.warehouse_conn_id for p in pipelines):
+            group = tuple(p for p in pipelines if p.warehouse_conn_id == conn_id)
+            try:
+                with connection(conn_id) as conn:
+                    views.update({v.pipeline.name: v for v in collect(conn, group)})
+            except Exception as exc:  # a plain sentence on the page, details in the log
+                log.exception("data-quality page: cannot read warehouse %s", conn_id)
+                failed += 1
+                for p in group:
+                    views[p.name].error = f"The warehouse {conn_id} cannot be read right now: {first_line(exc)}"
+        status = 503 if failed and failed == len({p.warehouse_conn_id for p in pipelines}) else 200
+        return HTMLResponse(render(list(views.values()), base=_base(request)), status_code=status)
 
     @app.get("/docs/{path:path}")
     def data_docs(path: str, _user: object = Depends(require_user)) -> Response:

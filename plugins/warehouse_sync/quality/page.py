@@ -23,6 +23,7 @@ from warehouse_sync.db.statements import load_sql
 RUNS_SHOWN = 8
 SCHEMA_CHANGES_SHOWN = 10
 TREND_DAYS = 3
+FRESHNESS_SHOWN = 24
 
 
 @dataclass
@@ -43,9 +44,10 @@ class RunView:
 class TableView:
     """One synced table: its runs, expectations, row-count trend, staging size and latest schema changes.
 
-    Its runs, the latest run's expectations, the row-count trend, the staging size, and the latest schema
+    Its runs, the latest run's expectations, the row-count trend, the staging size, the latest schema
     changes of its source (``{"when", "run_id", "column", "change", "types", "policy", "outcome", "detail"}``,
-    newest first).
+    newest first), the freshness trend (seconds per measurement), a running load's progress, and
+    ``error`` when its warehouse could not be read.
     """
 
     pipeline: Pipeline
@@ -57,6 +59,9 @@ class TableView:
     staging: str = ""
     cdc_slot: str = ""
     schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    freshness: list[tuple[datetime, int]] = field(default_factory=list)
+    progress: str = ""
+    error: str = ""
 
 
 def _format_window(start: datetime | None, end: datetime | None) -> str:
@@ -213,19 +218,39 @@ def collect(conn: psycopg.Connection, pipelines: tuple[Pipeline, ...]) -> list[T
         slot = conn.execute(load_sql("quality/page_cdc_slot.sql"), {"pipeline": p.name}).fetchone()
         if slot is not None:
             view.cdc_slot = cdc_slot_text(int(slot[0] or 0), slot[1], int(slot[2] or 0), slot[3], slot[4])
+        view.freshness = [(r[0], int(r[1])) for r in conn.execute(
+            load_sql("quality/page_freshness.sql"), {"pipeline": p.name, "limit": FRESHNESS_SHOWN}).fetchall()]
+        running = conn.execute(load_sql("quality/page_progress.sql"), {"pipeline": p.name}).fetchone()
+        if running is not None:
+            view.progress = progress_text(*running)
     conn.commit()
     return views
 
 
-def chart(trend: list[tuple[datetime, int]], width: int = 560, height: int = 120) -> dict[str, Any]:
-    """Bar geometry for the rows-per-window chart (SVG units); empty when there is no trend."""
+def progress_text(run_id: str, start: datetime | None, end: datetime, batches: int | None, extracted: int,
+                  rows: int, planned_at: datetime) -> str:
+    """A run that has not loaded yet: ``run …, window …: 3 of 8 batches extracted, 1,200,000 rows so far``."""
+    total = "?" if batches is None else f"{batches:,}"
+    return (f"running: {run_id}, window {_format_window(start, end)}: {extracted:,} of {total} batches "
+            f"extracted, {rows:,} rows so far (planned {planned_at:%Y-%m-%d %H:%M} UTC)")
+
+
+def chart(trend: list[tuple[datetime, int]], width: int = 560, height: int = 120, unit: str = "rows") -> dict[str, Any]:
+    """Bar geometry for a chart of values over time (SVG units); empty when there is no trend.
+
+    Args:
+        trend: ``(when, value)`` pairs, oldest first (rows per window, or freshness seconds).
+        width: SVG width.
+        height: SVG height.
+        unit: The values' unit, for the bars' titles (``rows``, ``s``).
+    """
     if not trend:
         return {"bars": [], "width": width, "height": height, "max": 0}
     top = max(rows for _, rows in trend) or 1
     step = width / len(trend)
     bars = [{"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round((height - 20) * rows / top, 1),
              "y": round(height - 20 - (height - 20) * rows / top, 1),
-             "title": f"{end:%Y-%m-%d %H:%M} UTC: {rows:,} rows"} for i, (end, rows) in enumerate(trend)]
+             "title": f"{end:%Y-%m-%d %H:%M} UTC: {rows:,} {unit}"} for i, (end, rows) in enumerate(trend)]
     return {"bars": bars, "width": width, "height": height, "max": top,
             "first": f"{trend[0][0]:%m-%d %H:%M}", "last": f"{trend[-1][0]:%m-%d %H:%M}"}
 
