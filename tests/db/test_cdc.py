@@ -392,3 +392,42 @@ def test_cdc_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_
     assert min(done.values()) >= 20, done
     final = run_once(cdc_source, warehouse, pipeline, tmp_path, "after")
     assert final["reconciled"]["in_flight"] == 0 and live_rows(warehouse) == source_rows(cdc_source)
+
+
+def _slot_lsns(source) -> tuple[int, int, int]:
+    """(restart_lsn, confirmed_flush_lsn, current WAL position) of the pipeline's slot, as byte positions."""
+    row = source.execute("SELECT pg_wal_lsn_diff(restart_lsn, '0/0')::bigint, "
+                         "pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, "
+                         "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint "
+                         "FROM pg_replication_slots WHERE slot_name = 'ws_docs'").fetchone()
+    source.commit()
+    return row
+
+
+def test_each_run_moves_the_slots_restart_lsn_so_wal_is_released(cdc_source, warehouse, tmp_path):
+    pipeline = docs_pipeline()
+    run_once(cdc_source, warehouse, pipeline, tmp_path, "s0")
+    # Any writing transaction open on the server when the source logs a running-transactions record holds
+    # restart_lsn back (rightly): keep autovacuum's ANALYZE of these two tables out of this measurement.
+    for conn, table in ((cdc_source, "t_src.docs"), (warehouse, "t_dst.docs")):
+        conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")  # test-only SQL
+        conn.commit()
+    previous_plan = None
+    for k in range(3):
+        before = _slot_lsns(cdc_source)
+        cdc_source.execute("INSERT INTO t_src.docs (id, title, status, qty, born, body) SELECT i, 'x', 'O', 1, "
+                           "DATE '2026-01-01', repeat('y', 2000) FROM generate_series(%s::int, %s::int) i",
+                           (1000 * (k + 1), 1000 * (k + 1) + 499))
+        cdc_source.commit()
+        planned = run_once(cdc_source, warehouse, pipeline, tmp_path, f"r{k}")["planned"]
+        restart, confirmed, now = _slot_lsns(cdc_source)
+        (plan_lsn,) = cdc_source.execute("SELECT pg_wal_lsn_diff(%s::pg_lsn, '0/0')::bigint",
+                                         (planned["facts"]["plan_lsn"],)).fetchone()
+        cdc_source.commit()
+        assert confirmed == plan_lsn, "the load confirms the slot to the plan's LSN"
+        if previous_plan is not None:
+            # restart_lsn trails one confirm (docs/cdc.md, "WAL the slot keeps"): it moves past the previous run's
+            # plan LSN, so the WAL kept is this run's changes and what came after its plan, never older runs'
+            assert restart >= previous_plan > before[0] - 1, (before, restart, previous_plan)
+            assert now - restart <= (now - plan_lsn) + (plan_lsn - previous_plan) + 16 * 2**20
+        previous_plan = plan_lsn
