@@ -156,3 +156,36 @@ def test_the_key_check_reads_only_key_indexes_never_the_heap(source, warehouse, 
         assert scans, plan
         assert {n["Node Type"] for n in scans} == {"Index Only Scan"}, (table, scans)
         assert sum(n.get("Heap Fetches", 0) for n in scans) == 0, (table, scans)
+
+
+def test_with_key_check_slices_a_delete_is_found_within_that_many_windows_each_reading_a_slice(
+        source, warehouse, synced, tmp_path):
+    from warehouse_sync.reconcile.keys import key_slice_of
+
+    pipeline = lines_pipeline(key_check_slices=4, schedule="0 * * * *")
+    source.execute("DELETE FROM t_src.lines WHERE order_id = 250")  # an old order: no window reads it again
+    source.commit()
+    found_in, keys_read = None, []
+    for k in range(4):
+        start = AS_OF + k * HOUR
+        reconciled = sync_window(source, warehouse, pipeline, start, start + HOUR, tmp_path, run_id=f"slice-{k}")[
+            "reconciled"]
+        keys = next(c for c in reconciled["comparisons"] if c["scope"] == "keys")
+        keys_read.append(keys["source_rows"])
+        if reconciled["drift"] and reconciled["drift"]["extra"]:
+            assert found_in is None and reconciled["drift"]["extra"] == 4
+            found_in = key_slice_of(start + HOUR, pipeline.schedule, 4)[0]
+    assert found_in is not None, "four consecutive windows cover every key slice"
+    assert (250 - 1) * 4 // 300 == found_in, "the slice holding order 250 (of 1..300) found it"
+    assert all(rows <= 1200 // 4 + 8 for rows in keys_read) and sum(keys_read) <= 1200, keys_read
+    tombstones = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 250 AND _deleted_at IS NOT NULL")
+    assert tombstones.fetchone() == (4,)
+
+
+def test_consecutive_windows_take_consecutive_key_slices():
+    from warehouse_sync.reconcile.keys import key_slice_of
+
+    ends = [T0 + k * 2 * HOUR for k in range(12)]
+    slices = [key_slice_of(end, "0 */2 * * *", 12) for end in ends]
+    assert sorted(i for i, _ in slices) == list(range(12)) and {n for _, n in slices} == {12}
+    assert key_slice_of(T0, "0 */2 * * *", 1) == (0, 1)

@@ -219,7 +219,8 @@ def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) ->
 
 def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
                columns: list[Column], as_of: datetime, leaf_rows: int = LEAF_ROWS,
-               max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None) -> KeyCheck:
+               max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None,
+               key_slice: tuple[int, int] = (0, 1)) -> KeyCheck:
     """Finds keys on one side only (deletes at the source, keys lost or not yet deleted in the warehouse).
 
     Args:
@@ -233,6 +234,8 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         only: Compare just these leaf ranges ``(lo, hi)`` key by key, no bisection (the re-check after a
             repair: :attr:`KeyCheck.leaves` of the check that found the drift; the rest of the key
             space matched then). The comparison then covers those ranges only.
+        key_slice: ``(i, n)``: compare only the ``i``-th of ``n`` equal slices of the first key column's
+            range (:func:`key_slice_of`); ``(0, 1)``, the default, is the whole range.
 
     Returns:
         The drift (``missing`` and ``extra`` only) and a ``keys`` :class:`Comparison`.
@@ -262,9 +265,12 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         if only is not None:
             leaves = list(only)
         elif lows:
-            hi = max(b[0][1] for b in bounds if b[0][1] is not None) + 1
-            todo = [Segment(min(lows), hi, first_parts(max(b[0][2] or 0 for b in bounds),
-                                                       leaf_rows * FIRST_LEVEL_FACTOR, max_parts, min(32, max_parts)))]
+            lo, hi = min(lows), max(b[0][1] for b in bounds if b[0][1] is not None) + 1
+            index, slices = key_slice
+            lo, hi = lo + (hi - lo) * index // slices, lo + (hi - lo) * (index + 1) // slices
+            estimate = max(b[0][2] or 0 for b in bounds) // slices
+            todo = [Segment(lo, hi, first_parts(estimate, leaf_rows * FIRST_LEVEL_FACTOR, max_parts,
+                                                min(32, max_parts)))] if hi > lo else []
         while todo:
             params = {"los": [s.lo for s in todo], "his": [s.hi for s in todo], "parts": [s.parts for s in todo]}
             a, b = query_both(pool, src, wh, "reconcile/key_segments.sql", parts, params)
@@ -290,10 +296,27 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
                        totals["source"][1] - sum(source_keys[k] for k in inflight))
     comparison = Comparison("keys", Window(None, as_of), source_side, Side(*totals["warehouse"]), len(inflight),
                             seconds=drift.seconds)
-    log.info("%s vs %s keys as of %s: %d missing, %d extra, %d in flight (%d levels, %d segments, %d leaf keys, "
-             "%.2f s)", pipeline.source, pipeline.target, as_of, len(missing), len(extra), len(inflight), levels,
-             segments_compared, len(source_keys) + len(warehouse_keys), drift.seconds)
+    log.info("%s vs %s keys as of %s, key slice %d of %d: %d missing, %d extra, %d in flight (%d levels, "
+             "%d segments, %d leaf keys, %.2f s)", pipeline.source, pipeline.target, as_of, key_slice[0] + 1,
+             key_slice[1], len(missing), len(extra), len(inflight), levels, segments_compared,
+             len(source_keys) + len(warehouse_keys), drift.seconds)
     return KeyCheck(drift, comparison, levels, len(source_keys) + len(warehouse_keys), tuple(leaves))
+
+
+def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int, int]:
+    """Which slice of the key range a run's key check compares: ``(i, slices)``.
+
+    ``i`` counts the schedule's intervals since the epoch up to ``window_end`` (UTC), modulo ``slices``:
+    consecutive scheduled windows take consecutive slices, so ``slices`` windows in a row cover the
+    whole key range, and a retried or re-run window checks the same slice again.
+    """
+    if slices <= 1:
+        return (0, 1)
+    from croniter import croniter
+
+    previous = croniter(schedule, window_end).get_prev(datetime)
+    interval = max((window_end - previous).total_seconds(), 1.0)
+    return (int(window_end.timestamp() // interval) % slices, slices)
 
 
 def _total(rows: list[tuple]) -> tuple[int, int]:

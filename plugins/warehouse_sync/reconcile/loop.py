@@ -37,7 +37,7 @@ from warehouse_sync.bookkeeping.state import read_state
 from warehouse_sync.db.catalog import Column, describe_pipeline_source, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
-from warehouse_sync.reconcile.keys import check_keys, has_integer_key
+from warehouse_sync.reconcile.keys import check_keys, has_integer_key, key_slice_of
 from warehouse_sync.reconcile.locate import Drift, locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
 from warehouse_sync.run import Run
@@ -162,7 +162,8 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
             residual = locate(source, warehouse, pipeline, columns, window.end)
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
-        checked = check_keys(source, warehouse, pipeline, columns, window.end)
+        checked = check_keys(source, warehouse, pipeline, columns, window.end,
+                             key_slice=key_slice_of(window.end, pipeline.schedule, pipeline.key_check_slices))
         _record(run, [checked.comparison], "")
         final = checked.comparison
         if checked.drift.total:
