@@ -62,7 +62,8 @@ def steps(monkeypatch):
     monkeypatch.setattr(loop, "locate", locate)
     monkeypatch.setattr(loop, "repair", repair)
     monkeypatch.setattr(loop, "check_keys",
-                        lambda source, warehouse, pipeline, columns, as_of, only=None, key_slice=(0, 1): calls["keys"].pop(0))
+                        lambda source, warehouse, pipeline, columns, as_of, only=None, key_slice=(0, 1):
+                        calls["keys"].pop(0))
     monkeypatch.setattr(loop, "has_integer_key", lambda pipeline, columns: True)
     monkeypatch.setattr(loop.audit, "record",
                         lambda conn, pipeline, run_id, step, window, **kw: calls["audit"].append((step, kw["status"])))
