@@ -194,3 +194,17 @@ def test_a_user_sees_only_the_pipelines_whose_sync_dag_they_may_read(source, war
     assert denied.status_code == 403 and "failing values" not in denied.text
     assert client.get("/docs/items/run1/validations/page.html").status_code == 200
     assert client.get("/docs/gone/run1/validations/page.html").status_code == 404, "no configured pipeline"
+
+
+def test_great_expectations_own_assets_load_in_the_sandbox_without_sign_in_and_show_no_data(tmp_path, monkeypatch):
+    """A sandboxed page's requests carry no Airflow cookie: GX's stylesheet must come without sign-in."""
+    _data_docs(tmp_path, monkeypatch, "items")
+    (tmp_path / "reports" / "data_docs" / "items" / "run1" / "static").mkdir()
+    (tmp_path / "reports" / "data_docs" / "items" / "run1" / "static" / "secret.html").write_text("failing values")
+    app = create_app()  # no dependency override: an anonymous request
+    client = TestClient(app)
+    css = client.get("/docs/items/run1/static/styles/data_docs_default_styles.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css") and "{" in css.text
+    assert client.get("/docs/items/run1/static/secret.html").status_code == 404, "never the reports root"
+    assert client.get("/docs/items/run1/static/../../../../pyproject.toml").status_code == 404
+    assert client.get("/docs/items/run1/static/%2e%2e/%2e%2e/__init__.py").status_code == 404

@@ -17,10 +17,12 @@ elsewhere (scheduler, task runners) stays cheap.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import mimetypes
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -87,6 +89,17 @@ def readable(manager: Any, user: object, pipelines: tuple[Pipeline, ...]) -> tup
     return tuple(p for p in pipelines if p.dag_id in allowed)
 
 
+def gx_static_root() -> Path | None:
+    """The installed Great Expectations' ``render/view/static`` folder (found without importing GX), if any.
+
+    Every Data Docs site gets a copy of it as its ``static/`` folder (GX's stylesheets, fonts, images).
+    """
+    spec = importlib.util.find_spec("great_expectations")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "render" / "view" / "static"
+
+
 def first_line(exc: BaseException) -> str:
     """An error's first line (no traceback, no connection string)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -149,6 +162,24 @@ def create_app() -> FastAPI:
         nonce = secrets.token_urlsafe(18)
         return HTMLResponse(render(list(views.values()), base=_base(request), note=note, nonce=nonce),
                             status_code=status, headers={"Content-Security-Policy": PAGE_CSP.format(nonce=nonce)})
+
+    @app.get("/docs/{pipeline}/{run}/static/{path:path}")
+    def data_docs_assets(pipeline: str, run: str, path: str) -> Response:
+        """GX's own stylesheets, fonts and images of a Data Docs site, without sign-in.
+
+        The sandboxed pages ask for them from an opaque origin, so without the Airflow cookie. They are
+        served from the installed Great Expectations package (what GX copies into every site), never from
+        the reports root: the answer is the same for any pipeline and run and shows no data.
+        """
+        root = gx_static_root()
+        parts = [p for p in path.split("/") if p]
+        if root is None or not parts or any(p in (".", "..") for p in parts):
+            raise HTTPException(status_code=404, detail="No such file")
+        target = root.joinpath(*parts).resolve()
+        if not target.is_relative_to(root.resolve()) or not target.is_file():
+            raise HTTPException(status_code=404, detail="No such file")
+        media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(target.read_bytes(), media_type=media_type, headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/docs/{path:path}")
     def data_docs(path: str, user: object = Depends(require_user), manager: Any = Depends(auth_manager)) -> Response:
