@@ -126,3 +126,25 @@ def test_a_full_snapshot_of_a_loaded_target_stages_and_merges_without_a_build_ta
     result = sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path, run_id="again", full_snapshot=True)
     assert result["planned"]["batches"] and not exists(warehouse, "t_dst._ws_build_items")
     assert result["loaded"]["merged"] == 0 and result["loaded"]["staged"] == 9
+
+
+def test_a_snapshot_into_a_target_whose_old_table_was_renamed_aside_builds_and_its_retry_too(
+        source, warehouse, tmp_path):
+    """The renamed table keeps the index names a build would use; the build must not fail on them, twice."""
+    create_items(source, simple_rows(9))
+    pipeline = items_pipeline(snapshot_batch_size=3)
+    sync_window(source, warehouse, pipeline, T0, T0 + HOUR, tmp_path / "first", run_id="first", full_snapshot=True)
+    warehouse.execute("ALTER TABLE t_dst.items RENAME TO items_old")
+    warehouse.commit()
+    plan_and_extract(source, warehouse, pipeline, tmp_path / "attempt", run_id="snap")  # an attempt that stops here
+    planned, files = plan_and_extract(source, warehouse, pipeline, tmp_path / "retry", run_id="snap")  # its retry
+    assert load(source, warehouse, pipeline, planned, files).merged == 9
+    assert not exists(warehouse, "t_dst._ws_build_items")
+    assert [r[:2] for r in warehouse_rows(warehouse)] == [r[:2] for r in simple_rows(9)]
+    indexes = warehouse.execute(
+        "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 't_dst' ORDER BY 1, 2").fetchall()
+    warehouse.commit()
+    mine = [d for t, d in indexes if t == "items"]
+    assert len(mine) == 3 and any("UNIQUE" in d and "(tenant, id)" in d for d in mine), indexes
+    assert any("(updated_at)" in d for d in mine) and any("_deleted_at IS NOT NULL" in d for d in mine), indexes
+    assert len([t for t, _ in indexes if t == "items_old"]) == 3, "the renamed table keeps its indexes"

@@ -53,6 +53,9 @@ def test_known_names_and_severities():
     ({"column": "x"}, "expected a mapping with 'expect'"),
     ("column_values_to_not_be_null", "expected a mapping with 'expect'"),
     ({"expect": "column_values_to_not_be_null", "bad key": 1}, "invalid argument name"),
+    # the validate step passes meta itself: a configured one would fail every run with a duplicate argument
+    ({"expect": "column_values_to_not_be_null", "column": "x", "meta": {"owner": "ana"}},
+     "argument(s) ['meta'] are set by the validate step"),
 ])
 def test_a_bad_expectation_names_file_pipeline_field_and_entry(tmp_path, entry, words):
     with pytest.raises(ConfigError) as info:

@@ -41,6 +41,9 @@ table_columns_to_match_ordered_list table_columns_to_match_set table_row_count_t
 table_row_count_to_equal
 """.split())
 _ARGUMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Arguments the validate step sets itself: ``meta`` carries severity, label and position to the results
+# (quality/validate.py), so a configured ``meta`` would make every run fail with a duplicate argument.
+RESERVED_ARGUMENTS = frozenset({"meta"})
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ class Expectation:
             The expectation.
 
         Raises:
-            ValueError: Not a mapping with ``expect``, an unknown expectation, a bad severity or an
-                invalid argument name (the message says which, without file or pipeline).
+            ValueError: Not a mapping with ``expect``, an unknown expectation, a bad severity, an
+                invalid argument name or a reserved one (:data:`RESERVED_ARGUMENTS`; the message says
+                which, without file or pipeline).
         """
         if not isinstance(raw, dict) or "expect" not in raw:
             raise ValueError("expected a mapping with 'expect' (e.g. column_values_to_not_be_null)")
@@ -93,6 +97,10 @@ class Expectation:
         bad = [k for k in entry if not isinstance(k, str) or not _ARGUMENT.match(k)]
         if bad:
             raise ValueError(f"invalid argument name(s) {bad}")
+        reserved = sorted(RESERVED_ARGUMENTS.intersection(entry))
+        if reserved:
+            raise ValueError(f"argument(s) {reserved} are set by the validate step (severity, label and "
+                             "position travel in 'meta'); use 'label' and 'severity' instead")
         arguments = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()))
         return cls(expect, arguments, severity, "" if label is None else str(label))
 

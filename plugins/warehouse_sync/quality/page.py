@@ -255,14 +255,18 @@ def chart(trend: list[tuple[datetime, int]], width: int = 560, height: int = 120
             "first": f"{trend[0][0]:%m-%d %H:%M}", "last": f"{trend[-1][0]:%m-%d %H:%M}"}
 
 
-def render(views: list[TableView], base: str = "", error: str | None = None) -> str:
+def render(views: list[TableView], base: str = "", error: str | None = None, note: str | None = None,
+           nonce: str = "") -> str:
     """The page's HTML.
 
     Args:
         views: What :func:`collect` returned.
         base: URL prefix of the Airflow API server (``""`` at the root), for links to runs and docs.
         error: A plain message shown instead of the tables (e.g. the warehouse is unreachable).
+        note: A plain line under the title (e.g. how many pipelines the user may not see).
+        nonce: The Content-Security-Policy nonce of the page's style block (:data:`...app.PAGE_CSP`).
     """
     env = Environment(loader=PackageLoader("warehouse_sync.quality", "templates"),
                       autoescape=select_autoescape(["html"]))
-    return env.get_template("data_quality.html").render(views=views, base=base, error=error, chart=chart)
+    return env.get_template("data_quality.html").render(views=views, base=base, error=error, note=note, nonce=nonce,
+                                                          chart=chart)

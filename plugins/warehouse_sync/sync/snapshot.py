@@ -76,13 +76,14 @@ def prepare(run: Run, columns: list[Column]) -> TableRef | None:
     build = build_table(pipeline)
     with warehouse.transaction():
         warehouse.execute(DDL_LOCK)
+        drop(warehouse, pipeline)  # an earlier attempt's, with its index names
         if relation_exists(warehouse, pipeline.target.schema, pipeline.target.name):
-            drop(warehouse, pipeline)
             return None
+        tombstones = _free_name(warehouse, build.schema, tombstone_index(pipeline.target), "IF NOT EXISTS {}")
         warehouse.execute(load_sql(
             "sync/create_build.sql", schema=sql.Identifier(build.schema), build=table_ident(build),
             column_defs=column_definitions(warehouse_columns(warehouse, columns)), run_id=sql.Literal(run_id),
-            tombstones=sql.Identifier(tombstone_index(pipeline.target)), primary_key=idents(pipeline.primary_key),
+            tombstones=tombstones, primary_key=idents(pipeline.primary_key),
             marker=sql.Literal(MARKER.format(run_id=run_id)),
         ))
     warehouse.commit()
@@ -113,6 +114,19 @@ def clear_batch(warehouse: psycopg.Connection, build: TableRef, pipeline: Pipeli
         log.info("%s: removed %d rows an earlier attempt of batch %d copied into %s", pipeline.target, deleted,
                  batch.index, build)
     return max(deleted, 0)
+
+
+def _free_name(warehouse: psycopg.Connection, schema: str, name: str, form: str) -> sql.Composable:
+    """``form`` with the index name ``name`` (``"IF NOT EXISTS {}"``, ``"CONSTRAINT {}"``), or nothing when taken.
+
+    Index names are unique per schema, and a target renamed aside (or another table whose name shares
+    the first 63 bytes) keeps ours: a fixed name would then fail the build on every retry. Without a
+    name PostgreSQL picks a free one (``_ws_build_<target>_<columns>_idx``), which the rename keeps.
+    """
+    if relation_exists(warehouse, schema, name):
+        log.warning("%s.%s belongs to another table; the snapshot's index gets a name PostgreSQL picks", schema, name)
+        return sql.SQL("")
+    return sql.SQL(form).format(sql.Identifier(name))
 
 
 def drop(warehouse: psycopg.Connection, pipeline: Pipeline) -> None:
@@ -147,13 +161,15 @@ def finish(run: Run, columns: list[Column]) -> bool:
         log.warning("%s: the source's columns changed during the snapshot; loading its files instead", pipeline.target)
         drop(warehouse, pipeline)
         return False
+    schema = pipeline.target.schema
     try:
         with warehouse.transaction():
             warehouse.execute(load_sql(
                 "sync/finish_build.sql", build=table_ident(build), target_name=sql.Identifier(pipeline.target.name),
-                primary_key_name=sql.Identifier(f"{pipeline.target.name}_pkey"[:63]),
+                primary_key_name=_free_name(warehouse, schema, f"{pipeline.target.name}_pkey"[:63], "CONSTRAINT {}"),
                 primary_key=idents(pipeline.primary_key),
-                cursor_index=sql.Identifier(cursor_index(pipeline.target, pipeline.cursor)),
+                cursor_index=_free_name(warehouse, schema, cursor_index(pipeline.target, pipeline.cursor),
+                                        "IF NOT EXISTS {}"),
                 cursor=sql.Identifier(pipeline.cursor),
             ))
     except psycopg.errors.UniqueViolation:
