@@ -18,11 +18,10 @@ each column         string                 the source's text form of the value (
 
 Values stay in PostgreSQL's own text form: the warehouse casts them with the target column's type,
 so every type round-trips exactly. A file holds at most ``cdc.chunk_changes`` rows; a relation
-message that changes the columns starts a new file. Changes are read with
-``pg_logical_slot_peek_binary_changes`` up to the LSN fixed by ``plan`` through a server-side cursor
-(the server materialises the decoded changes, spilling to disk past ``work_mem``; this process holds
-one chunk), and the slot is not moved: :func:`warehouse_sync.cdc.slot.confirm` does that after the
-warehouse commit.
+message that changes the columns starts a new file. Changes up to the LSN fixed by ``plan`` are read
+in slices of at most ``cdc.chunk_changes`` messages from a temporary copy of the slot
+(:mod:`warehouse_sync.cdc.reader`: no call decodes the whole backlog), and the slot itself is not moved:
+:func:`warehouse_sync.cdc.slot.confirm` does that after the warehouse commit.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,10 +39,11 @@ import pyarrow as pa
 from psycopg import sql
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
+from warehouse_sync.cdc.reader import slot_messages
 from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import load_sql, table_ident, text_of
+from warehouse_sync.db.statements import table_ident, text_of
 from warehouse_sync.model import StagedFile, Window
 from warehouse_sync.target.parquet import write_table
 from warehouse_sync.target.staging import batch_file_name, window_folder_name
@@ -161,22 +161,14 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
     return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
 
 
-def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str | None) -> Iterator[bytes]:
-    with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
-        cur.itersize = pipeline.cdc.chunk_changes
-        cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
-                                                       "publication": pipeline.cdc_slot})
-        for (data,) in cur:
-            yield bytes(data)
-
-
 def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, window: Window,
                  root: Any) -> StagedChanges:
     """Decodes the slot's changes of transactions committed before ``upto_lsn`` into staged files.
 
-    The slot is only peeked, never moved. An update that changed the key is staged as a delete of
-    the old key followed by the update. Only the columns the pipeline syncs are staged
-    (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves out never reaches a file.
+    The slot is never moved (:mod:`.reader` reads a temporary copy). An update that changed the key is
+    staged as a delete of the old key followed by the update. Only the columns the
+    pipeline syncs are staged (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves
+    out never reaches a file.
 
     Raises:
         TruncateSeen: The table was truncated (the message gives the re-snapshot path).
@@ -188,7 +180,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
     oldest: datetime | None = None
     newest: datetime | None = None
-    for data in _messages(source, pipeline, upto_lsn):
+    for data in slot_messages(source, pipeline, upto_lsn):
         message = decode(data)
         if isinstance(message, Begin):
             commit_lsn, commit_time = message.final_lsn, message.commit_time
@@ -227,7 +219,7 @@ def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[st
     """
     keys: set[tuple[str, ...]] = set()
     relations: dict[int, Relation] = {}
-    for data in _messages(source, pipeline, None):
+    for data in slot_messages(source, pipeline, None):
         message = decode(data)
         if isinstance(message, Relation):
             relations[message.oid] = message
