@@ -5,7 +5,9 @@ Every staged file has the same layout, whether it holds snapshot rows or decoded
 ==================  =====================  ==========================================================
 column              Arrow type             meaning
 ==================  =====================  ==========================================================
-``_op``             string                 ``I`` insert (snapshot rows too), ``U`` update, ``D`` delete
+``_op``             string                 ``I`` insert (snapshot rows too), ``U`` update, ``D`` delete,
+                                           ``K`` update that changed the key (the row staged just
+                                           before it is the ``D`` of the old key)
 ``_lsn``            int64                  the version: commit LSN of the change's transaction, or one
                                            below the slot's consistent point for snapshot rows
 ``_seq``            int64                  order of the change in the run's stream (commit order)
@@ -166,7 +168,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     """Decodes the slot's changes of transactions committed before ``upto_lsn`` into staged files.
 
     The slot is never moved (:mod:`.reader` reads a temporary copy). An update that changed the key is
-    staged as a delete of the old key followed by the update. Only the columns the
+    staged as a delete of the old key followed by a ``K`` row of the new key. Only the columns the
     pipeline syncs are staged (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves
     out never reaches a file.
 
@@ -194,13 +196,15 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
             # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
             kept = [i for i, c in enumerate(relation.columns) if pipeline.selects(c.name)]
             names = tuple(relation.columns[i].name for i in kept)
-            if message.op == "D" or message.old is not None and _key_changed(relation, message):
+            key_changed = message.op == "U" and message.old is not None and _key_changed(relation, message)
+            if message.op == "D" or key_changed:
                 assert message.old is not None  # a delete carries its old key
                 writer.add(names, _row("D", commit_lsn, seq, commit_time, _only(message.old, kept)))
                 seq += 1
             if message.op != "D":
                 assert message.new is not None  # an insert or update carries its new tuple
-                writer.add(names, _row(message.op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
+                op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
+                writer.add(names, _row(op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
                 seq += 1
         elif isinstance(message, Truncate):
             raise TruncateSeen(
