@@ -219,7 +219,8 @@ def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[st
     """The primary keys (text form, key order) of every change waiting in the slot, not yet applied.
 
     After a run confirmed the slot at its plan's LSN, these are the changes committed since: a
-    difference they explain is in flight, and the next run applies it. The slot is only peeked.
+    difference they explain is in flight, and the next run applies it. The slot itself is not moved
+    (:mod:`.reader` reads a temporary copy).
     """
     keys: set[tuple[str, ...]] = set()
     relations: dict[int, Relation] = {}

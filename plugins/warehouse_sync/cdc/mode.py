@@ -217,8 +217,8 @@ class CdcMode:
     def pending_keys(self, run: Run) -> set[tuple[str, ...]]:
         """The keys of the changes waiting in the slot (committed after the last confirmed run's LSN).
 
-        Peeked, never consumed (:func:`.changes.pending_keys`); none when the slot is missing (the next
-        plan says so).
+        Read from a temporary copy, never consumed (:func:`.changes.pending_keys`); none when the slot
+        is missing (the next plan says so).
         """
         for attempt in range(PEEK_ATTEMPTS):
             try:
