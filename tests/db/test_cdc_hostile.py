@@ -115,6 +115,8 @@ def test_a_backlog_larger_than_one_read_is_read_in_bounded_slices_under_a_statem
     per_transaction = BACKLOG_ROWS // BACKLOG_TRANSACTIONS + 3  # BEGIN, RELATION, its rows, COMMIT
     assert len(slices) > BACKLOG_ROWS // SLICE // 2  # several slices, each bounded:
     assert max(slices) < SLICE + per_transaction  # at most the bound plus the rest of one transaction
+    # the load confirmed the slot in steps through the slices' ends (one advance over it all decodes it all)
+    assert len(second["files"][0]["facts"]["checkpoints"]) == len(slices) - 1
     assert second["loaded"]["slot"]["slot_moved"]
     logical_source.execute("RESET statement_timeout")
     logical_source.commit()

@@ -73,6 +73,8 @@ class StagedChanges:
         transactions: Source transactions the changes came from.
         oldest_commit, newest_commit: Commit times (UTC ISO text) of the first and last change, or ``None``.
         seconds: Wall time.
+        checkpoints: Where each slice but the last ended (``pg_lsn`` text, ascending): the load confirms
+            the slot through them in steps (:mod:`.reader`).
     """
 
     files: tuple[StagedFile, ...]
@@ -81,6 +83,7 @@ class StagedChanges:
     oldest_commit: str | None
     newest_commit: str | None
     seconds: float
+    checkpoints: tuple[str, ...] = ()
 
 
 def pg_text_array(names: Iterable[str]) -> str | None:
@@ -182,7 +185,8 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
     oldest: datetime | None = None
     newest: datetime | None = None
-    for data in slot_messages(source, pipeline, upto_lsn):
+    checkpoints: list[str] = []
+    for data in slot_messages(source, pipeline, upto_lsn, checkpoints):
         message = decode(data)
         if isinstance(message, Begin):
             commit_lsn, commit_time = message.final_lsn, message.commit_time
@@ -212,7 +216,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                 f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
     writer.flush()
     return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
-                         newest.isoformat() if newest else None, time.monotonic() - started)
+                         newest.isoformat() if newest else None, time.monotonic() - started, tuple(checkpoints))
 
 
 def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:

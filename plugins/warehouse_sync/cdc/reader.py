@@ -9,7 +9,9 @@ the copy with ``pg_logical_slot_get_binary_changes(copy, upto, nchanges)``: each
 checks the bound only after each decoded commit) and the next call continues right after it. The
 slices are contiguous, so together they are exactly the changes up to ``upto``, as one call would
 return them. The live slot is not touched: :func:`warehouse_sync.cdc.slot.confirm` moves it after the
-warehouse commit (decision 0009), and a failed extract simply starts over from a new copy.
+warehouse commit (decision 0009), and a failed extract simply starts over from a new copy. Advancing
+a logical slot decodes the WAL it passes, so the reader also reports where each slice ended, and the
+load advances the live slot through those positions in steps, each as bounded as a slice.
 
 The copy needs one free replication slot (``max_replication_slots``) while the read runs. Its name,
 ``wsr_<pipeline>_<8 hex>`` (at most 63 characters), is unique per read, so an extract and a reconcile of one
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 
 import psycopg
 
-from warehouse_sync.cdc.slot import CdcUnavailable, drop_slot
+from warehouse_sync.cdc.slot import CdcUnavailable, drop_slot, health
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import load_sql
 
@@ -39,13 +41,17 @@ def read_slot_name(pipeline: Pipeline) -> str:
     return f"wsr_{pipeline.name}"[:54] + "_" + uuid.uuid4().hex[:8]
 
 
-def slot_messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str | None) -> Iterator[bytes]:
+def slot_messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str | None,
+                  checkpoints: list[str] | None = None) -> Iterator[bytes]:
     """The slot's ``pgoutput`` messages of transactions committed before ``upto_lsn``, read in bounded slices.
 
     Args:
         source: Source connection (each slice is one statement in a transaction of its own).
         pipeline: Its slot and publication (:attr:`Pipeline.cdc_slot`) and ``cdc.chunk_changes`` (the bound).
         upto_lsn: The run's LSN (``pg_lsn`` text), or ``None`` for every pending change.
+        checkpoints: Receives where each slice but the last ended (the copy's confirmed position, ``pg_lsn``
+            text): advancing a logical slot decodes the WAL it passes, so the load confirms the live slot
+            through these in steps, each as bounded as a slice.
 
     Yields:
         Each message's bytes, in commit order, as ``pg_logical_slot_peek_binary_changes`` of the live slot
@@ -78,6 +84,10 @@ def slot_messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str 
             log.debug("%s: slice %d of slot %s: %d message(s)", pipeline.name, slices, pipeline.cdc_slot, returned)
             if returned < bound:  # the call stopped at upto (or the end of the WAL), not at the bound
                 break
+            if checkpoints is not None:
+                ended = health(source, copy).confirmed_flush_lsn
+                if ended:
+                    checkpoints.append(ended)
     finally:
         _drop_copy(source, copy)
     log.info("%s: read slot %s up to %s in %d slice(s) of at most %d message(s)", pipeline.name, pipeline.cdc_slot,
