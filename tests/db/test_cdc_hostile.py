@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import make_pipeline, run_tasks
 
+from warehouse_sync.cdc import slot as slots
 from warehouse_sync.model import RunStart
 
 OURS = ("backlog", "toasty")
@@ -133,13 +134,25 @@ def _big() -> str:
     return "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 100))"
 
 
+def _toasty(source, identity: str = "DEFAULT") -> None:
+    source.execute("CREATE TABLE t_src.toasty (id bigint PRIMARY KEY, big text NOT NULL, note text, "
+                   "updated_at timestamptz NOT NULL DEFAULT now())")
+    source.execute("ALTER TABLE t_src.toasty ALTER COLUMN big SET STORAGE EXTERNAL")
+    source.execute(f"ALTER TABLE t_src.toasty REPLICA IDENTITY {identity}")
+    source.execute(f"INSERT INTO t_src.toasty (id, big, note) SELECT i, {_big()}, 'n' FROM generate_series(1, 4) i")
+    source.commit()
+
+
+def _toasty_rows(source, warehouse) -> tuple[list, list]:
+    src = source.execute("SELECT id, big, note FROM t_src.toasty ORDER BY id").fetchall()
+    dst = warehouse.execute("SELECT id, big, note FROM t_dst.toasty WHERE _deleted_at IS NULL ORDER BY id").fetchall()
+    source.commit()
+    warehouse.commit()
+    return src, dst
+
+
 def test_a_key_changing_update_keeps_its_unchanged_toasted_value(logical_source, warehouse, tmp_path):
-    logical_source.execute("CREATE TABLE t_src.toasty (id bigint PRIMARY KEY, big text NOT NULL, note text, "
-                           "updated_at timestamptz NOT NULL DEFAULT now())")
-    logical_source.execute("ALTER TABLE t_src.toasty ALTER COLUMN big SET STORAGE EXTERNAL")
-    logical_source.execute(f"INSERT INTO t_src.toasty (id, big, note) SELECT i, {_big()}, 'n' "
-                           "FROM generate_series(1, 4) i")
-    logical_source.commit()
+    _toasty(logical_source)
     pipeline = make_pipeline("toasty", ("id",), mode="cdc")
     cdc_run(logical_source, warehouse, pipeline, tmp_path, "r1")
     logical_source.execute("UPDATE t_src.toasty SET id = 101 WHERE id = 1")  # the key alone
@@ -154,11 +167,32 @@ def test_a_key_changing_update_keeps_its_unchanged_toasted_value(logical_source,
     staged = [r for f in second["files"][0]["files"] for r in pq.read_table(f["path"]).to_pylist()]
     assert [(r["_op"], r["id"], r["_unchanged"]) for r in staged if r["_op"] == "K"] == [
         ("K", "101", '{"big"}'), ("K", "102", '{"big"}'), ("K", "202", '{"big"}'), ("K", "103", '{"big"}')]
-    src = logical_source.execute("SELECT id, big, note FROM t_src.toasty ORDER BY id").fetchall()
-    dst = warehouse.execute("SELECT id, big, note FROM t_dst.toasty WHERE _deleted_at IS NULL ORDER BY id").fetchall()
-    warehouse.commit()
+    src, dst = _toasty_rows(logical_source, warehouse)
     assert [r[0] for r in dst] == [4, 101, 103, 202] and all(len(r[1]) == 3200 for r in dst)
     assert dst == src
     reconciled = second["reconciled"]
     assert reconciled["drift"] is None  # nothing to repair: the first comparison matched
     assert all(c["source_checksum"] == c["warehouse_checksum"] for c in reconciled["comparisons"])
+
+
+def test_a_key_changing_update_replayed_after_a_kill_before_the_confirm_stays_whole(logical_source, warehouse,
+                                                                                    tmp_path, monkeypatch):
+    _toasty(logical_source, "FULL")  # the old row logged whole; deletes hard: the old key's row is gone on replay
+    pipeline = make_pipeline("toasty", ("id",), mode="cdc", delete_mode="hard")
+    cdc_run(logical_source, warehouse, pipeline, tmp_path, "r1")
+    logical_source.execute("UPDATE t_src.toasty SET id = 101 WHERE id = 1")
+    logical_source.commit()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("worker killed before the slot confirm")
+
+    monkeypatch.setattr(slots, "confirm", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        cdc_run(logical_source, warehouse, pipeline, tmp_path / "r2", "r2", reconcile=False)
+    monkeypatch.undo()
+    src, dst = _toasty_rows(logical_source, warehouse)
+    assert dst == src  # the warehouse committed
+    rerun = cdc_run(logical_source, warehouse, pipeline, tmp_path / "r3", "r3")
+    assert rerun["loaded"]["staged"] == 2 and rerun["loaded"]["merged"] == 0  # the replay changes nothing
+    src, dst = _toasty_rows(logical_source, warehouse)
+    assert dst == src and rerun["reconciled"]["drift"] is None
