@@ -11,7 +11,9 @@ column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, an
 * **several changes of one key in a run** collapse to the last (by stream order), each column taking
   the newest value any of them carried;
 * **unchanged TOAST values** (``u`` in pgoutput) and columns a change did not have (a relation from
-  before an ``ADD COLUMN``) keep the target's value; they are never set to NULL;
+  before an ``ADD COLUMN``) keep the target's value; they are never set to NULL. An update that changed
+  the key (staged as ``D`` of the old key, then ``K`` of the new one) takes them from the old key's row
+  (:func:`_fill_key_changes`);
 * **deletes**: ``delete_mode: soft`` sets ``_deleted_at`` (the source commit time) and keeps the row;
   ``hard`` deletes it. A hard delete leaves no version behind, which is safe: a run re-reads a
   contiguous range of the log from the slot's confirmed position, so a replayed insert always comes
@@ -54,6 +56,7 @@ ADD_VERSION = sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _lsn bigint"
 CREATE_STAGING = sql.SQL("CREATE TEMP TABLE {staging} (_op text, _lsn bigint, _seq bigint, _commit_time timestamptz, "
                          "_unchanged text[], {columns}) ON COMMIT DROP")
 READ_ROWS = 50_000
+STAGING_KEY_INDEX = sql.SQL("CREATE INDEX ON {staging} ({keys}, _seq)")
 SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::text[] AS _missing FROM {staging}")
 
 
@@ -103,6 +106,43 @@ def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths:
                     copy.write(buffer.getbuffer())
                     rows += batch.num_rows
     return rows
+
+
+def _fill_key_changes(cur: psycopg.Cursor, pipeline: Pipeline, columns: list[Column], staging: sql.Identifier) -> int:
+    """Gives an update that changed the key the TOASTed values it left unchanged, from its old key's row.
+
+    pgoutput sends an unchanged out-of-line value as "unchanged" even when the key changed; the change is
+    staged as a delete of the old key and a ``K`` row of the new key, which has no target row to keep the
+    value from. The value is the old key's just before the delete (``sql/cdc/fill_key_change.sql``): exact,
+    because the staged changes since the last confirmed run and the target's rows as that run left them
+    hold the old row's whole history. Rarely needed, so the index it uses is built only then.
+
+    Returns:
+        Staged rows filled (one per column filled).
+    """
+    keys = [c for c in columns if c.name in pipeline.primary_key]
+    cur.execute(load_sql("cdc/key_change_gaps.sql", staging=staging))
+    gaps = {name for (name,) in cur.fetchall()} - set(pipeline.primary_key)
+    wanted = [c for c in columns if c.name in gaps]
+    if not wanted:
+        return 0
+    cur.execute(STAGING_KEY_INDEX.format(staging=staging, keys=idents([k.name for k in keys])))
+    cur.execute(sql.SQL("ANALYZE {}").format(staging))
+    same_key = sql.SQL(" AND ").join(sql.SQL("e.{k} = d.{k}").format(k=sql.Identifier(k.name)) for k in keys)
+    target_key = sql.SQL(" AND ").join(sql.SQL("t.{} = CAST({} AS {})").format(
+        sql.Identifier(k.name), sql.Identifier("d", k.name), sql.SQL(k.sql_type)) for k in keys)
+    filled = 0
+    for column in wanted:
+        statement = load_sql("cdc/fill_key_change.sql", staging=staging, column=sql.Identifier(column.name),
+                             label=sql.Literal(column.name), same_key=same_key, target_key=target_key,
+                             table=table_ident(pipeline.target))
+        while True:  # one pass per link of a chain of key changes within the run
+            cur.execute(statement)
+            if cur.rowcount <= 0:
+                break
+            filled += cur.rowcount
+    log.info("%s: %d unchanged value(s) of key-changing updates taken from the old key's row", pipeline.target, filled)
+    return filled
 
 
 def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier,
@@ -181,6 +221,9 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
             with phases.timed("copy"):
                 staged = _copy(cur, staging, names, paths)
             merged = 0
+            if staged and not snapshot:
+                with phases.timed("fill"):
+                    _fill_key_changes(cur, pipeline, columns, staging)
             if staged:
                 with phases.timed("merge"):
                     cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})

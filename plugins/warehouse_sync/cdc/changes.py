@@ -5,7 +5,9 @@ Every staged file has the same layout, whether it holds snapshot rows or decoded
 ==================  =====================  ==========================================================
 column              Arrow type             meaning
 ==================  =====================  ==========================================================
-``_op``             string                 ``I`` insert (snapshot rows too), ``U`` update, ``D`` delete
+``_op``             string                 ``I`` insert (snapshot rows too), ``U`` update, ``D`` delete,
+                                           ``K`` update that changed the key (the row staged just
+                                           before it is the ``D`` of the old key)
 ``_lsn``            int64                  the version: commit LSN of the change's transaction, or one
                                            below the slot's consistent point for snapshot rows
 ``_seq``            int64                  order of the change in the run's stream (commit order)
@@ -18,11 +20,10 @@ each column         string                 the source's text form of the value (
 
 Values stay in PostgreSQL's own text form: the warehouse casts them with the target column's type,
 so every type round-trips exactly. A file holds at most ``cdc.chunk_changes`` rows; a relation
-message that changes the columns starts a new file. Changes are read with
-``pg_logical_slot_peek_binary_changes`` up to the LSN fixed by ``plan`` through a server-side cursor
-(the server materialises the decoded changes, spilling to disk past ``work_mem``; this process holds
-one chunk), and the slot is not moved: :func:`warehouse_sync.cdc.slot.confirm` does that after the
-warehouse commit.
+message that changes the columns starts a new file. Changes up to the LSN fixed by ``plan`` are read
+in slices of at most ``cdc.chunk_changes`` messages from a temporary copy of the slot
+(:mod:`warehouse_sync.cdc.reader`: no call decodes the whole backlog), and the slot itself is not moved:
+:func:`warehouse_sync.cdc.slot.confirm` does that after the warehouse commit.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,10 +41,11 @@ import pyarrow as pa
 from psycopg import sql
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
+from warehouse_sync.cdc.reader import slot_messages
 from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import load_sql, table_ident, text_of
+from warehouse_sync.db.statements import table_ident, text_of
 from warehouse_sync.model import StagedFile, Window
 from warehouse_sync.target.parquet import write_table
 from warehouse_sync.target.staging import batch_file_name, window_folder_name
@@ -71,6 +73,8 @@ class StagedChanges:
         transactions: Source transactions the changes came from.
         oldest_commit, newest_commit: Commit times (UTC ISO text) of the first and last change, or ``None``.
         seconds: Wall time.
+        checkpoints: Where each slice but the last ended (``pg_lsn`` text, ascending): the load confirms
+            the slot through them in steps (:mod:`.reader`).
     """
 
     files: tuple[StagedFile, ...]
@@ -79,6 +83,7 @@ class StagedChanges:
     oldest_commit: str | None
     newest_commit: str | None
     seconds: float
+    checkpoints: tuple[str, ...] = ()
 
 
 def pg_text_array(names: Iterable[str]) -> str | None:
@@ -161,22 +166,14 @@ def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[
     return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
 
 
-def _messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str | None) -> Iterator[bytes]:
-    with source.transaction(), source.cursor(name=f"ws_changes_{uuid.uuid4().hex[:8]}") as cur:
-        cur.itersize = pipeline.cdc.chunk_changes
-        cur.execute(load_sql("cdc/peek_changes.sql"), {"slot": pipeline.cdc_slot, "upto": upto_lsn,
-                                                       "publication": pipeline.cdc_slot})
-        for (data,) in cur:
-            yield bytes(data)
-
-
 def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, window: Window,
                  root: Any) -> StagedChanges:
     """Decodes the slot's changes of transactions committed before ``upto_lsn`` into staged files.
 
-    The slot is only peeked, never moved. An update that changed the key is staged as a delete of
-    the old key followed by the update. Only the columns the pipeline syncs are staged
-    (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves out never reaches a file.
+    The slot is never moved (:mod:`.reader` reads a temporary copy). An update that changed the key is
+    staged as a delete of the old key followed by a ``K`` row of the new key. Only the columns the
+    pipeline syncs are staged (:meth:`Pipeline.selects`): a column its ``columns:`` selection leaves
+    out never reaches a file.
 
     Raises:
         TruncateSeen: The table was truncated (the message gives the re-snapshot path).
@@ -188,7 +185,8 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
     oldest: datetime | None = None
     newest: datetime | None = None
-    for data in _messages(source, pipeline, upto_lsn):
+    checkpoints: list[str] = []
+    for data in slot_messages(source, pipeline, upto_lsn, checkpoints):
         message = decode(data)
         if isinstance(message, Begin):
             commit_lsn, commit_time = message.final_lsn, message.commit_time
@@ -202,13 +200,15 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
             # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
             kept = [i for i, c in enumerate(relation.columns) if pipeline.selects(c.name)]
             names = tuple(relation.columns[i].name for i in kept)
-            if message.op == "D" or message.old is not None and _key_changed(relation, message):
+            key_changed = message.op == "U" and message.old is not None and _key_changed(relation, message)
+            if message.op == "D" or key_changed:
                 assert message.old is not None  # a delete carries its old key
                 writer.add(names, _row("D", commit_lsn, seq, commit_time, _only(message.old, kept)))
                 seq += 1
             if message.op != "D":
                 assert message.new is not None  # an insert or update carries its new tuple
-                writer.add(names, _row(message.op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
+                op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
+                writer.add(names, _row(op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
                 seq += 1
         elif isinstance(message, Truncate):
             raise TruncateSeen(
@@ -216,18 +216,19 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                 f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
     writer.flush()
     return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
-                         newest.isoformat() if newest else None, time.monotonic() - started)
+                         newest.isoformat() if newest else None, time.monotonic() - started, tuple(checkpoints))
 
 
 def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:
     """The primary keys (text form, key order) of every change waiting in the slot, not yet applied.
 
     After a run confirmed the slot at its plan's LSN, these are the changes committed since: a
-    difference they explain is in flight, and the next run applies it. The slot is only peeked.
+    difference they explain is in flight, and the next run applies it. The slot itself is not moved
+    (:mod:`.reader` reads a temporary copy).
     """
     keys: set[tuple[str, ...]] = set()
     relations: dict[int, Relation] = {}
-    for data in _messages(source, pipeline, None):
+    for data in slot_messages(source, pipeline, None):
         message = decode(data)
         if isinstance(message, Relation):
             relations[message.oid] = message

@@ -13,7 +13,8 @@ both modes.
   the slot's exported snapshot; any other run decodes the slot's changes up to the plan's LSN. Both
   write Parquet files of at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
 * **load** merges them with the LSN version guard (:mod:`.apply`), then, only after the warehouse
-  commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`).
+  commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`), in steps through the ends of
+  the extract's slices (:mod:`.reader`): advancing a logical slot decodes the WAL it passes.
 * **health** measures the slot (retained WAL, lag, changes applied) with alerts over the
   thresholds: after each load, and daily in the reconcile DAG's ``health`` task, so a paused sync
   DAG whose slot keeps WAL still alerts.
@@ -122,7 +123,8 @@ class CdcMode:
 
         Returns:
             The staged files; ``facts``: ``kind``, ``upto_lsn``, ``consistent_point`` (snapshot), ``slot`` (read),
-            ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``).
+            ``transactions``, ``oldest_commit``, ``newest_commit`` (UTC ISO text or ``None``), ``checkpoints``
+            (where each slice but the last ended: the load confirms through them, :mod:`.reader`).
         """
         pipeline, source = run.pipeline, run.source
         columns = describe_pipeline_source(source, pipeline)
@@ -138,7 +140,7 @@ class CdcMode:
         facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,
                  "slot": read_slot,
                  "transactions": staged.transactions, "oldest_commit": staged.oldest_commit,
-                 "newest_commit": staged.newest_commit}
+                 "newest_commit": staged.newest_commit, "checkpoints": list(staged.checkpoints)}
         return Extracted(batch.index, staged.files, staged.changes, staged.seconds, {}, facts)
 
     def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
@@ -165,7 +167,9 @@ class CdcMode:
         if any(e.facts.get("slot") == slots.pending_slot(pipeline) for e in extracted):
             slots.promote_pending(run.source, pipeline)  # the new snapshot is in: its slot replaces the old one
         upto = next((e.facts["upto_lsn"] for e in extracted if e.facts.get("upto_lsn")), None)
-        moved = slots.confirm(run.source, pipeline.cdc_slot, upto) if upto else False
+        # in steps through the slices' ends: one advance over the whole backlog could exceed the statement timeout
+        steps = [lsn for e in extracted for lsn in e.facts.get("checkpoints") or ()] + [upto] if upto else []
+        moved = any([slots.confirm(run.source, pipeline.cdc_slot, lsn) for lsn in steps])
         measured = slots.health(run.source, pipeline.cdc_slot)
         oldest = min((datetime.fromisoformat(e.facts["oldest_commit"]) for e in extracted
                       if e.facts.get("oldest_commit")), default=None)
@@ -217,8 +221,8 @@ class CdcMode:
     def pending_keys(self, run: Run) -> set[tuple[str, ...]]:
         """The keys of the changes waiting in the slot (committed after the last confirmed run's LSN).
 
-        Peeked, never consumed (:func:`.changes.pending_keys`); none when the slot is missing (the next
-        plan says so).
+        Read from a temporary copy, never consumed (:func:`.changes.pending_keys`); none when the slot
+        is missing (the next plan says so).
         """
         for attempt in range(PEEK_ATTEMPTS):
             try:

@@ -75,8 +75,9 @@ class CdcSettings(BaseModel):
     ``slot_max_retained_wal_bytes`` of earlier versions are still read, with a deprecation warning.
 
     Attributes:
-        chunk_changes: Changes (rows) per staged Parquet file, i.e. per read from the slot (count,
-            >= 1; default 50 000): bounds task memory whatever the backlog.
+        chunk_changes: Changes (rows) per staged Parquet file, and messages per read (slice) from the
+            slot, plus the rest of the transaction that reached it (count, >= 1; default 50 000):
+            bounds task memory and each read's duration whatever the backlog.
         max_lag_seconds: Alert when a change reached the warehouse more than this many seconds after
             it committed at the source (seconds, >= 1; default 3 600, one hour).
         max_retained_wal_bytes: Alert when the replication slot makes the source keep more WAL than
