@@ -114,7 +114,7 @@ def run_window(
         start, end, why = run.interval_start, run.interval_end, "the data interval"
         if run.manual and end > run.run_after:
             end, why = run.run_after, "the data interval, ended at the trigger time"
-        if not run.manual and not run.backfill and watermark is not None and watermark < start:
+        if not run.manual and not run.backfill and watermark is not None and start is not None and watermark < start:
             log.warning("%s: the data interval starts at %s, after the watermark %s (runs skipped or failed since); "
                         "extending the window back to the watermark", pipeline.name, start, watermark)
             start, why = watermark, f"the data interval, extended back to the watermark {watermark.isoformat()} " \
