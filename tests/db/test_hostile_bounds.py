@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from helpers import T0, create_items, items_pipeline, run_tasks, simple_rows, sync_window, warehouse_rows
+import pytest
+from helpers import (
+    T0,
+    create_items,
+    create_lines,
+    items_pipeline,
+    lines_pipeline,
+    run_tasks,
+    simple_rows,
+    sync_window,
+    warehouse_rows,
+)
 
+from warehouse_sync import tasks
 from warehouse_sync.model import RunStart
+from warehouse_sync.reconcile.repair import RepairRefused
+from warehouse_sync.run import Run
 
 H = timedelta(hours=1)
 
@@ -51,3 +65,41 @@ def test_a_backfill_of_older_windows_syncs_only_its_own_windows(source, warehous
               run_id="ahead", reconcile=False)
     assert _plan_audit(warehouse, "ahead") == (T0 + 10 * H, T0 + 12 * H, "the data interval")
     assert len(warehouse_rows(warehouse)) == 10
+
+
+# Case 7: the repair ceiling stops counting: an emptied source costs no more than ceiling + 1 keys.
+
+def _emptied_lines(source, warehouse, tmp_path):
+    """t_src.lines (1 200 rows) loaded by a snapshot, then every source row deleted; a ceiling of 10 keys."""
+    create_lines(source)
+    sync_window(source, warehouse, lines_pipeline(), None, T0 + 2 * H, tmp_path, run_id="snapshot",
+                full_snapshot=True)
+    source.execute("DELETE FROM t_src.lines")
+    source.commit()
+    return lines_pipeline(repair_max_rows=10)
+
+
+def _drift_rows(warehouse) -> list[tuple]:
+    rows = warehouse.execute("SELECT scope, missing + extra + changed, refused, (sample->>'truncated')::boolean, "
+                             "(sample->>'at_least')::int FROM warehouse_sync.drift_history ORDER BY id").fetchall()
+    warehouse.commit()
+    return rows
+
+
+def test_the_daily_reconcile_of_an_emptied_source_refuses_having_collected_at_most_the_ceiling_plus_one_key(
+        source, warehouse, tmp_path):
+    pipeline = _emptied_lines(source, warehouse, tmp_path)
+    with pytest.raises(RepairRefused, match=r"at least \d+ rows differ .* ceiling is 10 .*Nothing was changed"):
+        tasks.reconcile_table(Run(pipeline, source, warehouse, "daily"), None)
+    [(scope, collected, refused, truncated, at_least)] = _drift_rows(warehouse)
+    assert (scope, refused, truncated) == ("table", True, True) and collected <= 11 and at_least > 10
+    assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE _deleted_at IS NULL").fetchone() == (1200,)
+
+
+def test_the_per_run_key_check_of_an_emptied_source_refuses_from_its_counts_without_reading_a_key(
+        source, warehouse, tmp_path):
+    pipeline = _emptied_lines(source, warehouse, tmp_path)
+    with pytest.raises(RepairRefused, match=r"at least 1200 rows differ .* ceiling is"):
+        sync_window(source, warehouse, pipeline, T0 + 2 * H, T0 + 4 * H, tmp_path, run_id="next")
+    assert _drift_rows(warehouse) == [("window", 0, True, True, 1200)]
+    assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE _deleted_at IS NULL").fetchone() == (1200,)

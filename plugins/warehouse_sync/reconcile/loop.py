@@ -165,7 +165,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
         checked = check_keys(source, warehouse, pipeline, columns, window.end)
         _record(run, [checked.comparison], "")
         final = checked.comparison
-        if checked.drift.total:
+        if checked.drift.total or checked.drift.truncated:
             found, held = _without_pending(checked.drift, pending)
             drift = _repair_found(run, columns, found, window.end, scope)
             # The rest of the key space matched: re-check only the ranges that differed.
@@ -202,7 +202,7 @@ def _repair_found(run: Run, columns: list[Column], found: Drift, as_of: datetime
     """Repairs located keys within the ceiling and records them in ``drift_history``."""
     warehouse, name = run.warehouse, run.pipeline.name
     try:
-        repaired = repair(run, columns, found).total if found.total else 0
+        repaired = repair(run, columns, found).total if found.total or found.truncated else 0
     except RepairRefused:
         warehouse.rollback()
         audit.record_drift(warehouse, name, run.run_id, scope, as_of, found, 0, refused=True)
