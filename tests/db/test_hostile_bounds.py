@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pyarrow.parquet as pq
 import pytest
 from helpers import (
     T0,
@@ -12,6 +13,7 @@ from helpers import (
     create_lines,
     items_pipeline,
     lines_pipeline,
+    make_pipeline,
     run_tasks,
     simple_rows,
     sync_window,
@@ -103,3 +105,52 @@ def test_the_per_run_key_check_of_an_emptied_source_refuses_from_its_counts_with
         sync_window(source, warehouse, pipeline, T0 + 2 * H, T0 + 4 * H, tmp_path, run_id="next")
     assert _drift_rows(warehouse) == [("window", 0, True, True, 1200)]
     assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE _deleted_at IS NULL").fetchone() == (1200,)
+
+
+# Case 6: pages are bounded by bytes as well as rows.
+
+WIDE_DDL = """
+CREATE TABLE t_src.wide (id bigint PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL);
+CREATE INDEX ON t_src.wide (updated_at, id);
+"""
+
+
+def _wide_rows(source, rows: int = 40) -> None:
+    """Rows of 1-12 kB of text with quotes, commas and newlines; several share one cursor value."""
+    source.execute(WIDE_DDL)
+    source.execute("""
+        INSERT INTO t_src.wide
+        SELECT i, repeat(md5(i::text) || E'"a, b"\\n', 25 * (1 + i %% 12)), %s + (i / 3) * interval '1 minute'
+        FROM generate_series(1, %s) i""", (T0, rows))
+    source.commit()
+
+
+def _same_wide_rows(source, warehouse) -> list[tuple]:
+    query = "SELECT id, md5(body), updated_at FROM {} ORDER BY id"
+    ours = source.execute(query.format("t_src.wide")).fetchall()
+    theirs = warehouse.execute(query.format("t_dst.wide")).fetchall()
+    source.commit()
+    warehouse.commit()
+    assert ours == theirs
+    return theirs
+
+
+def test_wide_rows_are_read_in_pages_ended_by_the_byte_bound_and_every_row_arrives_once(source, warehouse,
+                                                                                         tmp_path):
+    _wide_rows(source)
+    pipeline = make_pipeline("wide", ("id",), batch_size=1000, page_size=1000, page_bytes=20_000)
+    result = sync_window(source, warehouse, pipeline, T0, T0 + 2 * H, tmp_path, run_id="wide")
+    [staged] = [f for e in result["files"] for f in e["files"]]
+    pages = pq.ParquetFile(staged["path"])  # one row group per page written
+    sizes = [pages.metadata.row_group(i).num_rows for i in range(pages.num_row_groups)]
+    assert sum(sizes) == 40 and len(sizes) >= 10 and max(sizes) <= 5
+    assert len(_same_wide_rows(source, warehouse)) == 40
+
+
+def test_a_page_holds_at_least_one_row_wider_than_the_byte_bound(source, warehouse, tmp_path):
+    _wide_rows(source, rows=7)
+    pipeline = make_pipeline("wide", ("id",), batch_size=1000, page_size=1000, page_bytes=1)
+    result = sync_window(source, warehouse, pipeline, T0, T0 + 2 * H, tmp_path, run_id="one")
+    [staged] = [f for e in result["files"] for f in e["files"]]
+    assert pq.ParquetFile(staged["path"]).num_row_groups == 7
+    assert len(_same_wide_rows(source, warehouse)) == 7

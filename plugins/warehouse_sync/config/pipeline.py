@@ -121,6 +121,10 @@ class Pipeline(BaseModel):
         snapshot_batch_size: Rows per batch of a full snapshot (>= 1; bigger: a snapshot reads in key
             order, and task memory is bounded by ``page_size`` either way).
         page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
+        page_bytes: Bytes of source rows (their CSV text) per keyset page (>= 1; default 64 MiB): a page
+            ends at ``page_size`` rows or at this many bytes, whichever comes first, so wide rows do
+            not multiply task memory (about three pages are held: one written, two read ahead). The
+            load copies staged files in record batches of about this size too.
         settle_timeout_seconds: Seconds to wait for source transactions that started before the
             window end to finish, before extracting (>= 0; see docs/operating.md, "Late commits").
         late_horizon_max_age_seconds: The oldest a late horizon may be, in seconds before its window end
@@ -207,6 +211,7 @@ class Pipeline(BaseModel):
     batch_size: int = Field(50_000, strict=True, ge=1)
     snapshot_batch_size: int = Field(1_000_000, strict=True, ge=1)
     page_size: int = Field(20_000, strict=True, ge=1)
+    page_bytes: int = Field(64 * 1024 * 1024, strict=True, ge=1)
     settle_timeout_seconds: int = Field(30, strict=True, ge=0)
     lookback_minutes: int = Field(0, strict=True, ge=0)
     late_horizon_max_age_seconds: int = Field(21_600, strict=True, ge=1)
