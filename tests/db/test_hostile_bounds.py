@@ -3,7 +3,7 @@ cursors, and intervals never loaded."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,6 +21,7 @@ from helpers import (
 )
 
 from warehouse_sync import tasks
+from warehouse_sync.db.catalog import CursorTimeZone
 from warehouse_sync.model import RunStart
 from warehouse_sync.reconcile.repair import RepairRefused
 from warehouse_sync.run import Run
@@ -154,3 +155,56 @@ def test_a_page_holds_at_least_one_row_wider_than_the_byte_bound(source, warehou
     [staged] = [f for e in result["files"] for f in e["files"]]
     assert pq.ParquetFile(staged["path"]).num_row_groups == 7
     assert len(_same_wide_rows(source, warehouse)) == 7
+
+
+# Case 10: a `timestamp without time zone` cursor written in local time, across a DST change.
+
+BERLIN = "Europe/Berlin"
+FALL_BACK = datetime(2026, 10, 25, 1, 0, tzinfo=timezone.utc)  # 03:00 CEST becomes 02:00 CET
+
+
+def _local_table(source, cursor_type: str = "timestamp") -> None:
+    source.execute(f"CREATE TABLE t_src.local (id bigint PRIMARY KEY, note text, updated_at {cursor_type} NOT NULL); "
+                   "CREATE INDEX ON t_src.local (updated_at, id)")
+    source.commit()
+
+
+def _write_local(writer, ids: range, start: datetime, step: timedelta) -> None:
+    """The application: a session in Europe/Berlin inserting rows with its local time at each instant."""
+    writer.execute("SET TimeZone = 'Europe/Berlin'")
+    for i in ids:
+        writer.execute("INSERT INTO t_src.local VALUES (%s, %s, %s::timestamptz::timestamp)",
+                       (i, f"row {i}", start + (i - ids.start) * step))
+    writer.commit()
+
+
+def test_a_local_time_cursor_across_a_dst_change_syncs_each_row_exactly_once(source, second_source, warehouse,
+                                                                               tmp_path):
+    _local_table(source)
+    pipeline = make_pipeline("local", ("id",), cursor_time_zone=BERLIN)
+    extracted: dict[int, int] = {}
+    # Hourly runs from 22:00 to 04:00 UTC; before each, the application writes a row every 10 minutes of its hour.
+    for hour in range(-3, 3):
+        start = FALL_BACK + hour * H
+        ids = range(100 + 6 * (hour + 3), 106 + 6 * (hour + 3))
+        _write_local(second_source, ids, start, timedelta(minutes=10))
+        result = sync_window(source, warehouse, pipeline, start, start + H, tmp_path, run_id=f"h{hour}")
+        extracted[hour] = sum(f["rows"] for f in result["files"])
+    # Every row once: its own window, but for the repeated hour 02:00-03:00 local: the rows CEST wrote then carry
+    # the same wall-clock times as CET's, so both are in the window that ends at 03:00 CET.
+    assert extracted == {-3: 6, -2: 6, -1: 0, 0: 12, 1: 6, 2: 6}
+    rows = warehouse_rows(warehouse, "t_dst.local", "id, note, updated_at")
+    assert [r[0] for r in rows] == list(range(100, 136))
+    assert rows == source.execute("SELECT id, note, updated_at FROM t_src.local ORDER BY 1, 2").fetchall()
+
+
+def test_a_local_time_cursor_without_its_time_zone_is_refused_at_plan_time_with_the_fix(source, warehouse, tmp_path):
+    _local_table(source)
+    with pytest.raises(CursorTimeZone, match=r"timestamp without time zone.*cursor_time_zone: Europe/Berlin"):
+        sync_window(source, warehouse, make_pipeline("local", ("id",)), T0, T0 + H, tmp_path)
+
+
+def test_a_time_zone_for_a_timestamptz_cursor_is_refused(source, warehouse, tmp_path):
+    _local_table(source, "timestamptz")
+    with pytest.raises(CursorTimeZone, match=r"remove cursor_time_zone"):
+        sync_window(source, warehouse, make_pipeline("local", ("id",), cursor_time_zone=BERLIN), T0, T0 + H, tmp_path)

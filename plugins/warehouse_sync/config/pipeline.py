@@ -29,6 +29,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -80,6 +81,16 @@ def _no_repeats(columns: tuple[str, ...]) -> tuple[str, ...]:
     return columns
 
 
+def _time_zone(name: str | None) -> str | None:
+    """An IANA time zone name that this system's zone database knows (``Europe/Berlin``, ``UTC``)."""
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}: give an IANA name such as Europe/Berlin or UTC") from None
+    return name
+
+
 def _none_is_empty(value: Any) -> Any:
     return () if value is None else value
 
@@ -110,6 +121,10 @@ class Pipeline(BaseModel):
             single column as a string).
         cursor: Column that moves forward on every insert and update (``updated_at``, a
             ``timestamp`` or ``timestamptz`` column); not part of the primary key.
+        cursor_time_zone: For a ``timestamp without time zone`` cursor: the IANA time zone whose wall-clock
+            time the application writes in it (``Europe/Berlin``; ``UTC`` when it writes UTC). Required
+            for such a cursor (the plan refuses it without), refused for a ``timestamptz`` one. Window
+            bounds are compared with the cursor as wall-clock times of this zone.
         schedule: When the sync DAG runs: a five-field cron expression or an Airflow preset
             (``@hourly``, ``@daily``, ...), UTC; default :data:`SYNC_SCHEDULE` (every two hours).
             Each run owns the data interval between two ticks (:mod:`.schedule`). The daily
@@ -206,6 +221,7 @@ class Pipeline(BaseModel):
     primary_key: Annotated[tuple[_Column, ...], BeforeValidator(_one_or_many), Field(min_length=1),
                            AfterValidator(_no_repeats)]
     cursor: _Column
+    cursor_time_zone: Annotated[str | None, AfterValidator(_time_zone)] = None
     schedule: Annotated[str, AfterValidator(check_schedule)] = SYNC_SCHEDULE
     columns: ColumnSelection | None = None
     batch_size: int = Field(50_000, strict=True, ge=1)

@@ -39,7 +39,7 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import idents, load_sql, table_ident, tombstone_index
+from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, Side
 from warehouse_sync.reconcile.locate import (
@@ -366,4 +366,5 @@ def _inflight(src: SnapshotSide, pipeline: Pipeline, columns: list[Column], keys
     joined = key_join(pipeline, columns, keys)
     statement = load_sql("reconcile/key_inflight.sql", key_columns=idents(pipeline.primary_key, "r"),
                          table=src.table, cursor=sql.Identifier(pipeline.cursor), **joined["parts"])
-    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of}).fetchall()}
+    as_of_param = cursor_value(as_of, pipeline.cursor_time_zone)
+    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of_param}).fetchall()}

@@ -35,7 +35,7 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
-from warehouse_sync.db.statements import idents, load_sql, table_ident
+from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident
 
 log = logging.getLogger(__name__)
 INTEGER_TYPES = {"int2", "int4", "int8"}
@@ -208,10 +208,11 @@ def locate(
     parts = {"k1": sql.Identifier(k1), "cursor": sql.Identifier(pipeline.cursor), "columns": hash_inputs(columns),
              "keys": idents(pipeline.primary_key, "r")}
     result = Drift()
+    cursor_as_of = cursor_value(as_of, pipeline.cursor_time_zone)
     src = SnapshotSide(source, table_ident(pipeline.source), sql.SQL(""))
     wh = SnapshotSide(warehouse, table_ident(pipeline.target), LIVE)
     with ThreadPoolExecutor(max_workers=2) as pool, src, wh:
-        ranges = query_both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": as_of})
+        ranges = query_both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": cursor_as_of})
         lows = [r[0][0] for r in ranges if r[0][0] is not None]
         if lows:
             lo, hi = min(lows), max(r[0][1] for r in ranges if r[0][1] is not None) + 1
@@ -221,7 +222,7 @@ def locate(
             limit = pipeline.repair_max_rows
             while todo:
                 lo, hi, parts_count = todo.pop()
-                params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": as_of}
+                params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": cursor_as_of}
                 a, b = query_both(pool, src, wh, "reconcile/diff_segments.sql", parts, params)
                 a_map, b_map = {p: (n, s) for p, n, s in a}, {p: (n, s) for p, n, s in b}
                 if first:  # the first level covers every row: exact counts
@@ -239,7 +240,7 @@ def locate(
                     seg_hi = lo - (-(part + 1) * (hi - lo) // parts_count)
                     size = max(a_map.get(part, (0, 0))[0], b_map.get(part, (0, 0))[0])
                     if size <= leaf_rows or seg_hi - seg_lo <= factor:
-                        _compare_leaf(pool, src, wh, parts, seg_lo, seg_hi, as_of, result)
+                        _compare_leaf(pool, src, wh, parts, seg_lo, seg_hi, cursor_as_of, result)
                         if result.total > limit:
                             _classify_extra(src, pipeline, columns, result)  # in-flight keys are not drift
                         if result.stop_at(limit):

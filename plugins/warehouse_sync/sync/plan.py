@@ -152,7 +152,7 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window,
         Batches in keyset order; an empty list when the window has no rows.
     """
     keys = keyset_columns(pipeline, window)
-    where, params = window_filter(pipeline.cursor, window)
+    where, params = window_filter(pipeline.cursor, window, zone=pipeline.cursor_time_zone)
     if window.is_snapshot:
         starts = _snapshot_starts(conn, pipeline, where, params)
         if starts is not None:
