@@ -138,7 +138,7 @@ class Pipeline(BaseModel):
         page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
         page_bytes: Bytes of source rows (their CSV text) per keyset page (>= 1; default 64 MiB): a page
             ends at ``page_size`` rows or at this many bytes, whichever comes first, so wide rows do
-            not multiply task memory (about three pages are held: one written, two read ahead). The
+            not multiply task memory (a few pages are held: one read, two queued, one written). The
             load copies staged files in record batches of about this size too.
         settle_timeout_seconds: Seconds to wait for source transactions that started before the
             window end to finish, before extracting (>= 0; see docs/operating.md, "Late commits").
