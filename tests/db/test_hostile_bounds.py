@@ -23,6 +23,7 @@ from helpers import (
 from warehouse_sync import tasks
 from warehouse_sync.db.catalog import CursorTimeZone
 from warehouse_sync.model import RunStart
+from warehouse_sync.reconcile import loop
 from warehouse_sync.reconcile.repair import RepairRefused
 from warehouse_sync.run import Run
 
@@ -208,3 +209,14 @@ def test_a_time_zone_for_a_timestamptz_cursor_is_refused(source, warehouse, tmp_
     _local_table(source, "timestamptz")
     with pytest.raises(CursorTimeZone, match=r"remove cursor_time_zone"):
         sync_window(source, warehouse, make_pipeline("local", ("id",), cursor_time_zone=BERLIN), T0, T0 + H, tmp_path)
+
+
+def test_with_changes_pending_every_differing_key_is_located_so_that_they_do_not_count_against_the_ceiling(
+        source, warehouse, tmp_path):
+    pipeline = _emptied_lines(source, warehouse, tmp_path)
+    # e.g. CDC: deletes of two keys committed after the run's LSN
+    pending = {(str(o), str(n)) for o, n in warehouse.execute("SELECT order_id, line FROM t_dst.lines LIMIT 2")}
+    warehouse.commit()
+    with pytest.raises(RepairRefused, match=r"1198 rows differ"):
+        loop.reconcile_table(Run(pipeline, source, warehouse, "daily"), None, pending=lambda: pending)
+    assert _drift_rows(warehouse) == [("table", 1198, True, False, 1198)]

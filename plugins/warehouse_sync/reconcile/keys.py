@@ -44,6 +44,7 @@ from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, Side
 from warehouse_sync.reconcile.locate import (
     INTEGER_TYPES,
+    UNBOUNDED,
     Drift,
     SnapshotSide,
     UnsupportedKey,
@@ -235,7 +236,8 @@ def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) ->
 
 def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
                columns: list[Column], as_of: datetime, leaf_rows: int = LEAF_ROWS,
-               max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None) -> KeyCheck:
+               max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None,
+               bounded: bool = True) -> KeyCheck:
     """Finds keys on one side only (deletes at the source, keys lost or not yet deleted in the warehouse).
 
     Args:
@@ -249,6 +251,7 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         only: Compare just these leaf ranges ``(lo, hi)`` key by key, no bisection (the re-check after a
             repair: :attr:`KeyCheck.leaves` of the check that found the drift; the rest of the key
             space matched then). The comparison then covers those ranges only.
+        bounded: Stop counting at the repair ceiling (module docstring); ``False``: find every key.
 
     Returns:
         The drift (``missing`` and ``extra`` only) and a ``keys`` :class:`Comparison`.
@@ -288,12 +291,13 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
             segments_compared += compared
             # Keys live in the warehouse only are drift (a key in flight is one inserted at the source after as_of).
             surplus = max(surplus, count_gap(b_map, a_map))
-            if surplus > repair_ceiling(pipeline, totals["source"][0]):
+            if bounded and surplus > repair_ceiling(pipeline, totals["source"][0]):
                 break
             todo, new_leaves = next_level(todo, a_map, b_map, leaf_rows, max_parts)
             leaves += new_leaves
         # The re-check after a repair has no first level to count the table: the fraction does not apply.
         limit = pipeline.repair_max_rows if only is not None else repair_ceiling(pipeline, totals["source"][0])
+        limit = limit if bounded else UNBOUNDED
         if surplus > limit:
             leaves = []  # more keys live in the warehouse only than the ceiling: none need reading
         found = _read_leaves(pool, src, wh, parts, pipeline, columns, leaves, as_of, limit)

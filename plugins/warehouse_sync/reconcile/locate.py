@@ -40,6 +40,7 @@ from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_i
 log = logging.getLogger(__name__)
 INTEGER_TYPES = {"int2", "int4", "int8"}
 LIVE = sql.SQL("AND r._deleted_at IS NULL")
+UNBOUNDED = 1 << 62  # a ceiling no drift reaches
 
 
 class UnsupportedKey(ValueError):
@@ -179,6 +180,7 @@ def locate(
     factor: int = 32,
     leaf_rows: int = 2000,
     sample: int = 20,
+    bounded: bool = True,
 ) -> Drift:
     """Finds the keys that differ between source and warehouse, for rows with cursor < ``as_of``.
 
@@ -193,6 +195,7 @@ def locate(
         factor: Segments each differing segment is cut into.
         leaf_rows: Segments with at most this many rows are compared key by key.
         sample: Changed keys whose differing columns are named.
+        bounded: Stop counting at the repair ceiling (module docstring); ``False``: find every key.
 
     Returns:
         Keys missing, extra and changed (each a list of key tuples), and a sample of changed columns.
@@ -219,7 +222,7 @@ def locate(
             estimate = max(r[0][2] or 0 for r in ranges)
             todo = [(lo, hi, max(factor, -(-estimate // leaf_rows)))]
             first = True
-            limit = pipeline.repair_max_rows
+            limit = pipeline.repair_max_rows if bounded else UNBOUNDED
             while todo:
                 lo, hi, parts_count = todo.pop()
                 params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": cursor_as_of}
@@ -228,7 +231,7 @@ def locate(
                 if first:  # the first level covers every row: exact counts
                     result.rows = max(sum(r[1] for r in a), sum(r[1] for r in b))
                     first = False
-                    limit = repair_ceiling(pipeline, result.rows)
+                    limit = repair_ceiling(pipeline, result.rows) if bounded else UNBOUNDED
                     if result.stop_at(limit, count_gap(a_map, b_map)):  # source rows the warehouse lacks
                         break
                 for part in sorted(set(a_map) | set(b_map)):
