@@ -31,6 +31,7 @@ like the other health alerts; a pipeline that stays stale is not alerted again u
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
@@ -104,6 +105,8 @@ def measure_freshness(run: Run, window: Window) -> Health:
         warehouse.rollback()
         row = None
     newest, now = row if row is not None else (None, None)
+    if newest is not None and newest.tzinfo is None and pipeline.cursor_time_zone is not None:
+        newest = newest.replace(tzinfo=ZoneInfo(pipeline.cursor_time_zone))  # a wall-clock cursor: its zone's time
     lag: float | None = (now - newest).total_seconds() if newest is not None and now is not None else None
     limit = pipeline.max_staleness_minutes
     stale = lag is not None and limit is not None and lag > limit * 60

@@ -89,6 +89,8 @@ class RunStart:
         manual: Whether it was triggered by a person or the API (``run_type == "manual"``), as
             opposed to the scheduler or a backfill.
         full_snapshot: The run param ``full_snapshot``: read every row before the window end.
+        backfill: Whether it is a run of a backfill (``run_type == "backfill"``): it syncs its own data
+            interval only, never extended back to the watermark (:func:`warehouse_sync.sync.plan.run_window`).
     """
 
     logical_date: datetime | None
@@ -97,24 +99,26 @@ class RunStart:
     run_after: datetime
     manual: bool = False
     full_snapshot: bool = False
+    backfill: bool = False
 
     @classmethod
     def from_dag_run(cls, dag_run: Any, params: dict[str, Any] | None = None) -> "RunStart":
         """Reads an Airflow ``DagRun`` (the task context's ``dag_run``) and the run's ``params``.
 
         A run is manual when its ``run_type`` is ``manual`` (the enum or its value), as opposed to
-        ``scheduled``, ``backfill`` or ``asset_triggered``.
+        ``scheduled``, ``backfill`` or ``asset_triggered``; a backfill when it is ``backfill``.
         """
-        run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
         return cls(logical_date=dag_run.logical_date, interval_start=dag_run.data_interval_start,
                    interval_end=dag_run.data_interval_end, run_after=dag_run.run_after,
-                   manual=str(run_type).lower() == "manual",
-                   full_snapshot=bool((params or {}).get("full_snapshot")))
+                   manual=run_type == "manual", full_snapshot=bool((params or {}).get("full_snapshot")),
+                   backfill=run_type == "backfill")
 
     @classmethod
-    def scheduled(cls, start: datetime, end: datetime, full_snapshot: bool = False) -> "RunStart":
-        """A scheduled (or backfilled) run of the data interval ``[start, end)``."""
-        return cls(start, start, end, end, manual=False, full_snapshot=full_snapshot)
+    def scheduled(cls, start: datetime, end: datetime, full_snapshot: bool = False,
+                  backfill: bool = False) -> "RunStart":
+        """A scheduled (or, with ``backfill``, backfilled) run of the data interval ``[start, end)``."""
+        return cls(start, start, end, end, manual=False, full_snapshot=full_snapshot, backfill=backfill)
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,8 @@ def test_the_cleanup_task_removes_expired_windows_from_the_bucket_and_keeps_the_
     insert_items(source, simple_rows(4, start=later, tenant="b"))
     pipeline = items_pipeline()
     run = Run(pipeline, source, warehouse, "run")
-    for start in (T0, later):
-        planned = tasks.plan(run, RunStart.scheduled(start, start + 2 * HOUR))
+    for start in (T0, later):  # backfill runs: a scheduled one would extend back to the watermark
+        planned = tasks.plan(run, RunStart.scheduled(start, start + 2 * HOUR, backfill=True))
         tasks.load(run, planned, extract_all(run, planned))
     old, new = (window_folder_name(Window(s, s + 2 * HOUR)) for s in (T0, later))
     assert {k.split("/")[1] for k in keys(s3_store, s3_staging)} == {old, new}

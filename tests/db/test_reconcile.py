@@ -105,7 +105,7 @@ def test_mass_drift_beyond_the_ceiling_is_refused_and_changes_nothing(source, wa
     pipeline = lines_pipeline(repair_max_rows=5)
     warehouse.execute("UPDATE t_dst.lines SET note = 'wrong' WHERE order_id <= 10")
     warehouse.commit()
-    with pytest.raises(RepairRefused, match=r"40 rows differ .* ceiling is 5"):
+    with pytest.raises(RepairRefused, match=r"at least \d+ rows differ .* ceiling is 5"):
         tasks.reconcile_table(Run(pipeline, source, warehouse, "daily"), AS_OF)
     assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE note = 'wrong'").fetchone() == (40,)
     assert warehouse.execute("SELECT refused FROM warehouse_sync.drift_history").fetchall() == [(True,)]

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import T0, create_items, insert_items, items_pipeline, simple_rows, sync_window, warehouse_rows
+from helpers import (
+    T0,
+    create_items,
+    insert_items,
+    items_pipeline,
+    run_tasks,
+    simple_rows,
+    sync_window,
+    warehouse_rows,
+)
 
 from warehouse_sync import tasks
 from warehouse_sync.model import RunStart, Window
@@ -116,7 +125,9 @@ def test_the_cleanup_task_removes_old_windows_and_records_the_staging_size_left(
     insert_items(source, simple_rows(4, start=later, tenant="b"))
     pipeline = items_pipeline()
     old = sync_window(source, warehouse, pipeline, T0, T0 + 2 * HOUR, tmp_path, run_id="sync_old")
-    new = sync_window(source, warehouse, pipeline, later, later + 2 * HOUR, tmp_path, run_id="sync_new")
+    # A backfill run: a scheduled one would extend back to the watermark (T0 + 2 h), one window folder for both.
+    new = run_tasks(source, warehouse, pipeline, RunStart.scheduled(later, later + 2 * HOUR, backfill=True), tmp_path,
+                    run_id="sync_new")
     staged_on_schedule(old["files"], T0 + 2 * HOUR)
     staged_on_schedule(new["files"], later + 2 * HOUR)
     old_folder = tmp_path / "items" / window_folder_name(Window(T0, T0 + 2 * HOUR))

@@ -108,6 +108,9 @@ def test_a_pipeline_round_trips_through_model_dump(tmp_path):
         ({"per_run_table_check": "rows"}, "per_run_table_check"),
         ({"volume_tolerance": 10}, "volume_tolerance"),
         ({"volume_tolerance": 0}, "volume_tolerance"),
+        ({"cursor_time_zone": "Mars/Olympus_Mons"}, "cursor_time_zone"),
+        ({"cursor_time_zone": "../etc"}, "cursor_time_zone"),
+        ({"page_bytes": 0}, "page_bytes"),
     ],
 )
 def test_invalid_entry_error_names_file_pipeline_and_field(tmp_path, change, field):
@@ -117,6 +120,14 @@ def test_invalid_entry_error_names_file_pipeline_and_field(tmp_path, change, fie
     message = error_of(path)
     assert str(path) in message and f"field '{field}'" in message
     assert "pipeline 'orders'" in message or "pipeline 'Bad Name'" in message
+
+
+def test_a_cursor_time_zone_is_an_iana_name_this_system_knows(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["cursor_time_zone"] = "Europe/Berlin"
+    assert load_config(write(tmp_path, doc)).pipelines[0].cursor_time_zone == "Europe/Berlin"
+    doc["pipelines"][0]["cursor_time_zone"] = "Europe/Nowhere"
+    assert "unknown time zone 'Europe/Nowhere'" in error_of(write(tmp_path, doc))
 
 
 def test_error_message_is_short_and_human(tmp_path):
@@ -147,8 +158,8 @@ def test_unknown_key_lists_the_allowed_ones(tmp_path):
     doc = good()
     doc["defaults"] = {"name": "everything"}
     message = error_of(write(tmp_path, doc))
-    assert ("defaults, field 'name': unknown field (allowed: alerts, batch_size, cdc, columns, delete_mode, "
-            "expectations" in message)
+    assert ("defaults, field 'name': unknown field (allowed: alerts, batch_size, cdc, columns, cursor_time_zone, "
+            "delete_mode, expectations" in message)
 
     doc = good()
     doc["pipeline"] = doc.pop("pipelines")  # a typo of a top-level key is named as such

@@ -21,7 +21,7 @@ def pipeline(**settings) -> Pipeline:
 
 
 SCHEDULE = SYNC_SCHEDULE
-WATERMARK = START - timedelta(hours=6)
+WATERMARK = START  # the previous run loaded up to this run's start
 
 
 def window(p=None, run=None, watermark=WATERMARK, horizon=None) -> Window:
@@ -133,3 +133,19 @@ def test_a_batch_predicate_bounds_the_keyset_row_only_where_the_batch_has_a_boun
     assert f"{keyset} >= (%(lower_0)s, %(lower_1)s, %(lower_2)s)" in middle.as_string(None)
     assert f"{keyset} < (%(upper_0)s, %(upper_1)s, %(upper_2)s)" in middle.as_string(None)
     assert params["lower_1"] == "a" and params["upper_2"] == "1"
+
+
+def test_a_scheduled_run_after_skipped_intervals_extends_back_to_the_watermark_and_says_so():
+    outage = START - timedelta(hours=6)  # three 2-hour runs never loaded (catchup=False, or they failed)
+    got, why = run_window(pipeline(), SCHEDULE, RunStart.scheduled(START, END), outage, None)
+    assert got == Window(outage, END) and "extended back to the watermark" in why
+
+
+def test_a_backfill_run_syncs_only_its_own_interval_whatever_the_watermark():
+    for watermark in (START - timedelta(hours=6), END + timedelta(days=3)):
+        got, why = run_window(pipeline(), SCHEDULE, RunStart.scheduled(START, END, backfill=True), watermark, None)
+        assert got == Window(START, END) and why == "the data interval"
+
+
+def test_a_scheduled_run_before_the_watermark_is_not_extended():
+    assert window(watermark=END + timedelta(hours=4)) == Window(START, END)

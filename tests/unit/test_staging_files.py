@@ -177,3 +177,14 @@ def test_the_page_shows_the_staging_size_of_a_table_and_nothing_before_a_cleanup
     orders, lines = page.split('id="lines"', 1)
     assert '<p class="staging muted">staging: 3.0 GiB in 1,200 files, kept 7 days</p>' in orders
     assert "staging:" not in lines
+
+
+def test_wide_rows_are_copied_in_record_batches_of_about_the_byte_bound():
+    import pyarrow as pa
+
+    from warehouse_sync.target.bulk_copy import COPY_ROWS, batch_rows
+
+    table = pa.table({"body": ["x" * 10_000] * 100})
+    assert batch_rows(table, None) == COPY_ROWS
+    assert 4 <= batch_rows(table, 50_000) <= 5  # about 10 kB a row
+    assert batch_rows(table, 1) == 1

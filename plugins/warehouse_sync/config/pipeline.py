@@ -29,6 +29,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -80,6 +81,16 @@ def _no_repeats(columns: tuple[str, ...]) -> tuple[str, ...]:
     return columns
 
 
+def _time_zone(name: str | None) -> str | None:
+    """An IANA time zone name that this system's zone database knows (``Europe/Berlin``, ``UTC``)."""
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}: give an IANA name such as Europe/Berlin or UTC") from None
+    return name
+
+
 def _none_is_empty(value: Any) -> Any:
     return () if value is None else value
 
@@ -110,6 +121,10 @@ class Pipeline(BaseModel):
             single column as a string).
         cursor: Column that moves forward on every insert and update (``updated_at``, a
             ``timestamp`` or ``timestamptz`` column); not part of the primary key.
+        cursor_time_zone: For a ``timestamp without time zone`` cursor: the IANA time zone whose wall-clock
+            time the application writes in it (``Europe/Berlin``; ``UTC`` when it writes UTC). Required
+            for such a cursor (the plan refuses it without), refused for a ``timestamptz`` one. Window
+            bounds are compared with the cursor as wall-clock times of this zone.
         schedule: When the sync DAG runs: a five-field cron expression or an Airflow preset
             (``@hourly``, ``@daily``, ...), UTC; default :data:`SYNC_SCHEDULE` (every two hours).
             Each run owns the data interval between two ticks (:mod:`.schedule`). The daily
@@ -121,6 +136,10 @@ class Pipeline(BaseModel):
         snapshot_batch_size: Rows per batch of a full snapshot (>= 1; bigger: a snapshot reads in key
             order, and task memory is bounded by ``page_size`` either way).
         page_size: Rows per keyset page read inside a batch (>= 1; bounds task memory).
+        page_bytes: Bytes of source rows (their CSV text) per keyset page (>= 1; default 64 MiB): a page
+            ends at ``page_size`` rows or at this many bytes, whichever comes first, so wide rows do
+            not multiply task memory (a few pages are held: one read, two queued, one written). The
+            load copies staged files in record batches of about this size too.
         settle_timeout_seconds: Seconds to wait for source transactions that started before the
             window end to finish, before extracting (>= 0; see docs/operating.md, "Late commits").
         late_horizon_max_age_seconds: The oldest a late horizon may be, in seconds before its window end
@@ -207,11 +226,13 @@ class Pipeline(BaseModel):
     primary_key: Annotated[tuple[_Column, ...], BeforeValidator(_one_or_many), Field(min_length=1),
                            AfterValidator(_no_repeats)]
     cursor: _Column
+    cursor_time_zone: Annotated[str | None, AfterValidator(_time_zone)] = None
     schedule: Annotated[str, AfterValidator(check_schedule)] = SYNC_SCHEDULE
     columns: ColumnSelection | None = None
     batch_size: int = Field(50_000, strict=True, ge=1)
     snapshot_batch_size: int = Field(1_000_000, strict=True, ge=1)
     page_size: int = Field(20_000, strict=True, ge=1)
+    page_bytes: int = Field(64 * 1024 * 1024, strict=True, ge=1)
     settle_timeout_seconds: int = Field(30, strict=True, ge=0)
     lookback_minutes: int = Field(0, strict=True, ge=0)
     late_horizon_max_age_seconds: int = Field(21_600, strict=True, ge=1)

@@ -280,13 +280,59 @@ def describe_source(
     return select_columns(table, columns, selection, (*primary_key, cursor))
 
 
+class CursorTimeZone(ValueError):
+    """A ``timestamp without time zone`` cursor without ``cursor_time_zone``, or that setting on a ``timestamptz`` one.
+
+    The message names the pipeline, the column's type and the fix.
+    """
+
+
 def describe_pipeline_source(conn: psycopg.Connection, pipeline: Pipeline) -> list[Column]:
     """:func:`describe_source` of a pipeline: its source, key, cursor and ``columns:`` selection.
 
     The one place the selection is applied: every mode's plan, extract and load and the reconcile
     use the columns it returns, so an excluded column is never read, staged, created or compared.
+    Also the one place the cursor's type is checked against ``cursor_time_zone``
+    (:func:`check_cursor_time_zone`).
+
+    Raises:
+        CursorTimeZone: The cursor's type and ``cursor_time_zone`` do not fit together.
     """
-    return describe_source(conn, pipeline.source, pipeline.primary_key, pipeline.cursor, pipeline.columns)
+    columns = describe_source(conn, pipeline.source, pipeline.primary_key, pipeline.cursor, pipeline.columns)
+    check_cursor_time_zone(conn, pipeline, columns)
+    return columns
+
+
+def check_cursor_time_zone(conn: psycopg.Connection, pipeline: Pipeline, columns: list[Column]) -> None:
+    """Refuses a ``timestamp without time zone`` cursor unless the pipeline says in which zone it is written.
+
+    Its values are wall-clock times: read as UTC, a source writing local time would put rows into
+    windows already synced (docs/operating.md, "Hostile sources"). With ``cursor_time_zone`` the
+    window bounds are compared as wall-clock times of that zone
+    (:func:`warehouse_sync.db.statements.cursor_value`), which a ``timestamptz`` cursor must not be.
+
+    Raises:
+        CursorTimeZone: A naive cursor without ``cursor_time_zone`` (the message gives the source's
+            ``TimeZone`` setting as a hint), or a ``timestamptz`` cursor with it.
+    """
+    column = next((c for c in columns if c.name == pipeline.cursor), None)
+    if column is None:
+        return
+    base = column.base_type or column.sql_type
+    naive = base.startswith("timestamp") and base.endswith("without time zone")
+    if naive and pipeline.cursor_time_zone is None:
+        (zone,) = conn.execute("SHOW TimeZone").fetchone()  # type: ignore[misc]
+        raise CursorTimeZone(
+            f"pipeline {pipeline.name}: cursor column {pipeline.cursor!r} of {pipeline.source} is {column.sql_type}: "
+            "its values are wall-clock times of some time zone, and read as UTC a source writing local time puts "
+            "rows into windows already synced. Set cursor_time_zone in the pipeline to the IANA zone the "
+            f"application writes it in (e.g. cursor_time_zone: Europe/Berlin; the source server's TimeZone "
+            f"setting is {zone}; UTC if it writes UTC), or make the column timestamptz.")
+    if not naive and pipeline.cursor_time_zone is not None:
+        raise CursorTimeZone(
+            f"pipeline {pipeline.name}: cursor_time_zone {pipeline.cursor_time_zone} is set, but cursor column "
+            f"{pipeline.cursor!r} of {pipeline.source} is {column.sql_type}, whose values are instants; remove "
+            "cursor_time_zone from the pipeline.")
 
 
 def column_definitions(columns: list[Column]) -> sql.Composable:

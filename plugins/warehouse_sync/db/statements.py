@@ -13,9 +13,11 @@ nothing is string-formatted.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any, Iterable
+from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
@@ -100,12 +102,28 @@ def bind_row(prefix: str, values: Iterable[object]) -> dict[str, object]:
     return {f"{prefix}_{i}": v for i, v in enumerate(values)}
 
 
-def window_filter(cursor: str, window: Window, prefix: str | None = None) -> tuple[sql.Composable, dict[str, Any]]:
-    """SQL predicate and parameters for ``cursor`` in ``window`` (half-open)."""
+def cursor_value(instant: datetime, zone: str | None) -> datetime:
+    """A UTC instant as the parameter a cursor is compared with.
+
+    The instant itself for a ``timestamptz`` cursor (``zone`` ``None``); for a ``timestamp without time
+    zone`` cursor written in ``zone`` (the pipeline's ``cursor_time_zone``), the wall-clock time there,
+    naive, so PostgreSQL compares two ``timestamp`` values whatever the session's ``TimeZone``. The
+    mapping never goes backwards (in a DST fall-back hour two instants give one wall-clock time), so
+    windows that share their bounds still tile the cursor's values: each row is in exactly one.
+    """
+    return instant if zone is None else instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def window_filter(cursor: str, window: Window, prefix: str | None = None,
+                  zone: str | None = None) -> tuple[sql.Composable, dict[str, Any]]:
+    """SQL predicate and parameters for ``cursor`` in ``window`` (half-open).
+
+    ``zone``: the pipeline's ``cursor_time_zone`` (:func:`cursor_value`).
+    """
     column = sql.Identifier(prefix, cursor) if prefix else sql.Identifier(cursor)
-    params: dict[str, Any] = {"window_end": window.end}
+    params: dict[str, Any] = {"window_end": cursor_value(window.end, zone)}
     clause = sql.SQL("{c} < %(window_end)s").format(c=column)
     if window.start is not None:
         clause = sql.SQL("{c} >= %(window_start)s AND ").format(c=column) + clause
-        params["window_start"] = window.start
+        params["window_start"] = cursor_value(window.start, zone)
     return clause, params

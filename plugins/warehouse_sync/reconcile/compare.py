@@ -24,7 +24,7 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
-from warehouse_sync.db.statements import idents, load_sql, table_ident, window_filter
+from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident, window_filter
 from warehouse_sync.model import Window
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ def _inflight_keys(conn: psycopg.Connection, pipeline: Pipeline, window_end: Any
     query = INFLIGHT_KEYS.format(primary_key=idents(pipeline.primary_key), table=table_ident(pipeline.source),
                                  cursor=sql.Identifier(pipeline.cursor))
     buffer = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(query, {"window_end": window_end, "limit": limit + 1}) as copy:
+    with conn.cursor() as cur, cur.copy(query, {"window_end": cursor_value(window_end, pipeline.cursor_time_zone),
+                                                      "limit": limit + 1}) as copy:
         for chunk in copy:
             buffer.write(chunk)
     return buffer.getvalue()
@@ -140,7 +141,7 @@ def compare(
             source_sides = []
             for _, scope_window in scopes:
                 started = time.monotonic()
-                where, params = window_filter(pipeline.cursor, scope_window, "r")
+                where, params = window_filter(pipeline.cursor, scope_window, "r", pipeline.cursor_time_zone)
                 source_sides.append((_summary(source, table_ident(pipeline.source), columns, where, params),
                                      time.monotonic() - started))
     finally:
@@ -166,7 +167,7 @@ def compare(
                 for k in pipeline.primary_key))
         for (scope, scope_window), (source_side, source_s) in zip(scopes, source_sides):
             started = time.monotonic()
-            where, params = window_filter(pipeline.cursor, scope_window, "r")
+            where, params = window_filter(pipeline.cursor, scope_window, "r", pipeline.cursor_time_zone)
             side = _summary(warehouse, table_ident(pipeline.target), columns, where, params, extra)
             comparisons.append(Comparison(scope, scope_window, source_side, side, inflight,
                                           seconds=source_s + time.monotonic() - started))

@@ -15,6 +15,11 @@ Keys on the source only whose row is at or past ``as_of`` are *in flight* (inser
 window) and not drift; the rest are ``missing``; keys live in the warehouse only are ``extra``
 (deleted at the source). The result is a :class:`~.locate.Drift` for :func:`.repair.repair`.
 
+Counting stops at the repair ceiling (:func:`.locate.repair_ceiling`): when a level's key counts
+show more keys live in the warehouse only than it allows (an emptied source: no key is read), or
+the leaves, read ``LEAF_CHUNK`` ranges at a time, have given one key more; the drift is then
+``truncated`` with at most the ceiling + 1 keys, and the repair refuses it.
+
 Cost per run: one index-only pass over the key index on each side (about 8 + key bytes per row,
 against every column for the daily whole-table checksum), grouped into first-level parts of about
 ``FIRST_LEVEL_FACTOR * leaf_rows`` keys; then those keys again for each part that differs, and
@@ -26,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -34,10 +39,20 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import idents, load_sql, table_ident, tombstone_index
+from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, Side
-from warehouse_sync.reconcile.locate import INTEGER_TYPES, Drift, SnapshotSide, UnsupportedKey, key_join, query_both
+from warehouse_sync.reconcile.locate import (
+    INTEGER_TYPES,
+    UNBOUNDED,
+    Drift,
+    SnapshotSide,
+    UnsupportedKey,
+    count_gap,
+    key_join,
+    query_both,
+    repair_ceiling,
+)
 
 log = logging.getLogger(__name__)
 LEAF_ROWS = 32
@@ -48,6 +63,8 @@ MAX_PARTS = 1 << 17
 # in one key range, 1.00 -> 0.67 s with none, and no slower (1.05 s) with 1 500 deletes spread one per
 # 1 000 keys, where the second level re-reads a quarter of the keys; 8x was slower in that case (1.20 s).
 FIRST_LEVEL_FACTOR = 4
+# Leaf ranges read per key_rows.sql query (at most about LEAF_CHUNK * leaf_rows keys per side in memory).
+LEAF_CHUNK = 1024
 TOMBSTONES = sql.SQL("r._deleted_at IS NOT NULL")
 
 
@@ -220,7 +237,7 @@ def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) ->
 def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
                columns: list[Column], as_of: datetime, leaf_rows: int = LEAF_ROWS,
                max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None,
-               key_slice: tuple[int, int] = (0, 1)) -> KeyCheck:
+               key_slice: tuple[int, int] = (0, 1), bounded: bool = True) -> KeyCheck:
     """Finds keys on one side only (deletes at the source, keys lost or not yet deleted in the warehouse).
 
     Args:
@@ -236,6 +253,7 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
             space matched then). The comparison then covers those ranges only.
         key_slice: ``(i, n)``: compare only the ``i``-th of ``n`` equal slices of the first key column's
             range (:func:`key_slice_of`); ``(0, 1)``, the default, is the whole range.
+        bounded: Stop counting at the repair ceiling (module docstring); ``False``: find every key.
 
     Returns:
         The drift (``missing`` and ``extra`` only) and a ``keys`` :class:`Comparison`.
@@ -253,10 +271,7 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
     src = _KeySide(source, table_ident(pipeline.source), sql.SQL("false"))
     wh = _KeySide(warehouse, table_ident(pipeline.target), TOMBSTONES)
     totals = {"source": (0, 0), "warehouse": (0, 0)}
-    source_keys: dict[tuple, int] = {}
-    warehouse_keys: dict[tuple, int] = {}
-    inflight: set[tuple] = set()
-    levels = segments_compared = 0
+    levels = segments_compared = surplus = 0
     with ThreadPoolExecutor(max_workers=2) as pool, src, wh:
         bounds = query_both(pool, src, wh, "reconcile/key_bounds.sql", parts, {})
         lows = [b[0][0] for b in bounds if b[0][0] is not None]
@@ -279,28 +294,73 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
             levels += 1
             a_map, b_map, compared = differing_parts(a, b)
             segments_compared += compared
-            todo, found = next_level(todo, a_map, b_map, leaf_rows, max_parts)
-            leaves += found
-        if leaves:
-            params = {"los": [lo for lo, _ in leaves], "his": [hi for _, hi in leaves]}
-            a, b = query_both(pool, src, wh, "reconcile/key_rows.sql", parts, params)
-            source_keys, warehouse_keys = live_keys(a), live_keys(b)
-            inflight = _inflight(src, pipeline, columns, [k for k in source_keys if k not in warehouse_keys], as_of)
+            # Keys live in the warehouse only are drift (a key in flight is one inserted at the source after as_of).
+            surplus = max(surplus, count_gap(b_map, a_map))
+            if bounded and surplus > repair_ceiling(pipeline, totals["source"][0]):
+                break
+            todo, new_leaves = next_level(todo, a_map, b_map, leaf_rows, max_parts)
+            leaves += new_leaves
+        # The re-check after a repair has no first level to count the table: the fraction does not apply.
+        limit = pipeline.repair_max_rows if only is not None else repair_ceiling(pipeline, totals["source"][0])
+        limit = limit if bounded else UNBOUNDED
+        if surplus > limit:
+            leaves = []  # more keys live in the warehouse only than the ceiling: none need reading
+        found = _read_leaves(pool, src, wh, parts, pipeline, columns, leaves, as_of, limit)
     if only is not None:
-        totals = {"source": (len(source_keys), sum(source_keys.values())),
-                  "warehouse": (len(warehouse_keys), sum(warehouse_keys.values()))}
-    missing, extra = classify(source_keys, warehouse_keys, inflight)
-    drift = Drift(missing=missing, extra=extra, segments=segments_compared, rows=totals["source"][0],
-                  seconds=time.monotonic() - started)
-    source_side = Side(totals["source"][0] - len(inflight),
-                       totals["source"][1] - sum(source_keys[k] for k in inflight))
-    comparison = Comparison("keys", Window(None, as_of), source_side, Side(*totals["warehouse"]), len(inflight),
+        totals = {"source": found.source, "warehouse": found.warehouse}
+    drift = Drift(missing=sorted(found.missing), extra=sorted(found.extra), segments=segments_compared,
+                  rows=totals["source"][0], seconds=time.monotonic() - started)
+    drift.stop_at(limit, surplus)
+    source_side = Side(totals["source"][0] - found.inflight[0], totals["source"][1] - found.inflight[1])
+    comparison = Comparison("keys", Window(None, as_of), source_side, Side(*totals["warehouse"]), found.inflight[0],
                             seconds=drift.seconds)
     log.info("%s vs %s keys as of %s, key slice %d of %d: %d missing, %d extra, %d in flight (%d levels, "
-             "%d segments, %d leaf keys, %.2f s)", pipeline.source, pipeline.target, as_of, key_slice[0] + 1,
-             key_slice[1], len(missing), len(extra), len(inflight), levels, segments_compared,
-             len(source_keys) + len(warehouse_keys), drift.seconds)
-    return KeyCheck(drift, comparison, levels, len(source_keys) + len(warehouse_keys), tuple(leaves))
+             "%d segments, %d leaf keys, %.2f s)%s", pipeline.source, pipeline.target, as_of, key_slice[0] + 1,
+             key_slice[1], len(drift.missing), len(drift.extra),
+             found.inflight[0], levels, segments_compared, found.leaf_keys, drift.seconds,
+             f"; stopped at the repair ceiling, at least {drift.at_least} keys differ" if drift.truncated else "")
+    return KeyCheck(drift, comparison, levels, found.leaf_keys, tuple(leaves))
+
+
+@dataclass
+class _Leaves:
+    """What the leaf ranges held: keys on one side only, in-flight keys, and each side's (count, hash sum)."""
+
+    missing: list[tuple] = field(default_factory=list)
+    extra: list[tuple] = field(default_factory=list)
+    inflight: tuple[int, int] = (0, 0)
+    source: tuple[int, int] = (0, 0)
+    warehouse: tuple[int, int] = (0, 0)
+    leaf_keys: int = 0
+
+
+def _read_leaves(pool: ThreadPoolExecutor, src: SnapshotSide, wh: SnapshotSide, parts: dict[str, sql.Composable],
+                 pipeline: Pipeline, columns: list[Column], leaves: list[tuple[int, int]], as_of: datetime,
+                 limit: int) -> _Leaves:
+    """Reads the leaf ranges key by key, ``LEAF_CHUNK`` at a time, until more than ``limit`` keys differ.
+
+    Returns:
+        The keys found, in the ranges read.
+    """
+    found = _Leaves()
+    for at in range(0, len(leaves), LEAF_CHUNK):
+        chunk = leaves[at:at + LEAF_CHUNK]
+        params = {"los": [lo for lo, _ in chunk], "his": [hi for _, hi in chunk]}
+        a, b = query_both(pool, src, wh, "reconcile/key_rows.sql", parts, params)
+        source_keys, warehouse_keys = live_keys(a), live_keys(b)
+        inflight = _inflight(src, pipeline, columns, [k for k in source_keys if k not in warehouse_keys], as_of)
+        missing, extra = classify(source_keys, warehouse_keys, inflight)
+        found.missing += missing
+        found.extra += extra
+        found.inflight = (found.inflight[0] + len(inflight),
+                          found.inflight[1] + sum(source_keys[k] for k in inflight))
+        found.source = (found.source[0] + len(source_keys), found.source[1] + sum(source_keys.values()))
+        found.warehouse = (found.warehouse[0] + len(warehouse_keys),
+                           found.warehouse[1] + sum(warehouse_keys.values()))
+        found.leaf_keys += len(source_keys) + len(warehouse_keys)
+        if len(found.missing) + len(found.extra) > limit:
+            break
+    return found
 
 
 def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int, int]:
@@ -332,4 +392,5 @@ def _inflight(src: SnapshotSide, pipeline: Pipeline, columns: list[Column], keys
     joined = key_join(pipeline, columns, keys)
     statement = load_sql("reconcile/key_inflight.sql", key_columns=idents(pipeline.primary_key, "r"),
                          table=src.table, cursor=sql.Identifier(pipeline.cursor), **joined["parts"])
-    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of}).fetchall()}
+    as_of_param = cursor_value(as_of, pipeline.cursor_time_zone)
+    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of_param}).fetchall()}

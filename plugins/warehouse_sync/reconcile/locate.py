@@ -11,6 +11,11 @@ level is one ``GROUP BY`` scan of the differing ranges.
 Segments are ranges of the first primary-key column, which must be an integer (TPC-H and most
 OLTP tables); a composite key is compared on all its columns at the leaves.
 
+Counting stops at the pipeline's repair ceiling (:func:`repair_ceiling`): once the first level's
+row counts alone show more differing keys than it allows, or the leaves have given one key more,
+nothing more is read or kept, and the drift is ``truncated`` (the repair refuses it). An emptied
+source against a 100 M-row target costs one level of counts, not 100 M keys in memory.
+
 Rows whose cursor is at or past ``as_of`` are *in flight* (changed after the window being checked)
 and are neither counted nor reported; a warehouse row whose source version is in flight is not
 "extra". Warehouse rows with ``_deleted_at`` set count as absent.
@@ -30,15 +35,39 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
-from warehouse_sync.db.statements import idents, load_sql, table_ident
+from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident
 
 log = logging.getLogger(__name__)
 INTEGER_TYPES = {"int2", "int4", "int8"}
 LIVE = sql.SQL("AND r._deleted_at IS NULL")
+UNBOUNDED = 1 << 62  # a ceiling no drift reaches
 
 
 class UnsupportedKey(ValueError):
     """The first primary-key column is not an integer, so the key space cannot be segmented."""
+
+
+def repair_ceiling(pipeline: Pipeline, rows: int) -> int:
+    """The most keys a repair may write: ``repair_max_rows``, and ``repair_max_fraction`` of ``rows`` (at least 1).
+
+    Args:
+        pipeline: The table's configuration.
+        rows: Rows compared (the larger side, or the source's keys for the key check).
+    """
+    return min(pipeline.repair_max_rows, max(1, int(pipeline.repair_max_fraction * max(rows, 1))))
+
+
+def count_gap(more: dict[Any, tuple[int, int]], fewer: dict[Any, tuple[int, int]]) -> int:
+    """Fewest keys on ``more``'s side only: per part, how many more rows it counts than ``fewer``.
+
+    Only the direction in-flight rows cannot explain is a lower bound of drift (a row changed at the
+    source after ``as_of`` leaves the warehouse with one row more, which is not drift).
+
+    Args:
+        more: ``{part: (row count, checksum)}`` of one side.
+        fewer: The same of the other side.
+    """
+    return sum(max(0, n - fewer.get(p, (0, 0))[0]) for p, (n, _) in more.items())
 
 
 @dataclass
@@ -53,6 +82,9 @@ class Drift:
         segments: Segments compared (all levels).
         rows: Rows compared (the larger side, rows in flight excluded).
         seconds: Wall time.
+        truncated: Counting stopped at the repair ceiling: more keys differ than the lists hold
+            (together at most the ceiling + 1).
+        at_least: When ``truncated``: the fewest keys known to differ (from counts or keys found).
     """
 
     missing: list[tuple] = field(default_factory=list)
@@ -62,17 +94,40 @@ class Drift:
     segments: int = 0
     rows: int = 0
     seconds: float = 0.0
+    truncated: bool = False
+    at_least: int = 0
 
     @property
     def total(self) -> int:
         """How many keys are missing, extra or changed, together."""
         return len(self.missing) + len(self.extra) + len(self.changed)
 
+    def stop_at(self, limit: int, at_least: int = 0) -> bool:
+        """Marks the drift truncated and keeps at most ``limit + 1`` keys when more than ``limit`` differ.
+
+        Args:
+            limit: The repair ceiling.
+            at_least: Keys known to differ besides those listed (e.g. from row counts).
+
+        Returns:
+            Whether counting should stop.
+        """
+        known = max(at_least, self.total)
+        if known <= limit:
+            return False
+        keep = limit + 1
+        self.missing = self.missing[:keep]
+        self.extra = self.extra[:max(0, keep - len(self.missing))]
+        self.changed = self.changed[:max(0, keep - len(self.missing) - len(self.extra))]
+        self.truncated, self.at_least = True, max(self.at_least, known)
+        return True
+
     def summary(self, sample: int = 5) -> dict[str, Any]:
         """Counts and a sample of keys per kind (JSON-friendly)."""
         return {
             "missing": len(self.missing), "extra": len(self.extra), "changed": len(self.changed),
             "segments": self.segments, "seconds": round(self.seconds, 3),
+            "truncated": self.truncated, "at_least": max(self.at_least, self.total),
             "sample_missing": [list(k) for k in self.missing[:sample]],
             "sample_extra": [list(k) for k in self.extra[:sample]],
             "sample_changed": {str(list(k)): cols for k, cols in list(self.changed_columns.items())[:sample]},
@@ -125,8 +180,11 @@ def locate(
     factor: int = 32,
     leaf_rows: int = 2000,
     sample: int = 20,
+    bounded: bool = True,
 ) -> Drift:
-    """Finds every key that differs between source and warehouse, for rows with cursor < ``as_of``.
+    """Finds the keys that differ between source and warehouse, for rows with cursor < ``as_of``.
+
+    Every key, unless more than the repair ceiling differ: then at most the ceiling + 1, ``truncated``.
 
     Args:
         source: Source connection.
@@ -137,6 +195,7 @@ def locate(
         factor: Segments each differing segment is cut into.
         leaf_rows: Segments with at most this many rows are compared key by key.
         sample: Changed keys whose differing columns are named.
+        bounded: Stop counting at the repair ceiling (module docstring); ``False``: find every key.
 
     Returns:
         Keys missing, extra and changed (each a list of key tuples), and a sample of changed columns.
@@ -152,24 +211,29 @@ def locate(
     parts = {"k1": sql.Identifier(k1), "cursor": sql.Identifier(pipeline.cursor), "columns": hash_inputs(columns),
              "keys": idents(pipeline.primary_key, "r")}
     result = Drift()
+    cursor_as_of = cursor_value(as_of, pipeline.cursor_time_zone)
     src = SnapshotSide(source, table_ident(pipeline.source), sql.SQL(""))
     wh = SnapshotSide(warehouse, table_ident(pipeline.target), LIVE)
     with ThreadPoolExecutor(max_workers=2) as pool, src, wh:
-        ranges = query_both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": as_of})
+        ranges = query_both(pool, src, wh, "reconcile/key_range.sql", parts, {"as_of": cursor_as_of})
         lows = [r[0][0] for r in ranges if r[0][0] is not None]
         if lows:
             lo, hi = min(lows), max(r[0][1] for r in ranges if r[0][1] is not None) + 1
             estimate = max(r[0][2] or 0 for r in ranges)
             todo = [(lo, hi, max(factor, -(-estimate // leaf_rows)))]
             first = True
+            limit = pipeline.repair_max_rows if bounded else UNBOUNDED
             while todo:
                 lo, hi, parts_count = todo.pop()
-                params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": as_of}
+                params = {"lo": lo, "hi": hi, "parts": parts_count, "as_of": cursor_as_of}
                 a, b = query_both(pool, src, wh, "reconcile/diff_segments.sql", parts, params)
+                a_map, b_map = {p: (n, s) for p, n, s in a}, {p: (n, s) for p, n, s in b}
                 if first:  # the first level covers every row: exact counts
                     result.rows = max(sum(r[1] for r in a), sum(r[1] for r in b))
                     first = False
-                a_map, b_map = {p: (n, s) for p, n, s in a}, {p: (n, s) for p, n, s in b}
+                    limit = repair_ceiling(pipeline, result.rows) if bounded else UNBOUNDED
+                    if result.stop_at(limit, count_gap(a_map, b_map)):  # source rows the warehouse lacks
+                        break
                 for part in sorted(set(a_map) | set(b_map)):
                     result.segments += 1
                     if a_map.get(part) == b_map.get(part):
@@ -179,7 +243,12 @@ def locate(
                     seg_hi = lo - (-(part + 1) * (hi - lo) // parts_count)
                     size = max(a_map.get(part, (0, 0))[0], b_map.get(part, (0, 0))[0])
                     if size <= leaf_rows or seg_hi - seg_lo <= factor:
-                        _compare_leaf(pool, src, wh, parts, seg_lo, seg_hi, as_of, result)
+                        _compare_leaf(pool, src, wh, parts, seg_lo, seg_hi, cursor_as_of, result)
+                        if result.total > limit:
+                            _classify_extra(src, pipeline, columns, result)  # in-flight keys are not drift
+                        if result.stop_at(limit):
+                            todo.clear()
+                            break
                     else:
                         todo.append((seg_lo, seg_hi, factor))
         _classify_extra(src, pipeline, columns, result)
@@ -188,9 +257,10 @@ def locate(
     result.extra.sort()
     result.changed.sort()
     result.seconds = time.monotonic() - started
-    log.info("%s vs %s as of %s: %d missing, %d extra, %d changed (%d segments, %.2f s)", pipeline.source,
+    log.info("%s vs %s as of %s: %d missing, %d extra, %d changed (%d segments, %.2f s)%s", pipeline.source,
              pipeline.target, as_of, len(result.missing), len(result.extra), len(result.changed),
-             result.segments, result.seconds)
+             result.segments, result.seconds,
+             f"; stopped at the repair ceiling, at least {result.at_least} keys differ" if result.truncated else "")
     return result
 
 

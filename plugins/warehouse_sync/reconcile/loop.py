@@ -154,7 +154,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
     held: list[tuple] = []
     found = Drift()
     if not comparisons or not all(c.matches for c in comparisons):
-        found, held = _without_pending(locate(source, warehouse, pipeline, columns, window.end), pending)
+        found, held = _without_pending(_located(run, columns, window.end, pending), pending)
         drift = _repair_found(run, columns, found, window.end, scope)
         comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
         _record(run, comparisons, "_after_repair" if scope == "window" else "_daily")
@@ -162,11 +162,15 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
             residual = locate(source, warehouse, pipeline, columns, window.end)
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
-        checked = check_keys(source, warehouse, pipeline, columns, window.end,
-                             key_slice=key_slice_of(window.end, pipeline.schedule, pipeline.key_check_slices))
+        key_slice = key_slice_of(window.end, pipeline.schedule, pipeline.key_check_slices)
+        checked = check_keys(source, warehouse, pipeline, columns, window.end, key_slice=key_slice)
+        if checked.drift.truncated and pending is not None and pending():
+            # Keys a pending change explains do not count against the ceiling: tell them apart, all of them.
+            checked = check_keys(source, warehouse, pipeline, columns, window.end, key_slice=key_slice,
+                                 bounded=False)
         _record(run, [checked.comparison], "")
         final = checked.comparison
-        if checked.drift.total:
+        if checked.drift.total or checked.drift.truncated:
             found, held = _without_pending(checked.drift, pending)
             drift = _repair_found(run, columns, found, window.end, scope)
             # The rest of the key space matched: re-check only the ranges that differed.
@@ -199,11 +203,23 @@ def compared_columns(source_columns: list[Column], target_columns: list[Column])
     return [c for c in source_columns if c.name in names]
 
 
+def _located(run: Run, columns: list[Column], as_of: datetime, pending: PendingKeys | None) -> Drift:
+    """:func:`.locate.locate`, stopped at the repair ceiling unless keys with a pending change are among the drift.
+
+    Those keys are not repaired and do not count against the ceiling (:func:`_without_pending`), so
+    when counting stopped and changes are pending, every key is located to tell them apart.
+    """
+    found = locate(run.source, run.warehouse, run.pipeline, columns, as_of)
+    if found.truncated and pending is not None and pending():
+        found = locate(run.source, run.warehouse, run.pipeline, columns, as_of, bounded=False)
+    return found
+
+
 def _repair_found(run: Run, columns: list[Column], found: Drift, as_of: datetime, scope: str) -> dict[str, Any]:
     """Repairs located keys within the ceiling and records them in ``drift_history``."""
     warehouse, name = run.warehouse, run.pipeline.name
     try:
-        repaired = repair(run, columns, found).total if found.total else 0
+        repaired = repair(run, columns, found).total if found.total or found.truncated else 0
     except RepairRefused:
         warehouse.rollback()
         audit.record_drift(warehouse, name, run.run_id, scope, as_of, found, 0, refused=True)

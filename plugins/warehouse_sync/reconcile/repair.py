@@ -20,7 +20,7 @@ from psycopg import sql
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
 from warehouse_sync.db.statements import COPY_CSV, CREATE_STAGING, idents, load_sql, table_ident
-from warehouse_sync.reconcile.locate import Drift, key_join
+from warehouse_sync.reconcile.locate import Drift, key_join, repair_ceiling
 from warehouse_sync.run import Run
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,19 @@ class RepairResult:
 
 
 def check_ceiling(pipeline: Pipeline, diff: Drift) -> None:
-    """Raises :class:`RepairRefused` when the diff is larger than the pipeline's repair ceiling."""
-    limit = min(pipeline.repair_max_rows, max(1, int(pipeline.repair_max_fraction * max(diff.rows, 1))))
-    if diff.total > limit:
+    """Raises :class:`RepairRefused` when the diff is larger than the pipeline's repair ceiling.
+
+    Also when locating stopped at the ceiling (``diff.truncated``): then the counts are of the keys
+    collected before it stopped, and the message says at least how many differ.
+    """
+    limit = repair_ceiling(pipeline, diff.rows)
+    if diff.truncated or diff.total > limit:
+        counted = f"at least {max(diff.at_least, diff.total)} rows differ (counting stopped at the ceiling; " \
+            "collected: " if diff.truncated else f"{diff.total} rows differ ("
         raise RepairRefused(
-            f"{pipeline.target}: {diff.total} rows differ from {pipeline.source} ({len(diff.missing)} missing, "
-            f"{len(diff.extra)} extra, {len(diff.changed)} changed of {diff.rows}); the repair ceiling is {limit} "
+            f"{pipeline.target}: {counted}{len(diff.missing)} missing, "
+            f"{len(diff.extra)} extra, {len(diff.changed)} changed of {diff.rows}) from {pipeline.source}; "
+            f"the repair ceiling is {limit} "
             f"(repair_max_rows={pipeline.repair_max_rows}, repair_max_fraction={pipeline.repair_max_fraction}). "
             "Nothing was changed: check the connections and the pipeline before raising the ceiling."
         )

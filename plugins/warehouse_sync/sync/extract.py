@@ -1,10 +1,16 @@
 """Extract: one keyset batch of the source, streamed page by page into one Parquet file.
 
-Each page is ``COPY (SELECT … ORDER BY cursor, pk LIMIT page_size) TO STDOUT (FORMAT csv)`` that
+Each page is ``COPY (SELECT … ORDER BY cursor, pk LIMIT n) TO STDOUT (FORMAT csv)`` that
 continues strictly after the last key read, parsed by Arrow's CSV reader into the table's exact
 Arrow schema (:mod:`warehouse_sync.db.catalog`) and appended to a ``ParquetWriter``. Memory is one
 page, whatever the size of the window or the table. All pages of a batch are read in one
 ``REPEATABLE READ`` snapshot.
+
+A page is bounded by rows (``page_size``) and by bytes (``page_bytes``, of the CSV text): PostgreSQL
+sends a ``COPY … TO STDOUT`` one row per message, so the page keeps whole rows until it holds
+``page_bytes``, and the rows after are received but not kept (the next page starts after the last
+row kept). The next page's ``LIMIT`` is then the rows that fitted, growing back (doubling, up to
+``page_size``) while pages stay under the byte bound, so little is sent twice.
 
 In a snapshot into a new target, the extract also copies each page into the run's build table in
 the warehouse as it writes it (:mod:`.snapshot`): the warehouse transaction commits after the
@@ -113,6 +119,9 @@ def read_pages(
 ) -> Iterator[pa.Table]:
     """Yields the batch's rows as Arrow tables of at most ``pipeline.page_size`` rows, in keyset order.
 
+    A page also ends once it holds ``pipeline.page_bytes`` bytes of CSV text (at least one row): the
+    rows the source sent after that are dropped and read again by the next page.
+
     Args:
         conn: Source connection (the caller holds its transaction).
         pipeline: The table's configuration.
@@ -131,9 +140,10 @@ def read_pages(
     keys = keyset_columns(pipeline, window)
     where, params = batch_filter(pipeline, window, batch)
     last: tuple[Any, ...] | None = None
+    limit = pipeline.page_size
     while True:
         after: sql.Composable = sql.SQL("")
-        page_params = {**params, "page_size": pipeline.page_size}
+        page_params = {**params, "page_size": limit}
         if last is not None:
             after = sql.SQL("AND {} > {}").format(row_of(keys), placeholders("after", len(keys)))
             page_params.update(bind_row("after", last))
@@ -141,15 +151,12 @@ def read_pages(
             "sync/extract_page.sql", columns=idents(schema.names), table=table_ident(pipeline.source),
             batch=where, after=after, keys=idents(keys),
         )
-        buffer = io.BytesIO()
-        with conn.cursor() as cur, cur.copy(query, page_params) as copy:
-            for chunk in copy:
-                buffer.write(chunk)
-        if buffer.tell() == 0:
+        data, cut = _read_page(conn, query, page_params, pipeline.page_bytes)
+        if not data:
             return
         parse_started = time.perf_counter()
         try:
-            page = parse_csv_page(buffer.getvalue(), schema)
+            page = parse_csv_page(data, schema)
         except pa.ArrowInvalid as exc:
             if as_text:
                 raise
@@ -162,9 +169,32 @@ def read_pages(
         if phases is not None:
             phases.add("csv_to_arrow", time.perf_counter() - parse_started)
         yield page
-        if page.num_rows < pipeline.page_size:
+        if not cut and page.num_rows < limit:
             return
         last = tuple(page.column(k)[page.num_rows - 1].as_py() for k in keys)
+        limit = page.num_rows if cut else min(pipeline.page_size, limit * 2)
+
+
+def _read_page(conn: psycopg.Connection, query: sql.Composed | sql.SQL, params: dict[str, Any],
+               max_bytes: int) -> tuple[bytes, bool]:
+    """Runs one page's ``COPY … TO STDOUT`` and keeps its rows up to ``max_bytes``.
+
+    PostgreSQL sends each row of a ``COPY … TO STDOUT`` as one ``CopyData`` message, which psycopg
+    yields as one chunk: the kept bytes are whole rows (a quoted value may hold newlines).
+
+    Returns:
+        The CSV text of the rows kept (at least one when the page has any), and whether rows after
+        them were dropped because the page had reached ``max_bytes``.
+    """
+    buffer = io.BytesIO()
+    cut = False
+    with conn.cursor() as cur, cur.copy(query, params) as copy:
+        for row in copy:
+            if buffer.tell() >= max_bytes:
+                cut = True  # drained, not kept: the COPY must finish before the next statement
+                continue
+            buffer.write(row)
+    return buffer.getvalue(), cut
 
 
 class _Failed:

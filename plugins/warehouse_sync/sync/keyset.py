@@ -30,7 +30,7 @@ def keyset_columns(pipeline: Pipeline, window: Window) -> tuple[str, ...]:
 
 def batch_filter(pipeline: Pipeline, window: Window, batch: Batch) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL predicate and parameters for the rows of one batch (window and keyset range)."""
-    clause, params = window_filter(pipeline.cursor, window)
+    clause, params = window_filter(pipeline.cursor, window, zone=pipeline.cursor_time_zone)
     keys = keyset_columns(pipeline, window)
     parts = [clause]
     if batch.lower is not None:

@@ -95,7 +95,7 @@ def _copy_into_empty(conn: psycopg.Connection, pipeline: Pipeline, columns: list
         return None
     try:
         with phases.timed("copy"), conn.transaction(), conn.cursor() as cur:
-            return copy_files(cur, target, columns, paths, run_id)
+            return copy_files(cur, target, columns, paths, run_id, pipeline.page_bytes)
     except psycopg.errors.UniqueViolation:
         log.warning("%s: a key repeated across batch files; merging instead of copying", pipeline.target)
         return None
@@ -192,7 +192,7 @@ def _stage_and_merge(conn: psycopg.Connection, pipeline: Pipeline, columns: list
     conn.execute(CREATE_STAGING.format(staging=staging, table=target))
     with conn.cursor() as cur:
         with phases.timed("copy"):
-            staged = copy_files(cur, staging, columns, paths)
+            staged = copy_files(cur, staging, columns, paths, max_bytes=pipeline.page_bytes)
         non_key = [n for n in names if n not in pipeline.primary_key]
         assignments = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in non_key)
         with phases.timed("merge"):

@@ -72,7 +72,10 @@ def run_window(
     ==============================================  ============================================
     run                                             window
     ==============================================  ============================================
-    scheduled or backfilled                         its data interval ``[start, end)``
+    scheduled                                       its data interval ``[start, end)``, its start
+                                                    extended back to the watermark when that is
+                                                    earlier (runs skipped or failed since)
+    backfilled                                      its data interval ``[start, end)``
     manual with a logical date (the Trigger form,   the data interval Airflow gave it (what the UI
     ``airflow dags trigger -l``, the REST API)      shows), its end capped at the trigger time
     manual without a logical date                   ``[watermark, trigger time)``
@@ -82,6 +85,12 @@ def run_window(
 
     No window ends after the trigger time (``run_after``) of the run: rows not yet written cannot
     be synced, and a later window would otherwise start past rows written meanwhile.
+
+    A scheduled run whose start is past the watermark (the greatest window end loaded) follows
+    intervals that were never loaded: runs skipped by ``catchup=False`` after an outage, or failed.
+    It reads from the watermark, so their changes are synced now rather than by the daily
+    reconcile. Backfill runs and manual runs with a logical date sync their own interval only: a
+    backfill loads windows in any order, and a window before the watermark never extends.
 
     The start is then widened back by ``lookback_minutes`` and by a pending late horizon.
 
@@ -105,6 +114,11 @@ def run_window(
         start, end, why = run.interval_start, run.interval_end, "the data interval"
         if run.manual and end > run.run_after:
             end, why = run.run_after, "the data interval, ended at the trigger time"
+        if not run.manual and not run.backfill and watermark is not None and start is not None and watermark < start:
+            log.warning("%s: the data interval starts at %s, after the watermark %s (runs skipped or failed since); "
+                        "extending the window back to the watermark", pipeline.name, start, watermark)
+            start, why = watermark, f"the data interval, extended back to the watermark {watermark.isoformat()} " \
+                                    "(intervals since were never loaded)"
     if start is None and not run.full_snapshot and pipeline.initial_load == "window":
         start = croniter(schedule, end).get_prev(datetime)  # no watermark yet: one schedule interval
     if run.full_snapshot:
@@ -138,7 +152,7 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window,
         Batches in keyset order; an empty list when the window has no rows.
     """
     keys = keyset_columns(pipeline, window)
-    where, params = window_filter(pipeline.cursor, window)
+    where, params = window_filter(pipeline.cursor, window, zone=pipeline.cursor_time_zone)
     if window.is_snapshot:
         starts = _snapshot_starts(conn, pipeline, where, params)
         if starts is not None:

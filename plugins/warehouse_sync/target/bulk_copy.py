@@ -35,7 +35,7 @@ from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import COPY_CSV, idents
 from warehouse_sync.target.schema import SchemaChanged
 
-__all__ = ["binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
+__all__ = ["batch_rows", "binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
 
 COPY_ROWS = 50_000
 BINARY_TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
@@ -71,13 +71,30 @@ def _check_file(path: Any, found: pa.Schema, expected: pa.Schema, as_text: pa.Sc
             "load tasks (or the whole run) to extract the window again.")
 
 
-def file_batches(paths: Iterable[Any], columns: list[Column], run_id: str | None = None) -> Iterator[pa.RecordBatch]:
+def batch_rows(table: pa.Table, max_bytes: int | None) -> int:
+    """Rows per record batch of ``table`` (one row group read): :data:`COPY_ROWS`, fewer for wide rows.
+
+    Args:
+        table: The rows read (their Arrow size per row decides).
+        max_bytes: About the most bytes a batch may hold, or ``None``: rows only.
+    """
+    if max_bytes is None or table.num_rows == 0:
+        return COPY_ROWS
+    per_row = max(1, -(-table.nbytes // table.num_rows))
+    return max(1, min(COPY_ROWS, max_bytes // per_row))
+
+
+def file_batches(paths: Iterable[Any], columns: list[Column], run_id: str | None = None,
+                 max_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of Parquet files as record batches of at most :data:`COPY_ROWS` rows, only ``columns``.
 
     Args:
         paths: Parquet files (``ObjectStoragePath`` or ``pathlib.Path``).
         columns: The columns to read; each file must have them with their Arrow types.
         run_id: If given, appended to every batch as a ``_run_id`` string column.
+        max_bytes: About the most bytes of one batch (:func:`batch_rows`), or ``None``: rows only.
+            Files are read one row group at a time: the extract writes one per page, so a row group
+            holds at most about ``page_bytes`` too.
 
     Raises:
         SchemaChanged: A file lacks one of ``columns`` or has it with another type (than its exact
@@ -89,10 +106,12 @@ def file_batches(paths: Iterable[Any], columns: list[Column], run_id: str | None
         with path.open("rb") as handle:
             parquet = pq.ParquetFile(handle)
             _check_file(path, parquet.schema_arrow, expected, as_text)
-            for batch in parquet.iter_batches(batch_size=COPY_ROWS, columns=names):
-                if run_id is not None:
-                    batch = batch.append_column(RUN_ID, pa.array([run_id] * batch.num_rows, pa.string()))
-                yield batch
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=names)
+                for batch in table.to_batches(max_chunksize=batch_rows(table, max_bytes)):
+                    if run_id is not None:
+                        batch = batch.append_column(RUN_ID, pa.array([run_id] * batch.num_rows, pa.string()))
+                    yield batch
 
 
 def file_rows(paths: Iterable[Any]) -> int:
@@ -156,7 +175,7 @@ def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Colum
 
 
 def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column], paths: Iterable[Any],
-               run_id: str | None = None) -> int:
+               run_id: str | None = None, max_bytes: int | None = None) -> int:
     """Copies the rows of Parquet files (written with ``columns``) into ``table``.
 
     Args:
@@ -166,6 +185,7 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
             file must have them with these types (it may have more).
         paths: Parquet files (``ObjectStoragePath`` or ``pathlib.Path``).
         run_id: If given, appended to every row as the ``_run_id`` column.
+        max_bytes: About the most bytes read from a file at once (the pipeline's ``page_bytes``), or ``None``.
 
     Returns:
         Rows copied.
@@ -174,5 +194,5 @@ def copy_files(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column]
         SchemaChanged: A file does not have ``columns`` with their types.
     """
     # One COPY per file: each file's schema (exact or text form) chooses its format.
-    return sum(copy_batches(cur, table, columns, file_batches([path], columns, run_id), with_run_id=run_id is not None)
-               for path in paths)
+    return sum(copy_batches(cur, table, columns, file_batches([path], columns, run_id, max_bytes),
+                            with_run_id=run_id is not None) for path in paths)
