@@ -105,7 +105,7 @@ def window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
     Returns:
         ``SELECT * FROM target AS r WHERE r._deleted_at IS NULL AND <cursor in window>``.
     """
-    where, params = window_filter(pipeline.cursor, window, "r")
+    where, params = window_filter(pipeline.cursor, window, "r", pipeline.cursor_time_zone)
     query = WINDOW_ROWS.format(table=table_ident(pipeline.target), window=where)
     return psycopg.ClientCursor(conn).mogrify(query, params).strip()
 
