@@ -350,3 +350,17 @@ def test_a_failing_rows_source_values_stay_out_of_the_audit_row_and_the_alert(so
     with caplog.at_level("WARNING", logger="warehouse_sync.alerts"):
         alert_failure({"exception": failure.value, "run_id": "r2"}, Alerts(), "t_dst.items")
     assert "violates check constraint" in caplog.text and "4111" not in caplog.text
+
+
+# Case 13 (the rest): a source clock behind the window end.
+
+def test_a_source_clock_behind_the_window_end_is_waited_for_then_warned_with_the_fix(source):
+    from warehouse_sync.db.inflight import clock_warnings
+
+    now = _now(source)
+    assert clock_warnings(source, now - timedelta(seconds=5), timeout_s=0) == []
+    started = time.monotonic()
+    assert clock_warnings(source, _now(source) + timedelta(seconds=1.5), timeout_s=5, tolerance_s=0.1) == []
+    assert time.monotonic() - started >= 1.0, "a small skew within the settle timeout is waited out"
+    (line,) = clock_warnings(source, _now(source) + timedelta(minutes=3), timeout_s=1)
+    assert "behind the window end" in line and "lookback_minutes to at least 3" in line

@@ -93,14 +93,24 @@ def _conform(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=[*META_NAMES, *names])
 
 
-def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths: Iterable[Any]) -> int:
+def _batch_rows(parquet: pq.ParquetFile, max_bytes: int) -> int:
+    """Rows per batch read from a change file: :data:`READ_ROWS`, fewer for wide rows (about ``max_bytes``)."""
+    meta = parquet.metadata
+    if meta.num_rows == 0:
+        return READ_ROWS
+    per_row = max(1, -(-sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) // meta.num_rows))
+    return max(1, min(READ_ROWS, max_bytes // per_row))
+
+
+def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths: Iterable[Any],
+          max_bytes: int) -> int:
     rows = 0
     with cur.copy(COPY_CSV.format(table=staging, columns=idents([*META_NAMES, *names]))) as copy:
         for path in paths:
             with path.open("rb") as handle:
                 parquet = pq.ParquetFile(handle)
                 wanted = [n for n in [*META_NAMES, *names] if n in parquet.schema_arrow.names]
-                for batch in parquet.iter_batches(batch_size=READ_ROWS, columns=wanted):
+                for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, max_bytes), columns=wanted):
                     buffer = io.BytesIO()
                     pacsv.write_csv(_conform(batch, names), buffer, pacsv.WriteOptions(include_header=False))
                     copy.write(buffer.getbuffer())
@@ -219,7 +229,7 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
             sql.SQL("{} text").format(sql.Identifier(n)) for n in names)))
         with conn.cursor() as cur:
             with phases.timed("copy"):
-                staged = _copy(cur, staging, names, paths)
+                staged = _copy(cur, staging, names, paths, run.pipeline.page_bytes)
             merged = 0
             if staged and not snapshot:
                 with phases.timed("fill"):

@@ -118,6 +118,32 @@ def visibility_warnings(conn: psycopg.Connection) -> list[str]:
             f"GRANT pg_read_all_stats TO {sql.Identifier(role).as_string(conn)}"]
 
 
+def clock_warnings(conn: psycopg.Connection, window_end: datetime, timeout_s: float,
+                   tolerance_s: float = 1.0) -> list[str]:
+    """Whether the source's clock has passed the window end, waiting up to ``timeout_s`` seconds for it.
+
+    A source whose clock is behind the worker's stamps rows with a cursor before ``window_end`` after
+    this run has read the window: no later window reads them (the daily reconcile does).
+
+    Returns:
+        One line with the skew and the fix, when the source's clock is still more than ``tolerance_s``
+        seconds behind ``window_end``; none otherwise.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (now,) = conn.execute("SELECT clock_timestamp()").fetchone()  # type: ignore[misc]
+        conn.commit()
+        behind = (window_end - now).total_seconds()
+        if behind <= tolerance_s:
+            return []
+        if time.monotonic() + behind > deadline:
+            return [f"the source's clock ({now.isoformat()}) is {behind:.1f} s behind the window end "
+                    f"{window_end.isoformat()}: rows it stamps before the window end after this plan are read by "
+                    f"no later window (the daily reconcile repairs them); sync the source's clock (NTP) or set "
+                    f"lookback_minutes to at least {int(behind // 60) + 1}"]
+        time.sleep(min(behind, 1.0))
+
+
 @dataclass(frozen=True)
 class LateCommits:
     """The plan's late-commit step: the wait's outcome and what to tell the operator.
@@ -147,7 +173,7 @@ def settle(run: Run, window_end: datetime) -> LateCommits:
         The outcome, with the warnings (logged here) and the alerts (sent by the DAG's plan task).
     """
     pipeline = run.pipeline
-    warnings = visibility_warnings(run.source)
+    warnings = visibility_warnings(run.source) + clock_warnings(run.source, window_end, pipeline.settle_timeout_seconds)
     settled = wait_for_inflight(run.source, window_end, pipeline.settle_timeout_seconds,
                                 pipeline.late_horizon_max_age_seconds)
     alerts: list[str] = []
