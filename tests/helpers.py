@@ -197,3 +197,32 @@ def live_writer(conn, statements: dict[str, tuple[str, Any]], pause: float = 0.0
     finally:
         stop.set()
         thread.join()
+
+
+@contextmanager
+def logical_wal_source(conn, pipelines: tuple[str, ...]):
+    """The source connection on a ``wal_level=logical`` server (else the test is skipped), without the
+    replication slots (``ws_<name>``, ``wsn_<name>``) and publications (``ws_<name>``) of these pipelines,
+    before and after the test (CDC tests)."""
+    import pytest
+    from psycopg import sql
+
+    def drop() -> None:
+        for name in pipelines:
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name IN (%s, %s) AND NOT temporary", (f"ws_{name}", f"wsn_{name}"))
+            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(f"ws_{name}")))
+        conn.commit()
+
+    (level,) = conn.execute("SHOW wal_level").fetchone()
+    conn.commit()
+    if level != "logical":
+        pytest.skip(f"this PostgreSQL runs with wal_level={level}: CDC mode needs logical")
+    drop()
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.execute("RESET statement_timeout")
+        drop()
+

@@ -16,6 +16,7 @@ from helpers import (
     create_lines,
     items_pipeline,
     lines_pipeline,
+    logical_wal_source,
     make_pipeline,
     run_tasks,
     simple_rows,
@@ -32,28 +33,12 @@ from warehouse_sync.model import Plan, RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.sync.plan import NullableCursor
 
-OURS = ("ws_rid", "ws_snap", "wsn_snap")
-
 
 @pytest.fixture
 def logical_source(source):
     """The source on a wal_level=logical server (else skipped), without the slots and publications of these tests."""
-    (level,) = source.execute("SHOW wal_level").fetchone()
-    source.commit()
-    if level != "logical":
-        pytest.skip("this PostgreSQL runs with wal_level != logical")
-    _drop_ours(source)
-    yield source
-    source.rollback()
-    _drop_ours(source)
-
-
-def _drop_ours(conn) -> None:
-    for name in OURS:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
-                     (name,))
-        conn.execute(psycopg.sql.SQL("DROP PUBLICATION IF EXISTS {}").format(psycopg.sql.Identifier(name)))
-    conn.commit()
+    with logical_wal_source(source, ("rid", "snap")) as conn:
+        yield conn
 
 
 def manual_now(full_snapshot: bool = False) -> RunStart:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import T0, make_pipeline, run_tasks, sync_window
+from helpers import T0, logical_wal_source, make_pipeline, run_tasks, sync_window
 
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.model import Batch, RunStart, Window
@@ -243,22 +243,8 @@ def test_a_type_the_warehouse_lacks_is_stored_as_its_text_form_and_checksums_mat
 @pytest.fixture
 def cdc_types_source(source):
     """The source with the every-type table, on a server with wal_level=logical (else skipped)."""
-    (level,) = source.execute("SHOW wal_level").fetchone()
-    source.commit()
-    if level != "logical":
-        pytest.skip("this PostgreSQL runs with wal_level != logical: CDC mode needs logical")
-    _drop_slots(source)
-    yield source
-    source.rollback()
-    _drop_slots(source)
-
-
-def _drop_slots(conn) -> None:
-    for (name,) in conn.execute(
-            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'ws_every_type%'").fetchall():
-        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
-    conn.execute("DROP PUBLICATION IF EXISTS ws_every_type")
-    conn.commit()
+    with logical_wal_source(source, ("every_type",)) as conn:
+        yield conn
 
 
 def _cdc_run(source, warehouse, pipeline, root, run_id: str) -> dict:
