@@ -274,12 +274,15 @@ def test_a_backfill_of_a_past_window_says_a_log_has_none(cdc_source, warehouse, 
         tasks.plan(Run(pipeline, cdc_source, warehouse, "bf"), RunStart.scheduled(past, past + timedelta(hours=2)))
 
 
-def test_the_embedded_postgres_runs_with_logical_wal(source, db_uris):
+def test_the_embedded_postgres_runs_with_logical_wal_and_bounds_what_a_slot_keeps(source, db_uris):
     from urllib.parse import unquote
 
     if ".pgdata" not in unquote(db_uris["source_postgres"]):
         pytest.skip("the tests run on a server of their own (AIRFLOW_CONN_* set), not the embedded one")
     assert _wal_level(source) == "logical"  # devkit.embedded switches an older .pgdata over once
+    # a slot nobody reads any more (the demo's) cannot make it keep WAL until the disk is full
+    assert source.execute("SHOW max_slot_wal_keep_size").fetchone() == ("4GB",)
+    source.commit()
 
 
 @pytest.fixture(scope="module")

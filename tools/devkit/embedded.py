@@ -12,6 +12,7 @@ Otherwise :func:`ensure_connections` starts (or reuses) the embedded server (``p
 data under ``.pgdata/``) and points both variables at its databases. The server runs with
 ``wal_level = logical`` (CDC mode, docs/cdc.md) and ``max_prepared_transactions = 8`` (the
 late-commit tests prepare transactions); an older ``.pgdata`` is switched over and restarted once.
+``max_slot_wal_keep_size = 4GB``: the demo's CDC slot, never read again, cannot fill the disk.
 These variables are the development stand-in for Airflow Connections; a deployment defines the
 connections in the UI or a secrets backend.
 
@@ -77,6 +78,10 @@ def start_embedded(pgdata: Path | None = None, databases: Iterable[str] = EMBEDD
 
 
 SERVER_SETTINGS = {"wal_level": "logical", "max_prepared_transactions": "8"}
+# Taking effect on reload: a replication slot nobody reads (the demo's CDC pipeline, left as it is) may keep
+# at most this much WAL; past it the server invalidates the slot (the pipeline then says SlotLost and how
+# to re-snapshot) instead of filling the disk while the tests and the bench write to the same server.
+RELOADED_SETTINGS = {"max_slot_wal_keep_size": "4GB"}
 
 
 def _enable_logical_wal(uri: str) -> bool:
@@ -95,6 +100,11 @@ def _enable_logical_wal(uri: str) -> bool:
             if now != value:
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
                 changed = True
+        for name, value in RELOADED_SETTINGS.items():
+            (now,) = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()  # type: ignore[misc]
+            if now != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                conn.execute("SELECT pg_reload_conf()")
     return changed
 
 
