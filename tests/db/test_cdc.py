@@ -408,6 +408,9 @@ def _slot_lsns(source) -> tuple[int, int, int]:
 
 
 def test_each_run_moves_the_slots_restart_lsn_so_wal_is_released(cdc_source, warehouse, tmp_path):
+    if cdc_source.info.server_version < 160000:
+        pytest.skip("the plan logs its running-transactions record with pg_log_standby_snapshot(), PostgreSQL 16+; "
+                    "older servers log one every 15 s of activity, so restart_lsn moves on their clock")
     pipeline = docs_pipeline()
     run_once(cdc_source, warehouse, pipeline, tmp_path, "s0")
     # Any writing transaction open on the server when the source logs a running-transactions record holds

@@ -81,6 +81,9 @@ def _backlog(source) -> None:
 
 def test_a_backlog_larger_than_one_read_is_read_in_bounded_slices_under_a_statement_timeout_and_applied_once(
         logical_source, warehouse, tmp_path):
+    if logical_source.info.server_version < 160000:
+        pytest.skip("the backlog's running-transactions records are written with pg_log_standby_snapshot(), "
+                    "PostgreSQL 16+ (older servers log them every 15 s of activity)")
     logical_source.execute("CREATE TABLE t_src.backlog (id bigint PRIMARY KEY, note text NOT NULL, "
                            "updated_at timestamptz NOT NULL DEFAULT now())")
     logical_source.execute("INSERT INTO t_src.backlog (id, note) SELECT i, 'first' FROM generate_series(1, 5) i")
