@@ -5,17 +5,20 @@ the real OpenLineage provider and its file transport (``tests/conftest.py`` conf
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OPENLINEAGE_EVENTS
 from helpers import T0, create_lines
 
 from devkit import airflow_local as runner
 
 pytestmark = pytest.mark.airflow
+# The session's file transport (tests/conftest.py sets it before Airflow starts).
+OPENLINEAGE_EVENTS = Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"])
 
 
 def _events(job: str, event_type: str, timeout: float = 30) -> list[dict]:

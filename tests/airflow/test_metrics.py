@@ -3,6 +3,7 @@ freshness deadline (``max_staleness_minutes``) alerts once, not on every run tha
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -10,12 +11,12 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from conftest import STATSD_PORT
 from helpers import T0, create_lines
 
 from devkit import airflow_local as runner
 
 pytestmark = pytest.mark.airflow
+STATSD_PORT = int(os.environ["AIRFLOW__METRICS__STATSD_PORT"])  # the session's, set by tests/conftest.py
 
 
 @pytest.fixture
