@@ -177,8 +177,6 @@ def build_reconcile_dag(pipeline: Pipeline, alerts: Alerts):
 
             with tasks.fail_fast(), opened(pipeline, run_id) as run:
                 measured = tasks.health(run)
-            if measured is None:
-                return None
             alert_health(get_current_context(), alerts, str(pipeline.target), list(measured.alerts))
             return measured.to_dict()
 
