@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import T0, make_pipeline, run_tasks, sync_window
+from helpers import T0, logical_wal_source, make_pipeline, run_tasks, sync_window
 
 from warehouse_sync import tasks
 from warehouse_sync.config import ColumnSelection
@@ -174,23 +174,9 @@ def test_a_table_without_a_primary_key_syncs_on_a_unique_index_over_not_null_col
 @pytest.fixture
 def cdc_people(source):
     """``t_src.people`` on a server with wal_level=logical (else skipped), with no slot or publication of ours."""
-    (level,) = source.execute("SHOW wal_level").fetchone()
-    source.commit()
-    if level != "logical":
-        pytest.skip("this PostgreSQL runs with wal_level != logical: CDC mode needs logical")
-    _drop_slot(source)
-    create_people(source, 20)
-    yield source
-    source.rollback()
-    _drop_slot(source)
-
-
-def _drop_slot(conn) -> None:
-    for (name,) in conn.execute(
-            "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'ws_people'").fetchall():
-        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
-    conn.execute("DROP PUBLICATION IF EXISTS ws_people")
-    conn.commit()
+    with logical_wal_source(source, ("people",)) as conn:
+        create_people(conn, 20)
+        yield conn
 
 
 def cdc_run(source, warehouse, pipeline, root: Path, run_id: str) -> dict:
