@@ -34,6 +34,7 @@ from devkit.paths import CONFIG
 from warehouse_sync.config import load_config
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.statements import table_ident
+from warehouse_sync.model import Window
 from warehouse_sync.reconcile.locate import locate
 from warehouse_sync.target.ddl import ensure_target
 
@@ -90,7 +91,7 @@ def run_reladiff(bin_dir: Path, src_uri: str, wh_uri: str, names: list[str], thr
 
 
 def run_ours(src: Any, wh: Any, pipeline: Any, columns: Any, as_of: datetime) -> tuple[dict, float, int]:
-    result, seconds = common.timed(lambda: locate(src, wh, pipeline, columns, as_of))
+    result, seconds = common.timed(lambda: locate(src, wh, pipeline, columns, Window(None, as_of)))
     found = {"missing": set(result.missing), "extra": set(result.extra), "changed": set(result.changed)}
     return found, seconds, result.segments
 

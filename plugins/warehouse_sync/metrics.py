@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from warehouse_sync.bookkeeping import marks
 from warehouse_sync.db.statements import load_sql, table_ident
 from warehouse_sync.model import Health, Loaded, Window
 from warehouse_sync.run import Run
@@ -105,6 +106,8 @@ def measure_freshness(run: Run, window: Window) -> Health:
         warehouse.rollback()
         row = None
     newest, now = row if row is not None else (None, None)
+    if isinstance(newest, int):  # an integer cursor: when the plan that read past it read it
+        newest = marks.written_by(warehouse, pipeline.name, newest)
     if newest is not None and newest.tzinfo is None and pipeline.cursor_time_zone is not None:
         newest = newest.replace(tzinfo=ZoneInfo(pipeline.cursor_time_zone))  # a wall-clock cursor: its zone's time
     lag: float | None = (now - newest).total_seconds() if newest is not None and now is not None else None

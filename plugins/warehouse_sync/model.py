@@ -48,32 +48,57 @@ class TableRef:
 class Window:
     """A half-open interval ``[start, end)`` of the cursor column, in UTC.
 
+    For an integer cursor (a version number a sequence gives each write) the plan also resolves
+    the interval into the cursor's own values, ``[cursor_start, cursor_end)``, from the marks it
+    records at window ends (:mod:`warehouse_sync.bookkeeping.marks`); every task then compares the
+    cursor with those, and the times stay what the run, its audit rows and the page show.
+
     Attributes:
         start: Inclusive start (timezone-aware), or ``None`` for an unbounded start (a snapshot,
             or a whole-table comparison).
         end: Exclusive end (timezone-aware).
+        cursor_start: An integer cursor's inclusive lower bound, or ``None`` (no lower bound).
+        cursor_end: An integer cursor's exclusive upper bound; ``None`` for a timestamp cursor.
     """
 
     start: datetime | None
     end: datetime
+    cursor_start: int | None = None
+    cursor_end: int | None = None
 
     @property
     def is_snapshot(self) -> bool:
         """Whether the window is unbounded below (every row with cursor < ``end``)."""
         return self.start is None
 
-    def to_dict(self) -> dict[str, str | None]:
-        """``{"start": iso | None, "end": iso}``: the XCom form."""
-        return {"start": self.start.isoformat() if self.start else None, "end": self.end.isoformat()}
+    @property
+    def is_integer(self) -> bool:
+        """Whether the window holds an integer cursor's bounds (``cursor_end`` set)."""
+        return self.cursor_end is not None
+
+    def up_to_end(self) -> "Window":
+        """Every row before this window's end: ``[-inf, end)``, with the integer cursor's end bound kept."""
+        return Window(None, self.end, None, self.cursor_end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"start": iso | None, "end": iso}`` (and ``cursor_start``, ``cursor_end`` for an integer cursor)."""
+        out: dict[str, Any] = {"start": self.start.isoformat() if self.start else None, "end": self.end.isoformat()}
+        if self.is_integer:
+            out.update(cursor_start=self.cursor_start, cursor_end=self.cursor_end)
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Window":
         """Reads :meth:`to_dict`'s form (extra keys are ignored)."""
         start = raw.get("start")
-        return cls(datetime.fromisoformat(start) if start else None, datetime.fromisoformat(str(raw["end"])))
+        return cls(datetime.fromisoformat(start) if start else None, datetime.fromisoformat(str(raw["end"])),
+                   raw.get("cursor_start"), raw.get("cursor_end"))
 
     def __str__(self) -> str:
-        return f"[{self.start.isoformat() if self.start else '-inf'}, {self.end.isoformat()})"
+        text = f"[{self.start.isoformat() if self.start else '-inf'}, {self.end.isoformat()})"
+        if self.is_integer:
+            text += f" = cursor [{'-inf' if self.cursor_start is None else self.cursor_start}, {self.cursor_end})"
+        return text
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from warehouse_sync.cdc.changes import TruncateSeen
 from warehouse_sync.cdc.mode import NoPastWindows
 from warehouse_sync.cdc.slot import CdcUnavailable, SlotLost
 from warehouse_sync.config import ConfigError, Pipeline
-from warehouse_sync.db.catalog import CursorTimeZone, PrimaryKeyError, TableNotFound, UnknownColumn
+from warehouse_sync.db.catalog import PrimaryKeyError, TableNotFound, UnknownColumn, UnusableCursor
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.modes import mode_for
 from warehouse_sync.quality.validate import DataQualityFailed
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, TableNotFound, UnknownColumn, PrimaryKeyError, SchemaChanged, RepairRefused, UnsupportedKey,
     NothingLoaded, DataQualityFailed, CdcUnavailable, SlotLost, NoPastWindows, TruncateSeen, NullableCursor,
-    CursorTimeZone,
+    UnusableCursor,
 )
 
 

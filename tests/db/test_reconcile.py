@@ -20,6 +20,7 @@ from warehouse_sync.run import Run
 
 HOUR = timedelta(hours=1)
 AS_OF = T0 + HOUR
+UPTO = Window(None, AS_OF)  # rows before AS_OF
 
 
 def columns_of(source, pipeline):
@@ -37,7 +38,7 @@ def inject_drift(source, warehouse):
 
 def test_locate_names_every_missing_extra_and_changed_key_and_column(source, warehouse, synced):
     inject_drift(source, warehouse)
-    diff = locate(source, warehouse, synced, columns_of(source, synced), AS_OF, factor=4, leaf_rows=50)
+    diff = locate(source, warehouse, synced, columns_of(source, synced), UPTO, factor=4, leaf_rows=50)
     assert diff.missing == [(10, 1), (250, 4)]
     assert diff.extra == [(77, 1), (77, 2), (77, 3), (77, 4)]
     assert diff.changed == [(5, 3), (120, 2)]
@@ -46,20 +47,20 @@ def test_locate_names_every_missing_extra_and_changed_key_and_column(source, war
 
 
 def test_identical_tables_show_no_drift(source, warehouse, synced):
-    diff = locate(source, warehouse, synced, columns_of(source, synced), AS_OF, factor=4, leaf_rows=50)
+    diff = locate(source, warehouse, synced, columns_of(source, synced), UPTO, factor=4, leaf_rows=50)
     assert diff.total == 0
 
 
 def test_repair_converges_soft_deletes_and_is_idempotent(source, warehouse, synced):
     inject_drift(source, warehouse)
     columns = columns_of(source, synced)
-    diff = locate(source, warehouse, synced, columns, AS_OF)
+    diff = locate(source, warehouse, synced, columns, UPTO)
     result = repair(Run(synced, source, warehouse, "repair-1"), columns, diff)
     assert (result.upserted, result.deleted) == (4, 4)
-    assert locate(source, warehouse, synced, columns, AS_OF).total == 0
+    assert locate(source, warehouse, synced, columns, UPTO).total == 0
     kept = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 77 AND _deleted_at IS NOT NULL")
     assert kept.fetchone() == (4,)  # soft delete keeps the rows for analysts
-    again = repair(Run(synced, source, warehouse, "r2"), columns, locate(source, warehouse, synced, columns, AS_OF))
+    again = repair(Run(synced, source, warehouse, "r2"), columns, locate(source, warehouse, synced, columns, UPTO))
     assert again.total == 0
 
 
@@ -68,7 +69,7 @@ def test_hard_delete_mode_removes_rows_deleted_at_source(source, warehouse, sync
     source.execute("DELETE FROM t_src.lines WHERE order_id IN (3, 4)")
     source.commit()
     columns = columns_of(source, pipeline)
-    repair(Run(pipeline, source, warehouse, "hard"), columns, locate(source, warehouse, pipeline, columns, AS_OF))
+    repair(Run(pipeline, source, warehouse, "hard"), columns, locate(source, warehouse, pipeline, columns, UPTO))
     assert warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id IN (3, 4)").fetchone() == (0,)
 
 
@@ -77,11 +78,11 @@ def test_a_row_that_reappears_at_source_is_restored(source, warehouse, synced):
     saved = source.execute("SELECT * FROM t_src.lines WHERE order_id = 9").fetchall()
     source.execute("DELETE FROM t_src.lines WHERE order_id = 9")
     source.commit()
-    repair(Run(synced, source, warehouse, "del"), columns, locate(source, warehouse, synced, columns, AS_OF))
+    repair(Run(synced, source, warehouse, "del"), columns, locate(source, warehouse, synced, columns, UPTO))
     with source.cursor() as cur:
         cur.executemany("INSERT INTO t_src.lines VALUES (%s, %s, %s, %s, %s)", saved)
     source.commit()
-    diff = locate(source, warehouse, synced, columns, AS_OF)
+    diff = locate(source, warehouse, synced, columns, UPTO)
     assert diff.missing == [(9, n) for n in range(1, 5)]
     repair(Run(synced, source, warehouse, "restore"), columns, diff)
     restored = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 9 AND _deleted_at IS NULL")
@@ -114,7 +115,7 @@ def test_mass_drift_beyond_the_ceiling_is_refused_and_changes_nothing(source, wa
 def test_rows_changed_after_as_of_are_in_flight_not_drift(source, warehouse, synced):
     source.execute("UPDATE t_src.lines SET qty = 0, updated_at = %s WHERE order_id <= 20", (AS_OF + HOUR,))
     source.commit()
-    assert locate(source, warehouse, synced, columns_of(source, synced), AS_OF).total == 0
+    assert locate(source, warehouse, synced, columns_of(source, synced), UPTO).total == 0
 
 
 def test_reconcile_while_a_writer_keeps_updating_reports_no_false_drift(source, second_source, warehouse, synced):

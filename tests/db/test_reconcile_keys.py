@@ -12,16 +12,18 @@ from psycopg import sql
 
 from warehouse_sync.db.catalog import describe_source
 from warehouse_sync.db.statements import idents, load_sql, table_ident
+from warehouse_sync.model import Window
 from warehouse_sync.reconcile.keys import TOMBSTONES, check_keys, ensure_tombstone_index, key_hash
 
 HOUR = timedelta(hours=1)
 AS_OF = T0 + HOUR
+UPTO = Window(None, AS_OF)  # rows before AS_OF
 
 
 def check(source, warehouse, pipeline, leaf_rows=8, max_parts=4):
     """Small leaves and few parts per level, so that 1 200 keys are bisected over several levels."""
     columns = describe_source(source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    return check_keys(source, warehouse, pipeline, columns, AS_OF, leaf_rows=leaf_rows, max_parts=max_parts)
+    return check_keys(source, warehouse, pipeline, columns, UPTO, leaf_rows=leaf_rows, max_parts=max_parts)
 
 
 def test_the_load_builds_the_tombstone_index_with_the_target(warehouse, synced):
@@ -61,11 +63,11 @@ def test_the_re_check_after_a_repair_reads_only_the_ranges_that_differed(source,
     source.commit()
     found = check(source, warehouse, synced)
     columns = describe_source(source, synced.source, synced.primary_key, synced.cursor)
-    again = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    again = check_keys(source, warehouse, synced, columns, UPTO, only=found.leaves)
     assert again.drift.extra == [(77, 2)] and again.levels == 0 and 0 < again.comparison.warehouse.rows <= 8
     warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now() WHERE (order_id, line) = (77, 2)")
     warehouse.commit()
-    repaired = check_keys(source, warehouse, synced, columns, AS_OF, only=found.leaves)
+    repaired = check_keys(source, warehouse, synced, columns, UPTO, only=found.leaves)
     assert repaired.drift.total == 0 and repaired.comparison.matches
 
 

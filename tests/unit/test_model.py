@@ -17,10 +17,18 @@ def through_json(value: dict) -> dict:
 
 
 @pytest.mark.parametrize("window", [Window(T0, T0 + timedelta(hours=2)), Window(None, T0),
-                                    Window(T0 + timedelta(microseconds=123456), T0 + timedelta(days=1))],
-                         ids=["bounded", "snapshot", "microseconds"])
+                                    Window(T0 + timedelta(microseconds=123456), T0 + timedelta(days=1)),
+                                    Window(T0, T0 + timedelta(hours=2), 51, 63), Window(None, T0, None, 51)],
+                         ids=["bounded", "snapshot", "microseconds", "integer", "integer-snapshot"])
 def test_a_window_survives_a_json_round_trip(window):
     assert Window.from_dict(through_json(window.to_dict())) == window
+
+
+def test_an_integer_cursors_window_keeps_its_end_bound_up_to_the_end_and_prints_it():
+    window = Window(T0, T0 + timedelta(hours=2), 51, 63)
+    assert window.is_integer and not Window(T0, T0 + timedelta(hours=2)).is_integer
+    assert window.up_to_end() == Window(None, T0 + timedelta(hours=2), None, 63)
+    assert str(window).endswith(" = cursor [51, 63)")
 
 
 def test_a_window_read_back_is_timezone_aware_and_ignores_extra_keys():

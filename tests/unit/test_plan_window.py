@@ -120,6 +120,14 @@ def test_the_window_predicate_is_half_open_and_a_snapshot_has_no_lower_bound():
     assert clause.as_string(None) == '"updated_at" < %(window_end)s' and params == {"window_end": END}
 
 
+def test_an_integer_cursors_window_is_compared_by_its_marks_and_one_without_a_start_mark_has_no_lower_bound():
+    clause, params = window_filter("version", Window(START, END, 51, 63), "r")
+    assert clause.as_string(None) == '"r"."version" >= %(window_start)s AND "r"."version" < %(window_end)s'
+    assert params == {"window_start": 51, "window_end": 63}
+    clause, params = window_filter("version", Window(START, END, None, 63))
+    assert clause.as_string(None) == '"version" < %(window_end)s' and params == {"window_end": 63}
+
+
 def test_a_batch_predicate_bounds_the_keyset_row_only_where_the_batch_has_a_bound():
     window = Window(START, END)
     first, first_params = batch_filter(pipeline(), window, Batch(0, None, ("t", "a", "3")))

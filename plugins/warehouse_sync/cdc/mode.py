@@ -30,12 +30,12 @@ from typing import Any
 
 import psycopg
 
-from warehouse_sync.bookkeeping import state
+from warehouse_sync.bookkeeping import marks, state
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import describe_pipeline_source
+from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.run import Run
@@ -80,7 +80,7 @@ class CdcMode:
         pipeline, source = run.pipeline, run.source
         with phases.timed("describe"):
             slots.check_wal_level(source, pipeline)
-            describe_pipeline_source(source, pipeline)
+            columns = describe_pipeline_source(source, pipeline)
             slots.check_replica_identity(source, pipeline)
         known = state.read_state(run.warehouse, pipeline.name)
         if (not start.manual and start.interval_end is not None and start.interval_start is not None
@@ -109,6 +109,8 @@ class CdcMode:
         slots.log_running_transactions(source)  # lets this run's confirm free WAL at once
         upto_lsn, _ = slots.current_lsn(source)
         window = Window(None if snapshot else known.high_watermark, now)
+        if integer_cursor(pipeline, columns):  # the reconcile compares by the cursor's own values
+            window, _ = marks.plan_window(source, run.warehouse, pipeline, window)
         why = ("cdc snapshot (first run)" if known.high_watermark is None else
                "cdc snapshot (full_snapshot)" if snapshot else "cdc changes up to " + upto_lsn)
         log.info("%s: %s, window %s", pipeline.name, why, window)

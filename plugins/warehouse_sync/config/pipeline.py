@@ -119,8 +119,9 @@ class Pipeline(BaseModel):
         target: Target table in the ``warehouse_conn_id`` connection (``schema.table`` in the file).
         primary_key: Primary-key columns, in key order (one or more, no repeats; the file may give a
             single column as a string).
-        cursor: Column that moves forward on every insert and update (``updated_at``, a
-            ``timestamp`` or ``timestamptz`` column); not part of the primary key.
+        cursor: Column that moves forward on every insert and update: ``updated_at``, a ``timestamptz``
+            or ``timestamp`` column, or an integer one sequence sets (``version``: windows resolved by
+            marks, :mod:`warehouse_sync.bookkeeping.marks`); not part of the primary key.
         cursor_time_zone: For a ``timestamp without time zone`` cursor: the IANA time zone whose wall-clock
             time the application writes in it (``Europe/Berlin``; ``UTC`` when it writes UTC). Required
             for such a cursor (the plan refuses it without), refused for a ``timestamptz`` one. Window

@@ -280,8 +280,15 @@ def describe_source(
     return select_columns(table, columns, selection, (*primary_key, cursor))
 
 
-class CursorTimeZone(ValueError):
-    """A ``timestamp without time zone`` cursor without ``cursor_time_zone``, or that setting on a ``timestamptz`` one.
+class UnusableCursor(ValueError):
+    """The cursor column's type cannot bound a window: not a ``timestamp``, ``timestamptz`` or integer.
+
+    The message names the pipeline, the column's type and the fix.
+    """
+
+
+class CursorTimeZone(UnusableCursor):
+    """A ``timestamp without time zone`` cursor without ``cursor_time_zone``, or that setting on another cursor.
 
     The message names the pipeline, the column's type and the fix.
     """
@@ -312,13 +319,20 @@ def check_cursor_time_zone(conn: psycopg.Connection, pipeline: Pipeline, columns
     (:func:`warehouse_sync.db.statements.cursor_value`), which a ``timestamptz`` cursor must not be.
 
     Raises:
+        UnusableCursor: The cursor is neither a ``timestamp``/``timestamptz`` nor an integer column.
         CursorTimeZone: A naive cursor without ``cursor_time_zone`` (the message gives the source's
-            ``TimeZone`` setting as a hint), or a ``timestamptz`` cursor with it.
+            ``TimeZone`` setting as a hint), or a ``timestamptz`` or integer cursor with it.
     """
     column = next((c for c in columns if c.name == pipeline.cursor), None)
     if column is None:
         return
     base = column.base_type or column.sql_type
+    if not base.startswith("timestamp") and not integer_cursor(pipeline, columns):
+        raise UnusableCursor(
+            f"pipeline {pipeline.name}: cursor column {pipeline.cursor!r} of {pipeline.source} is {column.sql_type}; "
+            "a cursor must be timestamptz, timestamp (with cursor_time_zone) or an integer that a sequence sets on "
+            "every insert and update (smallint, integer, bigint). Add such a column (e.g. updated_at timestamptz "
+            "NOT NULL DEFAULT now(), kept by a trigger) or sync the table with mode: cdc.")
     naive = base.startswith("timestamp") and base.endswith("without time zone")
     if naive and pipeline.cursor_time_zone is None:
         (zone,) = conn.execute("SHOW TimeZone").fetchone()  # type: ignore[misc]
@@ -328,11 +342,25 @@ def check_cursor_time_zone(conn: psycopg.Connection, pipeline: Pipeline, columns
             "rows into windows already synced. Set cursor_time_zone in the pipeline to the IANA zone the "
             f"application writes it in (e.g. cursor_time_zone: Europe/Berlin; the source server's TimeZone "
             f"setting is {zone}; UTC if it writes UTC), or make the column timestamptz.")
+    if integer_cursor(pipeline, columns) and pipeline.cursor_time_zone is not None:
+        raise CursorTimeZone(
+            f"pipeline {pipeline.name}: cursor_time_zone {pipeline.cursor_time_zone} is set, but cursor column "
+            f"{pipeline.cursor!r} of {pipeline.source} is {column.sql_type}, an integer with no time; remove "
+            "cursor_time_zone from the pipeline.")
     if not naive and pipeline.cursor_time_zone is not None:
         raise CursorTimeZone(
             f"pipeline {pipeline.name}: cursor_time_zone {pipeline.cursor_time_zone} is set, but cursor column "
             f"{pipeline.cursor!r} of {pipeline.source} is {column.sql_type}, whose values are instants; remove "
             "cursor_time_zone from the pipeline.")
+
+
+def integer_cursor(pipeline: Pipeline, columns: list[Column]) -> bool:
+    """Whether the pipeline's cursor is an integer column (``smallint``, ``integer``, ``bigint`` or a domain of one).
+
+    Its windows are then resolved into the cursor's values by marks (:mod:`warehouse_sync.bookkeeping.marks`).
+    """
+    column = next((c for c in columns if c.name == pipeline.cursor), None)
+    return column is not None and (column.base_type or column.sql_type) in {"smallint", "integer", "bigint"}
 
 
 def column_definitions(columns: list[Column]) -> sql.Composable:

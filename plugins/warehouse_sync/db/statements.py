@@ -114,16 +114,24 @@ def cursor_value(instant: datetime, zone: str | None) -> datetime:
     return instant if zone is None else instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
 
 
+def end_value(window: Window, zone: str | None = None) -> Any:
+    """The cursor value ``window.end`` stands for: its integer bound, or the instant as :func:`cursor_value` has it."""
+    return window.cursor_end if window.is_integer else cursor_value(window.end, zone)
+
+
 def window_filter(cursor: str, window: Window, prefix: str | None = None,
                   zone: str | None = None) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL predicate and parameters for ``cursor`` in ``window`` (half-open).
 
-    ``zone``: the pipeline's ``cursor_time_zone`` (:func:`cursor_value`).
+    ``zone``: the pipeline's ``cursor_time_zone`` (:func:`cursor_value`). An integer cursor's window
+    is compared by its own bounds (``cursor_start``, ``cursor_end``; :class:`~warehouse_sync.model.Window`).
     """
     column = sql.Identifier(prefix, cursor) if prefix else sql.Identifier(cursor)
-    params: dict[str, Any] = {"window_end": cursor_value(window.end, zone)}
+    params: dict[str, Any] = {"window_end": end_value(window, zone)}
     clause = sql.SQL("{c} < %(window_end)s").format(c=column)
-    if window.start is not None:
+    start = None if window.start is None else (window.cursor_start if window.is_integer
+                                               else cursor_value(window.start, zone))
+    if start is not None:
         clause = sql.SQL("{c} >= %(window_start)s AND ").format(c=column) + clause
-        params["window_start"] = cursor_value(window.start, zone)
+        params["window_start"] = start
     return clause, params

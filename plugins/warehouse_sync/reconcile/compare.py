@@ -24,7 +24,7 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
-from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident, window_filter
+from warehouse_sync.db.statements import end_value, idents, load_sql, table_ident, window_filter
 from warehouse_sync.model import Window
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,11 @@ def _summary(conn: psycopg.Connection, table: sql.Composable, columns: list[Colu
     return Side(int(rows), int(checksum))
 
 
-def _inflight_keys(conn: psycopg.Connection, pipeline: Pipeline, window_end: Any, limit: int) -> bytes:
+def _inflight_keys(conn: psycopg.Connection, pipeline: Pipeline, window: Window, limit: int) -> bytes:
     query = INFLIGHT_KEYS.format(primary_key=idents(pipeline.primary_key), table=table_ident(pipeline.source),
                                  cursor=sql.Identifier(pipeline.cursor))
     buffer = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(query, {"window_end": cursor_value(window_end, pipeline.cursor_time_zone),
+    with conn.cursor() as cur, cur.copy(query, {"window_end": end_value(window, pipeline.cursor_time_zone),
                                                       "limit": limit + 1}) as copy:
         for chunk in copy:
             buffer.write(chunk)
@@ -131,12 +131,12 @@ def compare(
     """
     # A snapshot's window is the whole table up to its end already: one scope, one scan per side.
     whole = full_table and window.start is not None
-    scopes = [("window", window)] + ([("table", Window(None, window.end))] if whole else [])
+    scopes = [("window", window)] + ([("table", window.up_to_end())] if whole else [])
     source.commit()
     source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     try:
         with source.transaction():
-            keys_csv = _inflight_keys(source, pipeline, window.end, max_inflight)
+            keys_csv = _inflight_keys(source, pipeline, window, max_inflight)
             inflight = keys_csv.count(b"\n")
             source_sides = []
             for _, scope_window in scopes:

@@ -33,13 +33,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident, tombstone_index
+from warehouse_sync.db.statements import end_value, idents, load_sql, table_ident, tombstone_index
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, Side
 from warehouse_sync.reconcile.locate import (
@@ -235,7 +236,7 @@ def ensure_tombstone_index(warehouse: psycopg.Connection, pipeline: Pipeline) ->
 
 
 def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeline: Pipeline,
-               columns: list[Column], as_of: datetime, leaf_rows: int = LEAF_ROWS,
+               columns: list[Column], upto: Window, leaf_rows: int = LEAF_ROWS,
                max_parts: int = MAX_PARTS, only: tuple[tuple[int, int], ...] | None = None,
                key_slice: tuple[int, int] = (0, 1), bounded: bool = True) -> KeyCheck:
     """Finds keys on one side only (deletes at the source, keys lost or not yet deleted in the warehouse).
@@ -245,7 +246,8 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         warehouse: Warehouse connection.
         pipeline: The table's configuration.
         columns: Source columns (only the key columns' types are used).
-        as_of: Source keys whose row is at or past this cursor value are in flight (UTC).
+        upto: Source keys whose row is at or past its end (its ``cursor_end`` for an integer cursor) are in
+            flight.
         leaf_rows: Keys per leaf compared key by key.
         max_parts: Most parts one segment is cut into per level (bounds the aggregate's groups).
         only: Compare just these leaf ranges ``(lo, hi)`` key by key, no bisection (the re-check after a
@@ -305,17 +307,18 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
         limit = limit if bounded else UNBOUNDED
         if surplus > limit:
             leaves = []  # more keys live in the warehouse only than the ceiling: none need reading
-        found = _read_leaves(pool, src, wh, parts, pipeline, columns, leaves, as_of, limit)
+        found = _read_leaves(pool, src, wh, parts, pipeline, columns, leaves,
+                             end_value(upto, pipeline.cursor_time_zone), limit)
     if only is not None:
         totals = {"source": found.source, "warehouse": found.warehouse}
     drift = Drift(missing=sorted(found.missing), extra=sorted(found.extra), segments=segments_compared,
                   rows=totals["source"][0], seconds=time.monotonic() - started)
     drift.stop_at(limit, surplus)
     source_side = Side(totals["source"][0] - found.inflight[0], totals["source"][1] - found.inflight[1])
-    comparison = Comparison("keys", Window(None, as_of), source_side, Side(*totals["warehouse"]), found.inflight[0],
+    comparison = Comparison("keys", upto.up_to_end(), source_side, Side(*totals["warehouse"]), found.inflight[0],
                             seconds=drift.seconds)
     log.info("%s vs %s keys as of %s, key slice %d of %d: %d missing, %d extra, %d in flight (%d levels, "
-             "%d segments, %d leaf keys, %.2f s)%s", pipeline.source, pipeline.target, as_of, key_slice[0] + 1,
+             "%d segments, %d leaf keys, %.2f s)%s", pipeline.source, pipeline.target, upto.end, key_slice[0] + 1,
              key_slice[1], len(drift.missing), len(drift.extra),
              found.inflight[0], levels, segments_compared, found.leaf_keys, drift.seconds,
              f"; stopped at the repair ceiling, at least {drift.at_least} keys differ" if drift.truncated else "")
@@ -335,7 +338,7 @@ class _Leaves:
 
 
 def _read_leaves(pool: ThreadPoolExecutor, src: SnapshotSide, wh: SnapshotSide, parts: dict[str, sql.Composable],
-                 pipeline: Pipeline, columns: list[Column], leaves: list[tuple[int, int]], as_of: datetime,
+                 pipeline: Pipeline, columns: list[Column], leaves: list[tuple[int, int]], as_of: Any,
                  limit: int) -> _Leaves:
     """Reads the leaf ranges key by key, ``LEAF_CHUNK`` at a time, until more than ``limit`` keys differ.
 
@@ -385,12 +388,11 @@ def _total(rows: list[tuple]) -> tuple[int, int]:
 
 
 def _inflight(src: SnapshotSide, pipeline: Pipeline, columns: list[Column], keys: list[tuple],
-              as_of: datetime) -> set[tuple]:
-    """Of ``keys`` (on the source only), those whose source row is at or past ``as_of``."""
+              as_of: Any) -> set[tuple]:
+    """Of ``keys`` (on the source only), those whose source row is at or past ``as_of`` (a cursor value)."""
     if not keys:
         return set()
     joined = key_join(pipeline, columns, keys)
     statement = load_sql("reconcile/key_inflight.sql", key_columns=idents(pipeline.primary_key, "r"),
                          table=src.table, cursor=sql.Identifier(pipeline.cursor), **joined["parts"])
-    as_of_param = cursor_value(as_of, pipeline.cursor_time_zone)
-    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of_param}).fetchall()}
+    return {tuple(r) for r in src.conn.execute(statement, {**joined["params"], "as_of": as_of}).fetchall()}

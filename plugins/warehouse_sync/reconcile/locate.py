@@ -27,7 +27,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -35,7 +34,8 @@ from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, hash_inputs
-from warehouse_sync.db.statements import cursor_value, idents, load_sql, table_ident
+from warehouse_sync.db.statements import end_value, idents, load_sql, table_ident
+from warehouse_sync.model import Window
 
 log = logging.getLogger(__name__)
 INTEGER_TYPES = {"int2", "int4", "int8"}
@@ -176,13 +176,13 @@ def locate(
     warehouse: psycopg.Connection,
     pipeline: Pipeline,
     columns: list[Column],
-    as_of: datetime,
+    upto: Window,
     factor: int = 32,
     leaf_rows: int = 2000,
     sample: int = 20,
     bounded: bool = True,
 ) -> Drift:
-    """Finds the keys that differ between source and warehouse, for rows with cursor < ``as_of``.
+    """Finds the keys that differ between source and warehouse, for rows with cursor before ``upto``'s end.
 
     Every key, unless more than the repair ceiling differ: then at most the ceiling + 1, ``truncated``.
 
@@ -191,7 +191,7 @@ def locate(
         warehouse: Warehouse connection.
         pipeline: The table's configuration.
         columns: Source columns (all are compared).
-        as_of: Rows at or past this cursor value are in flight (UTC).
+        upto: Rows at or past its end (its ``cursor_end`` for an integer cursor) are in flight.
         factor: Segments each differing segment is cut into.
         leaf_rows: Segments with at most this many rows are compared key by key.
         sample: Changed keys whose differing columns are named.
@@ -211,7 +211,7 @@ def locate(
     parts = {"k1": sql.Identifier(k1), "cursor": sql.Identifier(pipeline.cursor), "columns": hash_inputs(columns),
              "keys": idents(pipeline.primary_key, "r")}
     result = Drift()
-    cursor_as_of = cursor_value(as_of, pipeline.cursor_time_zone)
+    cursor_as_of = end_value(upto, pipeline.cursor_time_zone)
     src = SnapshotSide(source, table_ident(pipeline.source), sql.SQL(""))
     wh = SnapshotSide(warehouse, table_ident(pipeline.target), LIVE)
     with ThreadPoolExecutor(max_workers=2) as pool, src, wh:
@@ -258,7 +258,7 @@ def locate(
     result.changed.sort()
     result.seconds = time.monotonic() - started
     log.info("%s vs %s as of %s: %d missing, %d extra, %d changed (%d segments, %.2f s)%s", pipeline.source,
-             pipeline.target, as_of, len(result.missing), len(result.extra), len(result.changed),
+             pipeline.target, upto.end, len(result.missing), len(result.extra), len(result.changed),
              result.segments, result.seconds,
              f"; stopped at the repair ceiling, at least {result.at_least} keys differ" if result.truncated else "")
     return result
@@ -266,7 +266,7 @@ def locate(
 
 def _compare_leaf(pool: ThreadPoolExecutor, src: SnapshotSide, wh: SnapshotSide,
                   parts: dict[str, sql.Composable],
-                  lo: int, hi: int, as_of: datetime, result: Drift) -> None:
+                  lo: int, hi: int, as_of: Any, result: Drift) -> None:
     a, b = query_both(pool, src, wh, "reconcile/diff_rows.sql", parts, {"lo": lo, "hi": hi, "as_of": as_of})
     a_map = {tuple(r[:-1]): r[-1] for r in a}
     b_map = {tuple(r[:-1]): r[-1] for r in b}

@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
-from warehouse_sync.bookkeeping import audit
+from warehouse_sync.bookkeeping import audit, marks
 from warehouse_sync.bookkeeping.state import read_state
-from warehouse_sync.db.catalog import Column, describe_pipeline_source, read_columns
+from warehouse_sync.db.catalog import Column, describe_pipeline_source, integer_cursor, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
 from warehouse_sync.reconcile.keys import check_keys, has_integer_key, key_slice_of
@@ -113,7 +113,10 @@ def reconcile_table(run: Run, as_of: datetime | None, on_drift: DriftHandler | N
     if state.high_watermark is None:
         raise NothingLoaded(f"{pipeline.name}: nothing loaded yet (no high watermark); run {pipeline.dag_id} first")
     as_of = state.high_watermark if as_of is None else min(as_of, state.high_watermark)
-    return reconcile(run, Window(None, as_of), "table", "none", on_drift, pending)
+    window = Window(None, as_of)
+    if integer_cursor(pipeline, describe_pipeline_source(run.source, pipeline)):
+        window = marks.resolve(run.warehouse, pipeline.name, window)
+    return reconcile(run, window, "table", "none", on_drift, pending)
 
 
 def reconcile(run: Run, window: Window, scope: str, table_check: str,
@@ -154,19 +157,19 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
     held: list[tuple] = []
     found = Drift()
     if not comparisons or not all(c.matches for c in comparisons):
-        found, held = _without_pending(_located(run, columns, window.end, pending), pending)
+        found, held = _without_pending(_located(run, columns, window, pending), pending)
         drift = _repair_found(run, columns, found, window.end, scope)
         comparisons = compare(source, warehouse, pipeline, columns, window, full_table)
         _record(run, comparisons, "_after_repair" if scope == "window" else "_daily")
         if not all(c.matches for c in comparisons):
-            residual = locate(source, warehouse, pipeline, columns, window.end)
+            residual = locate(source, warehouse, pipeline, columns, window)
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
         key_slice = key_slice_of(window.end, pipeline.schedule, pipeline.key_check_slices)
-        checked = check_keys(source, warehouse, pipeline, columns, window.end, key_slice=key_slice)
+        checked = check_keys(source, warehouse, pipeline, columns, window, key_slice=key_slice)
         if checked.drift.truncated and pending is not None and pending():
             # Keys a pending change explains do not count against the ceiling: tell them apart, all of them.
-            checked = check_keys(source, warehouse, pipeline, columns, window.end, key_slice=key_slice,
+            checked = check_keys(source, warehouse, pipeline, columns, window, key_slice=key_slice,
                                  bounded=False)
         _record(run, [checked.comparison], "")
         final = checked.comparison
@@ -174,7 +177,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
             found, held = _without_pending(checked.drift, pending)
             drift = _repair_found(run, columns, found, window.end, scope)
             # The rest of the key space matched: re-check only the ranges that differed.
-            rechecked = check_keys(source, warehouse, pipeline, columns, window.end, only=checked.leaves)
+            rechecked = check_keys(source, warehouse, pipeline, columns, window, only=checked.leaves)
             final = rechecked.comparison
             _record(run, [final], "_after_repair")
             if not final.matches:
@@ -203,15 +206,15 @@ def compared_columns(source_columns: list[Column], target_columns: list[Column])
     return [c for c in source_columns if c.name in names]
 
 
-def _located(run: Run, columns: list[Column], as_of: datetime, pending: PendingKeys | None) -> Drift:
+def _located(run: Run, columns: list[Column], upto: Window, pending: PendingKeys | None) -> Drift:
     """:func:`.locate.locate`, stopped at the repair ceiling unless keys with a pending change are among the drift.
 
     Those keys are not repaired and do not count against the ceiling (:func:`_without_pending`), so
     when counting stopped and changes are pending, every key is located to tell them apart.
     """
-    found = locate(run.source, run.warehouse, run.pipeline, columns, as_of)
+    found = locate(run.source, run.warehouse, run.pipeline, columns, upto)
     if found.truncated and pending is not None and pending():
-        found = locate(run.source, run.warehouse, run.pipeline, columns, as_of, bounded=False)
+        found = locate(run.source, run.warehouse, run.pipeline, columns, upto, bounded=False)
     return found
 
 

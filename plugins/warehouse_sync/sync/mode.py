@@ -3,10 +3,10 @@
 :class:`CursorMode` is this mode's side of :class:`warehouse_sync.modes.Mode`; the task bodies in
 :mod:`warehouse_sync.tasks` call it and do the audit rows and failure handling for both modes.
 
-* **plan** checks the source, decides the run's window (:func:`.plan.run_window`), waits out late
-  commits (:func:`warehouse_sync.db.inflight.settle`), cuts keyset batches
-  (:func:`.plan.plan_batches`) and, for a snapshot into a new target, creates the run's build table
-  (:func:`.snapshot.prepare`).
+* **plan** checks the source, decides the run's window (:func:`.plan.run_window`; an integer
+  cursor's values by :mod:`warehouse_sync.bookkeeping.marks`), waits out late commits
+  (:func:`warehouse_sync.db.inflight.settle`), cuts keyset batches (:func:`.plan.plan_batches`) and,
+  for a snapshot into a new target, creates the run's build table (:func:`.snapshot.prepare`).
 * **extract** reads one batch into its Parquet file (and the build table) (:func:`.extract.extract_batch`).
 * **load** merges the window's files into the target (:func:`.load.load_files`).
 * **health** has nothing to report: a cursor holds nothing at the source.
@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from warehouse_sync.bookkeeping import state
+from warehouse_sync.bookkeeping import marks, state
 from warehouse_sync.config import SYNC_SCHEDULE
-from warehouse_sync.db.catalog import describe_pipeline_source
+from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.run import Run
@@ -68,8 +68,13 @@ class CursorMode:
             check_cursor_not_null(run.source, pipeline, columns)
         known = state.read_state(run.warehouse, pipeline.name)
         window, why = run_window(pipeline, self.schedule, start, known.high_watermark, known.late_horizon)
+        settle_at = window.end
+        if integer_cursor(pipeline, columns):
+            with phases.timed("marks"):
+                window, settle_at = marks.plan_window(run.source, run.warehouse, pipeline, window,
+                                                      known.late_horizon)
         with phases.timed("settle"):
-            late = settle(run, window.end)
+            late = settle(run, settle_at)
         late_horizon = late.settled.late_horizon
         if late_horizon is not None:
             state.hold_late_horizon(run.warehouse, pipeline.name, late_horizon)

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import Column
+from warehouse_sync.db.catalog import Column, integer_cursor
 from warehouse_sync.db.statements import idents, load_sql, table_ident, text_of, window_filter
 from warehouse_sync.model import Batch, RunStart, Window
 from warehouse_sync.sync.keyset import keyset_columns
@@ -55,10 +55,11 @@ def check_cursor_not_null(conn: psycopg.Connection, pipeline: Pipeline, columns:
                                      cursor=cursor)).fetchone()
     conn.commit()
     name, col = table.as_string(conn), cursor.as_string(conn)
+    value = f"nextval('<the sequence that sets {pipeline.cursor}>')" if integer_cursor(pipeline, columns) else "now()"
     raise NullableCursor(
         f"pipeline {pipeline.name}: cursor column {pipeline.cursor!r} of {pipeline.source} may be NULL ({nulls} "
         f"row(s) are now); a row with a NULL cursor is in no window and no snapshot, so it would never be synced. "
-        f"Fix on the source: UPDATE {name} SET {col} = now() WHERE {col} IS NULL; then "
+        f"Fix on the source: UPDATE {name} SET {col} = {value} WHERE {col} IS NULL; then "
         f"ALTER TABLE {name} ALTER COLUMN {col} SET NOT NULL (on a large table first ADD CONSTRAINT … CHECK "
         f"({col} IS NOT NULL) NOT VALID and VALIDATE CONSTRAINT it, so SET NOT NULL does not scan under its "
         f"lock), and make the application set it; or sync the table with mode: cdc.")

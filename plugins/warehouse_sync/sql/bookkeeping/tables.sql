@@ -79,3 +79,12 @@ CREATE TABLE IF NOT EXISTS warehouse_sync.schema_history (
     recorded_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS schema_history_pipeline ON warehouse_sync.schema_history (pipeline, recorded_at DESC);
+
+-- An integer cursor's value at each window end a plan recorded (docs/operating.md, "Integer cursors").
+CREATE TABLE IF NOT EXISTS warehouse_sync.cursor_marks (
+    pipeline    text        NOT NULL,
+    window_end  timestamptz NOT NULL,
+    mark        bigint,                 -- rows with cursor < mark were read; NULL: the source had no row
+    read_at     timestamptz NOT NULL,   -- source clock, after the read: later writers take greater values
+    PRIMARY KEY (pipeline, window_end)
+);
