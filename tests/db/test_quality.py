@@ -125,9 +125,12 @@ def test_validate_reads_the_window_once_on_the_server_and_never_fetches_its_rows
         source, warehouse, tmp_path, reports, url, caplog):
     """GX would learn a query's columns by running it and fetching every row into the task: a snapshot's
     whole table. The window is copied into a temporary table on the server instead, and each expectation
-    is an aggregate over it (samples of failing rows have a LIMIT)."""
+    is an aggregate over it (samples of failing rows have a LIMIT, and are asked for only when some failed:
+    then a second pass reads the window again, for those expectations)."""
     pipeline = lines_pipeline(expectations=EXPECTATIONS)
     create_lines(source, orders=50)
+    source.execute("UPDATE t_src.lines SET note = 'n' WHERE note IS NULL")  # every expectation passes
+    source.commit()
     planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="r5")["planned"]
     window = window_query(warehouse, pipeline, Plan.from_dict(planned).window)
     warehouse.commit()
@@ -138,6 +141,56 @@ def test_validate_reads_the_window_once_on_the_server_and_never_fetches_its_rows
     assert len(reading) == 1 and reading[0].startswith("CREATE TEMPORARY TABLE"), reading  # one read, on the server
     assert window not in [s.rstrip(";").strip() for s in statements]  # the window is never run on its own
     assert summary["expectations"] == 6 and summary["failed"] == []
+
+
+def _statements(caplog) -> list[str]:
+    return [r.getMessage().strip() for r in caplog.records if r.name == "sqlalchemy.engine.Engine"]
+
+
+def test_a_snapshot_that_is_the_whole_target_is_validated_in_place_without_a_copy(
+        source, warehouse, tmp_path, reports, url, caplog):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS, initial_load="snapshot")
+    create_lines(source, orders=50)
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="s1")["planned"]
+    assert planned["window"]["start"] is None
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        summary = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "s1")
+    statements = _statements(caplog)
+    assert not [s for s in statements if s.startswith("CREATE TEMPORARY TABLE")], statements  # read where it is
+    assert any("t_dst.lines" in s for s in statements)
+    assert summary["rows"] == 200 and summary["failed"] == []
+
+
+def test_a_snapshots_target_with_a_soft_deleted_row_is_validated_through_the_window_query(
+        source, warehouse, tmp_path, reports, url, caplog):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS, initial_load="snapshot")
+    create_lines(source, orders=50)
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="s2")["planned"]
+    warehouse.execute("UPDATE t_dst.lines SET _deleted_at = now(), qty = -1 WHERE order_id = 3")  # a tombstone
+    warehouse.commit()
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        summary = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "s2")
+    assert [s for s in _statements(caplog) if s.startswith("CREATE TEMPORARY TABLE")]  # only the live rows
+    assert summary["rows"] == 196 and summary["failed"] == []  # the tombstones' bad qty is not checked
+
+
+def test_only_expectations_with_unexpected_rows_run_again_for_their_samples(
+        source, warehouse, tmp_path, reports, url, caplog):
+    pipeline = lines_pipeline(expectations=EXPECTATIONS, initial_load="snapshot")
+    create_lines(source, orders=50)
+    source.execute("UPDATE t_src.lines SET note = CASE WHEN order_id = 9 THEN NULL ELSE 'n' END")  # 4 rows lack one
+    source.commit()
+    planned = sync_window(source, warehouse, pipeline, T0, T0 + timedelta(hours=1), tmp_path, run_id="s3")["planned"]
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        summary = tasks.validate(warehouse, url, pipeline, Plan.from_dict(planned), "s3")
+    samples = [s for s in _statements(caplog) if "LIMIT" in s]
+    # the counts' pass asks each expectation for LIMIT 0 rows; the samples' pass asks the failing one only
+    assert len([s for s in samples if "qty" in s]) * 2 == len([s for s in samples if "note" in s]) > 0, samples
+    stored = results(warehouse, "s3")
+    assert stored["every line has a note"][:3] == ("warn", False, 4)
+    assert sorted(r["line"] for r in stored["every line has a note"][3]) == [1, 2, 3, 4]
+    assert stored["quantity between 0 and 100"][:4] == ("fail", True, 0, [])
+    assert summary["warned"] and "failing" in summary["docs"]
 
 
 def test_the_key_expectations_are_enforced_by_the_targets_primary_key_and_not_checked_again(

@@ -13,13 +13,22 @@ constraint when it has one on exactly the key columns (every target the load cre
 database enforced them on every write, so they are recorded as passed ("enforced by the primary key
 constraint") without a second check, which for a snapshot was a sort of the whole table.
 
-Everything else runs inside PostgreSQL, and the task's memory does not grow with the window: GX's SQL
-execution engine first copies the window's rows into a temporary table on the server
-(``create_temp_table``: one read of the window, written on the server, never fetched), and every
-expectation is then an aggregate over that table, its failing-row samples queries with a ``LIMIT``.
-Without it, GX learns a query asset's columns by running the whole query and fetching every row
-into the task's process (measured: a 2 M-row snapshot window took the task to 835 MiB peak RSS; with
-the temporary table 339 MiB, the same as a 1 000-row window, which is GX's own footprint).
+Everything else runs inside PostgreSQL, and the task's memory does not grow with the window:
+
+* An incremental window is a query asset whose rows GX's SQL execution engine first copies into a
+  temporary table on the server (``create_temp_table``: one read of the window, written on the
+  server, never fetched). Without it GX learns a query asset's columns by running the whole query
+  and fetching every row into the task's process (measured: a 2 M-row window took the task to
+  835 MiB peak RSS; with the temporary table 339 MiB, GX's own footprint).
+* A snapshot's window, when it is the whole target (no soft-deleted row, no row past its end:
+  :func:`whole_target`), is a table asset read where it is, with no copy.
+* Every expectation is an aggregate GX bundles into few scans. The suite runs first for the counts
+  alone: GX's failing-row sample queries then read ``LIMIT 0`` rows (with nothing unexpected, each
+  would read the whole window to find none). Only the expectations that found unexpected rows run
+  again for their samples (failing keys and values, ``LIMIT 20``).
+
+Measured on a 6 M-row lineitem-shaped target (three expectations): 28 s with the temporary table
+and samples, 7 s read in place with counts first.
 
 The warehouse URL reaches GX by reference (``${WAREHOUSE_SYNC_GX_URL}``, resolved by GX's config
 substitution from the context's runtime environment), so no credential is written into
@@ -46,8 +55,8 @@ from psycopg.types.json import Jsonb
 
 from warehouse_sync.config import Expectation, Pipeline
 from warehouse_sync.db.catalog import primary_key_of
-from warehouse_sync.db.statements import load_sql, table_ident, window_filter
-from warehouse_sync.model import Window
+from warehouse_sync.db.statements import end_value, load_sql, table_ident, window_filter
+from warehouse_sync.model import TableRef, Window
 from warehouse_sync.quality.suite import standard_expectations, suite_for
 from warehouse_sync.storage import make_private, reports_root
 
@@ -110,6 +119,23 @@ def window_query(conn: psycopg.Connection, pipeline: Pipeline, window: Window) -
     return psycopg.ClientCursor(conn).mogrify(query, params).strip()
 
 
+def whole_target(warehouse: psycopg.Connection, pipeline: Pipeline, window: Window) -> bool:
+    """Whether the window's live rows are every row of the target, so GX may read the target itself.
+
+    True for a snapshot's window (``start`` ``None``) when the target holds no soft-deleted row and no
+    row at or past the window end: what a snapshot's validate finds right after its load. Two index
+    probes (``quality/whole_target.sql``). The window's rows are then validated where they are, with
+    no copy into a temporary table (module docstring).
+    """
+    if not window.is_snapshot:
+        return False
+    query = load_sql("quality/whole_target.sql", table=table_ident(pipeline.target),
+                     cursor=sql.Identifier(pipeline.cursor))
+    (whole,) = warehouse.execute(query, {"window_end": end_value(window, pipeline.cursor_time_zone)}).fetchone()  # type: ignore[misc]
+    warehouse.commit()
+    return bool(whole)
+
+
 def _enforced_by_primary_key(warehouse: psycopg.Connection, pipeline: Pipeline) -> dict[Expectation, Outcome]:
     """The standard key expectations the target's PRIMARY KEY constraint already guarantees, as passed outcomes.
 
@@ -144,13 +170,14 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-def run_expectations(url: str, query: str, suite_name: str, expectations: list[Expectation], key: list[str],
-                     docs_dir: Path) -> list[Outcome]:
-    """Runs ``expectations`` on the rows of ``query`` with Great Expectations and writes its Data Docs.
+def run_expectations(url: str, rows: str | TableRef, suite_name: str, expectations: list[Expectation],
+                     key: list[str], docs_dir: Path) -> list[Outcome]:
+    """Runs ``expectations`` on ``rows`` with Great Expectations and writes its Data Docs.
 
     Args:
         url: SQLAlchemy URL of the warehouse (``postgresql+psycopg://…``); passed to GX by reference.
-        query: SQL of the rows to validate.
+        rows: SQL of the rows to validate (a query asset, copied into a temporary table on the server
+            first), or a table whose every row is validated where it is (a table asset: no copy).
         suite_name: Name of the suite (shown in the Data Docs).
         expectations: The expectations and their severities.
         key: Primary-key columns, reported for every failing row.
@@ -161,45 +188,61 @@ def run_expectations(url: str, query: str, suite_name: str, expectations: list[E
     """
     with warnings.catch_warnings():  # GX's deprecation and "use PostgresDatasource" warnings are noise here
         warnings.simplefilter("ignore")
-        return _run_expectations(url, query, suite_name, expectations, key, docs_dir)
+        return _run_expectations(url, rows, suite_name, expectations, key, docs_dir)
 
 
-def _run_expectations(url: str, query: str, suite_name: str, expectations: list[Expectation], key: list[str],
-                      docs_dir: Path) -> list[Outcome]:
+def _run_expectations(url: str, rows: str | TableRef, suite_name: str, expectations: list[Expectation],
+                      key: list[str], docs_dir: Path) -> list[Outcome]:
     import great_expectations as gx
-    import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral", runtime_environment={GX_URL_VAR: url})
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # create_temp_table: the window is copied on the server once, and GX never fetches it to learn its columns
+    # a query's rows are copied on the server once (GX never fetches them to learn the columns); a table is read
+    # where it is
     source = context.data_sources.add_sql(name="warehouse", connection_string="${" + GX_URL_VAR + "}",
-                                          create_temp_table=True)
-    batch = source.add_query_asset(name=suite_name, query=query).add_batch_definition_whole_table("window")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for index, expectation in enumerate(expectations):
-        suite.add_expectation(getattr(gxe, expectation.class_name)(
-            **expectation.kwargs(),
-            meta={"severity": expectation.severity, "label": expectation.label, "index": index}))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+                                          create_temp_table=not isinstance(rows, TableRef))
+    asset = (source.add_table_asset(name=suite_name, table_name=rows.name, schema_name=rows.schema)
+             if isinstance(rows, TableRef) else source.add_query_asset(name=suite_name, query=rows))
+    batch = asset.add_batch_definition_whole_table("window")
     context.add_data_docs_site(site_name="run", site_config={
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     })
+    # Counts first, no samples: GX's sample queries then read LIMIT 0 rows, where with nothing unexpected
+    # each would read the whole window to find none.
+    counted = _checkpoint(context, batch, suite_name, list(enumerate(expectations)), key, 0)
+    failing = [(i, e) for i, e in enumerate(expectations) if counted[i].unexpected_count]
+    if failing:  # the failing rows' keys and values, for those expectations only
+        counted.update(_checkpoint(context, batch, f"{suite_name} (failing rows)", failing, key, SAMPLE_ROWS))
+    return [counted[i] for i in range(len(expectations))]
+
+
+def _checkpoint(context: Any, batch: Any, name: str, expectations: list[tuple[int, Expectation]], key: list[str],
+                samples: int) -> dict[int, Outcome]:
+    """Runs one suite of ``(index, expectation)`` on the batch, updating the Data Docs; outcomes by index."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for index, expectation in expectations:
+        suite.add_expectation(getattr(gxe, expectation.class_name)(
+            **expectation.kwargs(),
+            meta={"severity": expectation.severity, "label": expectation.label, "index": index}))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=suite_name, validation_definitions=[definition],
+        name=name, validation_definitions=[definition],
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"])],
         result_format={"result_format": "SUMMARY", "unexpected_index_column_names": key,
-                       "partial_unexpected_count": SAMPLE_ROWS},
+                       "partial_unexpected_count": samples},
     ))
-    result = checkpoint.run()
-    (validation,) = result.run_results.values()
+    (validation,) = checkpoint.run().run_results.values()
     by_index = {}
     for r in validation.results:  # GX orders results its own way: match them by the index in meta
         raw = cast(dict[str, Any], r.to_json_dict())
         by_index[raw["expectation_config"]["meta"]["index"]] = raw
-    return [_outcome(expectation, by_index[i]) for i, expectation in enumerate(expectations)]
+    return {i: _outcome(expectation, by_index[i]) for i, expectation in expectations}
 
 
 def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window: Window, run_id: str,
@@ -228,12 +271,12 @@ def validate(warehouse: psycopg.Connection, url: str, pipeline: Pipeline, window
     history = [r[0] for r in warehouse.execute(load_sql("quality/volume_history.sql"), {
         "pipeline": pipeline.name, "run_id": run_id, "limit": VOLUME_HISTORY}).fetchall()]
     expectations = suite_for(pipeline, history if window.start is not None else [])
-    query = window_query(warehouse, pipeline, window)
+    rows = pipeline.target if whole_target(warehouse, pipeline, window) else window_query(warehouse, pipeline, window)
     enforced = _enforced_by_primary_key(warehouse, pipeline)
     warehouse.commit()
     folder = docs_folder(pipeline.name, run_id)
     with tempfile.TemporaryDirectory(prefix="ws-docs-") as tmp:
-        evaluated = run_expectations(url, query, pipeline.name, [e for e in expectations if e not in enforced],
+        evaluated = run_expectations(url, rows, pipeline.name, [e for e in expectations if e not in enforced],
                                      list(pipeline.primary_key), Path(tmp))
         docs_page = _publish_docs(Path(tmp), folder)
     by_expectation = dict(zip([e for e in expectations if e not in enforced], evaluated))
@@ -276,9 +319,10 @@ def _publish_docs(local: Path, folder: str) -> str | None:
     On a local reports root its files are owner-only (``0600``) and their folders ``0700``.
 
     Returns:
-        The validation page, relative to ``<reports root>/data_docs`` (``None`` if GX wrote none).
+        The validation page, relative to ``<reports root>/data_docs`` (``None`` if GX wrote none): the
+        failing rows' page when expectations found some (:func:`run_expectations`), else the counts' page.
     """
-    pages = sorted(local.glob("validations/**/*.html"))
+    pages = sorted(local.glob("validations/**/*.html"), key=lambda p: ("failing" not in str(p), str(p)))
     target = reports_root() / "data_docs" / folder
     if target.exists():
         target.rmdir(recursive=True)  # a retry replaces its own run's pages
