@@ -15,7 +15,8 @@ from typing import Any
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.statements import bind_row, placeholders, row_of, window_filter
+from warehouse_sync.db.batches import key_range_filter
+from warehouse_sync.db.statements import window_filter
 from warehouse_sync.model import Batch, Window
 
 
@@ -31,12 +32,5 @@ def keyset_columns(pipeline: Pipeline, window: Window) -> tuple[str, ...]:
 def batch_filter(pipeline: Pipeline, window: Window, batch: Batch) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL predicate and parameters for the rows of one batch (window and keyset range)."""
     clause, params = window_filter(pipeline.cursor, window, zone=pipeline.cursor_time_zone)
-    keys = keyset_columns(pipeline, window)
-    parts = [clause]
-    if batch.lower is not None:
-        parts.append(sql.SQL("{} >= {}").format(row_of(keys), placeholders("lower", len(keys))))
-        params.update(bind_row("lower", batch.lower))
-    if batch.upper is not None:
-        parts.append(sql.SQL("{} < {}").format(row_of(keys), placeholders("upper", len(keys))))
-        params.update(bind_row("upper", batch.upper))
-    return sql.SQL(" AND ").join(parts), params
+    ranges, bounds = key_range_filter(keyset_columns(pipeline, window), batch)
+    return sql.SQL(" AND ").join([clause, *ranges]), {**params, **bounds}

@@ -24,6 +24,7 @@ from warehouse_sync.config import SYNC_SCHEDULE
 from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
+from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
 from warehouse_sync.sync import snapshot
 from warehouse_sync.sync.extract import extract_batch
@@ -33,13 +34,6 @@ from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
 
 log = logging.getLogger(__name__)
-
-
-def max_map_length() -> int:
-    """Airflow's ``[core] max_map_length``: the most tasks one mapped task may expand into (default 1 024)."""
-    from airflow.configuration import conf
-
-    return conf.getint("core", "max_map_length", fallback=1024)
 
 
 class CursorMode:

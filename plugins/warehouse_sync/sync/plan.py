@@ -8,21 +8,20 @@ cursor is in the window is read by exactly one batch even if it arrives after pl
 
 Boundaries come from one index-order scan with ``row_number()`` over the key columns: never
 ``OFFSET``, which skips or repeats rows when rows move during a run (the "OFFSET trap"; see
-use-the-index-luke.com/no-offset). A snapshot of a table with an integer first key column and a
-row estimate needs no scan: its key range is cut into equal parts, each cut moved to a real key by
-one index probe (:func:`_snapshot_starts`).
+use-the-index-luke.com/no-offset). A snapshot is cut in key order by
+:func:`warehouse_sync.db.batches.key_batches`, which CDC mode's snapshot shares.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.batches import at_most, key_batches, tile
 from warehouse_sync.db.catalog import Column, integer_cursor
 from warehouse_sync.db.statements import idents, load_sql, table_ident, text_of, window_filter
 from warehouse_sync.model import Batch, RunStart, Window
@@ -155,9 +154,7 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window,
     keys = keyset_columns(pipeline, window)
     where, params = window_filter(pipeline.cursor, window, zone=pipeline.cursor_time_zone)
     if window.is_snapshot:
-        starts = _snapshot_starts(conn, pipeline, where, params)
-        if starts is not None:
-            return _tile(_at_most(starts, max_batches, pipeline))
+        return key_batches(conn, pipeline, pipeline.snapshot_batch_size, max_batches, where, params)
     query = load_sql(
         "sync/plan_boundaries.sql",
         key_text=text_of(keys),
@@ -166,66 +163,6 @@ def plan_batches(conn: psycopg.Connection, pipeline: Pipeline, window: Window,
         window=where,
     )
     with conn.cursor() as cur:
-        size = pipeline.snapshot_batch_size if window.start is None else pipeline.batch_size
-        starts = [tuple(row[:-1]) for row in cur.execute(query, {**params, "batch_size": size})]
+        starts = [tuple(row[:-1]) for row in cur.execute(query, {**params, "batch_size": pipeline.batch_size})]
     conn.commit()
-    return _tile(_at_most(starts, max_batches, pipeline))
-
-
-def _at_most(starts: list[tuple[Any, ...]], max_batches: int | None, pipeline: Pipeline) -> list[tuple[Any, ...]]:
-    """Every ``k``-th batch start, the smallest ``k`` that leaves at most ``max_batches`` (batches merged in order)."""
-    if max_batches is None or len(starts) <= max_batches:
-        return starts
-    k = -(-len(starts) // max_batches)
-    log.warning("%s: %d batches would exceed the %d mapped tasks Airflow allows ([core] max_map_length); "
-                "merged %d by %d into %d bigger batches (each still read page by page)", pipeline.source,
-                len(starts), max_batches, len(starts), k, len(starts[::k]))
-    return starts[::k]
-
-
-def _tile(starts: list[tuple[Any, ...]]) -> list[Batch]:
-    """Batches from their first keys, in order: the first has no lower bound, the last no upper one."""
-    return [Batch(index=i, lower=None if i == 0 else start, upper=starts[i + 1] if i + 1 < len(starts) else None)
-            for i, start in enumerate(starts)]
-
-
-def _snapshot_starts(conn: psycopg.Connection, pipeline: Pipeline, window: sql.Composable,
-                     params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
-    """First keys of a snapshot's batches without reading the key index.
-
-    The first key column's ``[min, max]`` cut into equal ranges, one per ``snapshot_batch_size`` rows of the
-    planner's row estimate, each cut moved to the first key at or after it (one index probe each).
-
-    Batches then hold about ``snapshot_batch_size`` rows when the key is spread evenly (TPC-H: within
-    a few percent); a skewed key gives uneven batches, never a lost or repeated row (they tile the
-    key order as :func:`plan_batches`' do) and never more memory (a batch is read in pages).
-    Measured on TPC-H SF 1 lineitem: 7 probes instead of a 2.6 s ``row_number()`` pass over 6 M keys.
-
-    Returns:
-        The first keys (as text, like ``plan_boundaries.sql``'s); none when the window has no row;
-        ``None`` when the first key column is not an integer or the table has no row estimate yet
-        (never analyzed): the caller then cuts the batches by its ``row_number()`` scan.
-    """
-    table, first = table_ident(pipeline.source), sql.Identifier(pipeline.primary_key[0])
-    keys = pipeline.primary_key
-    span = load_sql("sync/snapshot_span.sql", first=first, table=table, window=window)
-    found = conn.execute(span, {**params, "table": table.as_string(conn)}).fetchone()
-    any_row, estimate, low, high = found if found is not None else (False, None, None, None)
-    if not any_row:
-        conn.commit()
-        return []
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (estimate, low, high)) or estimate < 0:
-        conn.commit()
-        return None
-    parts = max(1, -(-estimate // pipeline.snapshot_batch_size))
-    probe = load_sql("sync/first_key_from.sql", table=table, first=first, keys=idents(keys, "t"),
-                     key_text=text_of(keys))
-    starts: list[tuple[Any, ...]] = [tuple([None] * len(keys))]  # the first batch has no lower bound
-    for part in range(1, parts):
-        row = conn.execute(probe, {"cut": low + (high - low + 1) * part // parts}).fetchone()
-        if row is not None and tuple(row) not in starts:
-            starts.append(tuple(row))
-    conn.commit()
-    log.info("%s: snapshot cut into %d batch(es) from the key's range [%d, %d] and %d estimated rows",
-             pipeline.source, len(starts), low, high, estimate)
-    return starts
+    return tile(at_most(starts, max_batches, pipeline))
