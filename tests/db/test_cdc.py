@@ -11,9 +11,7 @@ from helpers import live_writer, make_pipeline, run_tasks
 from warehouse_sync import tasks
 from warehouse_sync.cdc import mode as cdc_mode
 from warehouse_sync.cdc import slot as slots
-from warehouse_sync.cdc.changes import read_snapshot
-from warehouse_sync.db.catalog import describe_source
-from warehouse_sync.model import Extracted, RunStart
+from warehouse_sync.model import RunStart
 from warehouse_sync.run import Run
 from warehouse_sync.target.schema import SchemaChanged
 
@@ -110,25 +108,55 @@ def test_first_run_snapshots_and_later_runs_apply_inserts_updates_and_deletes(cd
 
 def test_snapshot_handoff_with_concurrent_writes_neither_loses_nor_doubles(cdc_source, second_source, warehouse,
                                                                            tmp_path):
-    pipeline = docs_pipeline()
+    pipeline = docs_pipeline(snapshot_batch_size=7)
+    s1 = Run(pipeline, cdc_source, warehouse, "s1")
+    planned = tasks.plan(s1, RunStart(None, None, None, _now(), manual=True))  # creates the slot, cuts 3 batches
+    assert len(planned.batches) == 3 and planned.facts["consistent_point"]
+    first = tasks.extract(s1, planned, planned.batches[0], tmp_path)
+    # Commits after the slot's consistent point, between the batches' reads: in the slot, and in later batches.
+    second_source.execute("UPDATE t_src.docs SET qty = qty + 100 WHERE id IN (1, 2, 15, 16, 17)")
+    second_source.execute("DELETE FROM t_src.docs WHERE id IN (3, 18)")
+    second_source.execute("INSERT INTO t_src.docs (id, title) VALUES (30, 'during')")
+    second_source.commit()
+    rest = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches[1:]]
+    # each batch read its range as it was then: id 3 before its delete, 18 after its, 30 after its insert
+    assert (first.rows, sum(e.rows for e in rest)) == (7, 13)
+    tasks.load(s1, planned, [first, *rest], open_path=Path)
+    follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
+    assert follow["loaded"]["staged"] == 8  # every concurrent change once, applied over the batches' rows
+    assert follow["reconciled"]["drift"] is None
+    assert live_rows(warehouse) == source_rows(cdc_source)
+
+
+def test_a_killed_snapshot_batch_is_read_again_alone_and_finished_batches_are_not(cdc_source, warehouse, tmp_path,
+                                                                                 monkeypatch):
+    from warehouse_sync.cdc import changes
+
+    pipeline = docs_pipeline(snapshot_batch_size=5)
     s1 = Run(pipeline, cdc_source, warehouse, "s1")
     planned = tasks.plan(s1, RunStart(None, None, None, _now(), manual=True))
-    window = planned.window
-    columns = describe_source(cdc_source, pipeline.source, pipeline.primary_key, pipeline.cursor)
-    with slots.created_slot(cdc_source, pipeline) as created:
-        # Commits after the slot's consistent point, before the snapshot is read: in the slot, not in the snapshot.
-        second_source.execute("UPDATE t_src.docs SET qty = qty + 100 WHERE id <= 5")
-        second_source.execute("DELETE FROM t_src.docs WHERE id = 6")
-        second_source.execute("INSERT INTO t_src.docs (id, title) VALUES (30, 'during')")
-        second_source.commit()
-        staged = read_snapshot(cdc_source, pipeline, columns, created, window, tmp_path)
-    assert staged.changes == 20  # the snapshot saw the table as of the consistent point
-    extracted = [Extracted(0, staged.files, staged.changes, staged.seconds,
-                           facts={"kind": "snapshot", "upto_lsn": None})]
-    tasks.load(s1, planned, extracted, open_path=Path)
-    follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
-    assert follow["loaded"]["staged"] == 7 and follow["loaded"]["merged"] == 7  # each concurrent change once
+    done = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches[:2]]
+    read, real = [], changes.read_snapshot
+
+    def dies_once(source, pipeline, columns, point, batch, window, root):
+        read.append(batch.index)
+        if len(read) == 1:
+            raise ConnectionError("worker killed")  # the task process dies mid-batch
+        return real(source, pipeline, columns, point, batch, window, root)
+
+    monkeypatch.setattr(cdc_mode, "read_snapshot", dies_once)
+    with pytest.raises(ConnectionError):
+        tasks.extract(s1, planned, planned.batches[2], tmp_path)
+    cdc_source.rollback()
+    retried = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches[2:]]  # Airflow's retry
+    assert read == [2, 2, 3]  # the finished batches 0 and 1 are not read again
+    tasks.load(s1, planned, [*done, *retried], open_path=Path)
     assert live_rows(warehouse) == source_rows(cdc_source)
+    (open_xacts,) = cdc_source.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND xact_start IS NOT NULL").fetchone()
+    cdc_source.commit()
+    assert open_xacts == 0  # no batch left a transaction (or a replication connection) open
 
 
 def _now():
@@ -365,8 +393,7 @@ def test_a_truncate_at_the_source_fails_clearly_with_the_resnapshot_path(cdc_sou
 
 def test_a_first_run_killed_after_creating_its_slot_starts_over_on_rerun(cdc_source, warehouse, tmp_path):
     pipeline = docs_pipeline()
-    with slots.created_slot(cdc_source, pipeline):
-        pass  # the extract dies here: slot created, snapshot never loaded
+    slots.create_slot(cdc_source, pipeline)  # the run dies here: slot created, snapshot never loaded
     cdc_source.execute("DELETE FROM t_src.docs WHERE id = 1")
     cdc_source.commit()
     rerun = run_once(cdc_source, warehouse, pipeline, tmp_path, "r1")

@@ -42,11 +42,12 @@ from psycopg import sql
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.reader import slot_messages
-from warehouse_sync.cdc.slot import SlotCreated, resnapshot_path
+from warehouse_sync.cdc.slot import resnapshot_path, snapshot_version
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.batches import key_range_filter
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import table_ident, text_of
-from warehouse_sync.model import StagedFile, Window
+from warehouse_sync.model import Batch, StagedFile, Window
 from warehouse_sync.target.parquet import write_table
 from warehouse_sync.target.staging import batch_file_name, window_folder_name
 
@@ -55,8 +56,7 @@ log = logging.getLogger(__name__)
 META_FIELDS = [pa.field("_op", pa.string()), pa.field("_lsn", pa.int64()), pa.field("_seq", pa.int64()),
                pa.field("_commit_time", pa.timestamp("us", tz="UTC")), pa.field("_unchanged", pa.string())]
 META_NAMES = [f.name for f in META_FIELDS]
-SNAPSHOT_SELECT = sql.SQL("SELECT {columns} FROM {table}")
-SET_SNAPSHOT = sql.SQL("SET TRANSACTION SNAPSHOT {}")
+SNAPSHOT_SELECT = sql.SQL("SELECT {columns} FROM {table} WHERE {where}")
 
 
 class TruncateSeen(RuntimeError):
@@ -132,37 +132,47 @@ def _folder(root: Any, pipeline: Pipeline, window: Window) -> Any:
     return folder
 
 
-def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[Column], created: SlotCreated,
-                  window: Window, root: Any) -> StagedChanges:
-    """Reads every row of the source table in the slot's exported snapshot into staged files.
+def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[Column], consistent_point: str,
+                  batch: Batch, window: Window, root: Any) -> StagedChanges:
+    """Reads one batch (a key range) of the source table, as it is now, into staged files.
 
-    Must run inside :func:`warehouse_sync.cdc.slot.created_slot` (the snapshot lives as long as the
-    replication connection). Rows are ``I`` with version :attr:`SlotCreated.snapshot_version`.
+    One short transaction per batch, in parallel with the others, none held across tasks: a retried
+    batch reads its range again, finished batches are not read again. Rows are ``I`` with the
+    version one below the slot's consistent point (:func:`warehouse_sync.cdc.slot.snapshot_version`),
+    created before any batch was read: every change the slot decodes is newer, so the next run's
+    changes, applied over rows read at any time after the slot was created, win (the watermark rule
+    of Netflix's DBLog and Debezium's incremental snapshots, with the LSN version guard as the
+    watermark). A row changed while the batches ran is read as it was then and set right by its
+    change in the next run; until then the reconcile counts its key as pending, not drift.
+
+    Args:
+        source: Source connection.
+        pipeline: The table's configuration (``cdc.chunk_changes`` rows per file).
+        columns: The columns to read (the pipeline's selection).
+        consistent_point: The slot's consistent point (``pg_lsn`` text), from the plan.
+        batch: The key range (:func:`warehouse_sync.db.batches.key_batches`).
+        window: The run's window (names the staging folder).
+        root: The staging root.
     """
     started = time.monotonic()
     names = tuple(c.name for c in columns)
-    writer = _Writer(_folder(root, pipeline, window), pipeline.cdc.chunk_changes)
-    version, seq = created.snapshot_version, 0
+    folder = _folder(root, pipeline, window) / f"snapshot-{batch.index:05d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(folder, pipeline.cdc.chunk_changes)
+    version, seq = snapshot_version(consistent_point), 0
+    ranges, params = key_range_filter(pipeline.primary_key, batch)
+    select = SNAPSHOT_SELECT.format(columns=text_of(names), table=table_ident(pipeline.source),
+                                    where=sql.SQL(" AND ").join([sql.SQL("TRUE"), *ranges]))
     source.commit()
-    previous = source.isolation_level
-    source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    try:
-        with source.transaction():
-            source.execute(SET_SNAPSHOT.format(sql.Literal(created.snapshot_name)))
-            select = SNAPSHOT_SELECT.format(
-                columns=text_of(names),
-                table=table_ident(pipeline.source))
-            with source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
-                cur.itersize = pipeline.cdc.chunk_changes
-                cur.execute(select)
-                for values in cur:
-                    writer.add(names, ("I", version, seq, None, None, *values))
-                    seq += 1
-    finally:
-        source.isolation_level = previous
+    with source.transaction(), source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = pipeline.cdc.chunk_changes
+        cur.execute(select, params)  # a cursor reads in one snapshot; the transaction ends with the batch
+        for values in cur:
+            writer.add(names, ("I", version, seq, None, None, *values))
+            seq += 1
     writer.flush()
-    log.info("%s: snapshot at %s: %d rows in %d file(s)", pipeline.name, created.consistent_point, seq,
-             len(writer.written))
+    log.info("%s: snapshot batch %d (slot at %s): %d rows in %d file(s)", pipeline.name, batch.index,
+             consistent_point, seq, len(writer.written))
     return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
 
 

@@ -9,9 +9,12 @@ both modes.
   LSN (``pg_current_wal_lsn()``): the run applies exactly the transactions that committed before it.
   Its window is ``[high watermark, plan time)``, which the reconcile and validate tasks use as in
   cursor mode. A first run (no sync state) or ``full_snapshot`` is a *snapshot* run.
-* **extract** (one mapped task): a snapshot run creates publication and slot and reads the table in
-  the slot's exported snapshot; any other run decodes the slot's changes up to the plan's LSN. Both
-  write Parquet files of at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
+* **extract**: a snapshot run's plan creates publication and slot and cuts the table's key order into
+  batches (:func:`warehouse_sync.db.batches.key_batches`, as cursor mode's snapshot), and one mapped
+  extract per batch reads its key range as it is then, in a transaction of its own
+  (:func:`.changes.read_snapshot`: the slot's changes, all newer, win in the next run); any other run
+  has one extract, which decodes the slot's changes up to the plan's LSN. Both write Parquet files of
+  at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
 * **load** merges them with the LSN version guard (:mod:`.apply`), then, only after the warehouse
   commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`), in steps through the ends of
   the extract's slices (:mod:`.reader`): advancing a logical slot decodes the WAL it passes.
@@ -35,9 +38,11 @@ from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.batches import key_batches
 from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
+from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
@@ -113,11 +118,22 @@ class CdcMode:
             window, _ = marks.plan_window(source, run.warehouse, pipeline, window)
         why = ("cdc snapshot (first run)" if known.high_watermark is None else
                "cdc snapshot (full_snapshot)" if snapshot else "cdc changes up to " + upto_lsn)
-        log.info("%s: %s, window %s", pipeline.name, why, window)
+        batches: tuple[Batch, ...] = (Batch(0, None, None),)
+        slot_facts: dict[str, Any] = {}
+        if snapshot:  # the slot first, then the key ranges its batches read in parallel (read_snapshot)
+            read_slot = slots.pending_slot(pipeline) if keep_slot else pipeline.cdc_slot
+            with phases.timed("slot"):
+                point = slots.create_slot(source, pipeline, read_slot)
+            with phases.timed("boundaries"):
+                batches = tuple(key_batches(source, pipeline, pipeline.snapshot_batch_size, max_map_length())) \
+                    or batches
+            slot_facts = {"consistent_point": point, "slot": read_slot}
+        log.info("%s: %s, window %s, %d batch(es)", pipeline.name, why, window, len(batches))
         facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
                  "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
-                 "retained_wal_bytes": health.retained_wal_bytes, "keep_slot": keep_slot, **(late.facts or {})}
-        return Plan(window, why, (Batch(0, None, None),), late.settled.late_horizon, facts, time.monotonic() - started,
+                 "retained_wal_bytes": health.retained_wal_bytes, "keep_slot": keep_slot, **slot_facts,
+                 **(late.facts or {})}
+        return Plan(window, why, batches, late.settled.late_horizon, facts, time.monotonic() - started,
                     phases.to_dict(), late.warnings, late.alerts)
 
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
@@ -132,11 +148,8 @@ class CdcMode:
         columns = describe_pipeline_source(source, pipeline)
         kind, consistent_point, read_slot = plan.facts["kind"], None, pipeline.cdc_slot
         if kind == SNAPSHOT:
-            if plan.facts.get("keep_slot"):
-                read_slot = slots.pending_slot(pipeline)
-            with slots.created_slot(source, pipeline, read_slot) as created:
-                staged = read_snapshot(source, pipeline, columns, created, plan.window, root)
-            consistent_point = created.consistent_point
+            consistent_point, read_slot = plan.facts["consistent_point"], plan.facts["slot"]
+            staged = read_snapshot(source, pipeline, columns, consistent_point, batch, plan.window, root)
         else:
             staged = read_changes(source, pipeline, plan.facts["upto_lsn"], plan.window, root)
         facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,

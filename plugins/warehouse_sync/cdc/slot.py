@@ -26,10 +26,8 @@ the LSN version guard (:mod:`.apply`) makes harmless.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
 
 import psycopg
 from psycopg import sql
@@ -45,7 +43,7 @@ PUBLICATION_TABLES = "SELECT schemaname, tablename FROM pg_publication_tables WH
 CREATE_PUBLICATION = sql.SQL("CREATE PUBLICATION {pub} FOR TABLE {table} "
                              "WITH (publish = 'insert, update, delete, truncate')")
 ADD_TABLE = sql.SQL("ALTER PUBLICATION {pub} ADD TABLE {table}")
-CREATE_SLOT = sql.SQL("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
+CREATE_SLOT = "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')"
 DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
 ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
 COPY_SLOT = "SELECT pg_copy_logical_replication_slot(%s, %s)"
@@ -228,32 +226,12 @@ def drop_slot(source: psycopg.Connection, slot: str) -> bool:
     return bool(dropped)
 
 
-def replication_conninfo(conn: psycopg.Connection) -> str:
-    """The libpq parameters ``conn`` was opened with, plus ``replication=database``.
+def snapshot_version(consistent_point: str) -> int:
+    """The version (LSN) snapshot rows get: one below the slot's consistent point.
 
-    Holds the password if the connection has one: never log it.
+    Thus every change the slot decodes (commit LSN >= the consistent point) is newer.
     """
-    params = {opt.keyword.decode(): opt.val.decode() for opt in conn.pgconn.info
-              if opt.val is not None and opt.keyword.decode() not in ("replication", "options")}
-    params["replication"] = "database"
-    return psycopg.conninfo.make_conninfo("", **params)
-
-
-@dataclass(frozen=True)
-class SlotCreated:
-    """What ``CREATE_REPLICATION_SLOT`` returned: the consistent point and the exported snapshot."""
-
-    slot: str
-    consistent_point: str
-    snapshot_name: str
-
-    @property
-    def snapshot_version(self) -> int:
-        """The version (LSN) the snapshot's rows get: one below the consistent point.
-
-        Thus every change the slot decodes (commit LSN >= the consistent point) is newer.
-        """
-        return lsn_to_int(self.consistent_point) - 1
+    return lsn_to_int(consistent_point) - 1
 
 
 def pending_slot(pipeline: Pipeline) -> str:
@@ -294,47 +272,44 @@ def drop_stale_pending(source: psycopg.Connection, pipeline: Pipeline) -> bool:
     return dropped
 
 
-@contextmanager
-def created_slot(source: psycopg.Connection, pipeline: Pipeline, slot: str | None = None) -> Iterator[SlotCreated]:
-    """Creates publication and slot, and yields while the exported snapshot is usable.
+def create_slot(source: psycopg.Connection, pipeline: Pipeline, slot: str | None = None) -> str:
+    """Creates publication and slot for a snapshot run; returns the slot's consistent point (``pg_lsn`` text).
 
     Args:
-        source: Source connection.
+        source: Source connection (no transaction open: PostgreSQL creates a logical slot only outside one
+            that has written).
         pipeline: The table's configuration.
         slot: The slot to create: the live one (:attr:`Pipeline.cdc_slot`, the default) or, for a
             ``full_snapshot`` beside a live slot, :func:`pending_slot`.
 
     An old slot of the same name (a first run, or a full snapshot, that failed before its snapshot was
-    loaded) is dropped first. Use the snapshot with ``SET TRANSACTION SNAPSHOT`` in a ``REPEATABLE READ`` transaction on
-    the source before leaving the ``with`` block (the replication connection closes then).
+    loaded) is dropped first. No snapshot is exported: the snapshot's batches read the table as it is
+    when each runs (:func:`warehouse_sync.cdc.changes.read_snapshot`), and the slot's changes, all
+    newer than the consistent point, are applied over them by the next run.
 
     Raises:
-        CdcUnavailable: ``wal_level`` is not ``logical`` or no replication slot is free.
+        CdcUnavailable: ``wal_level`` is not ``logical``, no replication slot is free, or the role may not
+            create one.
     """
     name = slot or pipeline.cdc_slot
     check_wal_level(source, pipeline)
     ensure_publication(source, pipeline)
     if drop_slot(source, name):
         log.warning("%s: dropped slot %s left by an earlier snapshot run", pipeline.name, name)
+    source.commit()
     try:
-        replication = psycopg.connect(replication_conninfo(source), autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise CdcUnavailable(f"pipeline {pipeline.name}: cannot open a replication connection to the source "
-                             f"(the role needs REPLICATION or superuser, pg_hba a 'replication' rule is not needed "
-                             f"for replication=database): {str(exc).splitlines()[0]}") from None
-    try:
-        try:
-            row = replication.execute(CREATE_SLOT.format(slot=sql.Identifier(name))).fetchone()
-        except psycopg.errors.ConfigurationLimitExceeded as exc:
-            raise CdcUnavailable(f"pipeline {pipeline.name}: the source has no free replication slot "
-                                 f"(max_replication_slots): {exc}") from None
-        assert row is not None
-        created = SlotCreated(slot=row[0], consistent_point=row[1], snapshot_name=row[2])
-        log.info("%s: created slot %s at %s (snapshot %s)", pipeline.name, created.slot, created.consistent_point,
-                 created.snapshot_name)
-        yield created
-    finally:
-        replication.close()
+        (point,) = source.execute(CREATE_SLOT, (name,)).fetchone()  # type: ignore[misc]
+    except psycopg.errors.ConfigurationLimitExceeded as exc:
+        source.rollback()
+        raise CdcUnavailable(f"pipeline {pipeline.name}: the source has no free replication slot "
+                             f"(max_replication_slots): {exc}") from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        source.rollback()
+        raise CdcUnavailable(f"pipeline {pipeline.name}: the source role may not create a replication slot (it "
+                             f"needs REPLICATION or superuser: ALTER ROLE … WITH REPLICATION): {exc}") from None
+    source.commit()
+    log.info("%s: created slot %s at %s", pipeline.name, name, point)
+    return str(point)
 
 
 def confirm(source: psycopg.Connection, slot: str, lsn: str) -> bool:
