@@ -141,6 +141,11 @@ def lsn_to_text(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
+_STRUCTS: dict[str, struct.Struct] = {}
+_COUNT, _LENGTH = struct.Struct(">h"), struct.Struct(">i")
+_NULL, _UNCHANGED, _TEXT = ord("n"), ord("u"), ord("t")
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data, self.pos = data, 0
@@ -154,7 +159,8 @@ class _Reader:
         return chunk
 
     def int(self, fmt: str) -> int:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+        unpacker = _STRUCTS.get(fmt) or _STRUCTS.setdefault(fmt, struct.Struct(fmt))
+        return unpacker.unpack(self.take(unpacker.size))[0]
 
     def string(self) -> str:
         end = self.data.find(b"\0", self.pos)
@@ -168,18 +174,33 @@ class _Reader:
         return PG_EPOCH + timedelta(microseconds=self.int(">q"))
 
     def tuple(self) -> tuple[object, ...]:
-        values: list[object] = []
-        for _ in range(self.int(">h")):
-            kind = self.take(1)
-            if kind == b"n":
-                values.append(None)
-            elif kind == b"u":
-                values.append(UNCHANGED)
-            elif kind == b"t":
-                values.append(self.take(self.int(">i")).decode("utf-8"))
-            else:
-                raise DecodeError(f"message {self.data[:1]!r}: column kind {kind!r} at byte {self.pos - 1} "
-                                  "(binary values are never requested)")
+        """A TupleData: column count, then per column ``n`` (NULL), ``u`` (unchanged TOAST) or ``t`` + length + text.
+
+        The hot loop of a CDC run (one call per change): offsets into the message, no call per column.
+        """
+        data, pos, end = self.data, self.pos, len(self.data)
+        try:
+            (count,) = _COUNT.unpack_from(data, pos)
+            pos += 2
+            values: list[object] = [None] * count
+            for i in range(count):
+                kind = data[pos]
+                pos += 1
+                if kind == _TEXT:
+                    (size,) = _LENGTH.unpack_from(data, pos)
+                    pos += 4
+                    if pos + size > end:
+                        raise IndexError
+                    values[i] = data[pos:pos + size].decode("utf-8")
+                    pos += size
+                elif kind == _UNCHANGED:
+                    values[i] = UNCHANGED
+                elif kind != _NULL:
+                    raise DecodeError(f"message {data[:1]!r}: column kind {bytes([kind])!r} at byte {pos - 1} "
+                                      "(binary values are never requested)")
+        except (IndexError, struct.error):
+            raise DecodeError(f"message {data[:1]!r} ends at byte {end}, inside a column from byte {pos}") from None
+        self.pos = pos
         return tuple(values)
 
 
