@@ -13,6 +13,10 @@ warehouse commit (decision 0009), and a failed extract simply starts over from a
 a logical slot decodes the WAL it passes, so the reader also reports where each slice ended, and the
 load advances the live slot through those positions in steps, each as bounded as a slice.
 
+A slice that the source's ``statement_timeout`` cancels while the server decodes it (before it returned a
+message: the copy has not moved) is asked for again with half the bound, down to :data:`MIN_SLICE`
+messages; a busy source slows a backlog's read down rather than failing it on every retry.
+
 The copy needs one free replication slot (``max_replication_slots``) while the read runs. Its name,
 ``wsr_<pipeline>_<8 hex>`` (at most 63 characters), is unique per read, so an extract and a reconcile of one
 pipeline can read at the same time.
@@ -31,6 +35,8 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import load_sql
 
 log = logging.getLogger(__name__)
+MIN_SLICE = 100
+"""The fewest messages a slice asks for after ``statement_timeout`` cancelled bigger ones."""
 
 
 def read_slot_name(pipeline: Pipeline) -> str:
@@ -73,13 +79,23 @@ def slot_messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str 
     try:
         while True:
             returned = 0
-            with source.transaction(), source.cursor(name=f"ws_slice_{uuid.uuid4().hex[:8]}") as cur:
-                cur.itersize = bound
-                cur.execute(load_sql("cdc/read_slice.sql"), {"copy": copy, "upto": upto_lsn, "nchanges": bound,
-                                                             "publication": pipeline.cdc_slot})
-                for (data,) in cur:
-                    returned += 1
-                    yield bytes(data)
+            try:
+                with source.transaction(), source.cursor(name=f"ws_slice_{uuid.uuid4().hex[:8]}") as cur:
+                    cur.itersize = bound
+                    cur.execute(load_sql("cdc/read_slice.sql"), {"copy": copy, "upto": upto_lsn, "nchanges": bound,
+                                                                 "publication": pipeline.cdc_slot})
+                    for (data,) in cur:
+                        returned += 1
+                        yield bytes(data)
+            except psycopg.errors.QueryCanceled:
+                # Cancelled while decoding (before its first message), the copy did not move: read less at once.
+                if returned or bound <= MIN_SLICE:
+                    raise
+                bound = max(MIN_SLICE, bound // 2)
+                log.warning("%s: a slice of slot %s ran past the source's statement_timeout before returning a "
+                            "message; reading slices of at most %d messages from here", pipeline.name,
+                            pipeline.cdc_slot, bound)
+                continue
             slices += 1
             log.debug("%s: slice %d of slot %s: %d message(s)", pipeline.name, slices, pipeline.cdc_slot, returned)
             if returned < bound:  # the call stopped at upto (or the end of the WAL), not at the bound

@@ -32,7 +32,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from warehouse_sync.cdc.decode import lsn_to_int
+from warehouse_sync.cdc.decode import lsn_to_int, lsn_to_text
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import TableNotFound
 from warehouse_sync.db.statements import load_sql, table_ident
@@ -48,6 +48,8 @@ DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slot
 ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
 COPY_SLOT = "SELECT pg_copy_logical_replication_slot(%s, %s)"
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
+MIN_ADVANCE_BYTES = 1 << 20
+"""The smallest step (bytes of WAL) :func:`confirm` advances in after ``statement_timeout`` cancelled bigger ones."""
 
 
 class CdcUnavailable(RuntimeError):
@@ -317,14 +319,38 @@ def confirm(source: psycopg.Connection, slot: str, lsn: str) -> bool:
 
     Advances the slot's confirmed flush position (and lets the source recycle WAL). Never moves it back.
 
+    Advancing a logical slot decodes the WAL it passes. A step the source's ``statement_timeout``
+    cancels is taken in halves (to the LSN midway, which is safe: everything before ``lsn`` is in
+    the warehouse), down to :data:`MIN_ADVANCE_BYTES` of WAL; a busy source slows the confirm down
+    rather than failing the load after its commit.
+
     Returns:
         Whether the slot moved (``False`` when it already was at or past ``lsn``: a replayed run).
+
+    Raises:
+        SlotLost: The slot is gone.
+        psycopg.errors.QueryCanceled: Even a step of :data:`MIN_ADVANCE_BYTES` ran past ``statement_timeout``.
     """
     now = health(source, slot)
     if not now.exists:
         raise SlotLost(f"slot {slot} vanished before it could be confirmed at {lsn}")
-    if now.confirmed_flush_lsn and lsn_to_int(now.confirmed_flush_lsn) >= lsn_to_int(lsn):
+    target = lsn_to_int(lsn)
+    done = lsn_to_int(now.confirmed_flush_lsn) if now.confirmed_flush_lsn else None
+    if done is not None and done >= target:
         return False
-    source.execute(ADVANCE_SLOT, (slot, lsn))
-    source.commit()
-    return True
+    step = target
+    while True:
+        try:
+            source.execute(ADVANCE_SLOT, (slot, lsn_to_text(step)))
+            source.commit()
+        except psycopg.errors.QueryCanceled:
+            source.rollback()
+            if done is None or step - done <= MIN_ADVANCE_BYTES:
+                raise
+            step = done + (step - done) // 2
+            log.warning("slot %s: advancing ran past statement_timeout; advancing in smaller steps (to %s)", slot,
+                        lsn_to_text(step))
+            continue
+        if step >= target:
+            return True
+        done, step = step, target
