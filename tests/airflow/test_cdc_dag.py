@@ -3,8 +3,6 @@ replication slot, then RF1 inserts, updates and RF2 hard deletes arrive in the f
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from helpers import dags_for
 
@@ -13,7 +11,6 @@ from devkit import tpch
 
 pytestmark = pytest.mark.airflow
 SF = 0.01
-ANCHOR = runner.floor_window(datetime.now(timezone.utc))
 SLOT = "ws_orders_cdc"
 
 
@@ -28,13 +25,19 @@ def cdc_dags(airflow_db, tmp_path_factory):
 
 
 @pytest.fixture
-def tpch_cdc_source(source, warehouse):
+def anchor():
+    """The current window's start, taken when the test runs (not at import) with time left before its end."""
+    return runner.window_with_time_left()
+
+
+@pytest.fixture
+def tpch_cdc_source(anchor, source, warehouse):
     (level,) = source.execute("SHOW wal_level").fetchone()
     source.commit()
     if level != "logical":
         pytest.skip("this PostgreSQL runs with wal_level != logical: CDC mode needs logical")
     data = tpch.generate(SF)
-    tpch.seed(source, data, ANCHOR)
+    tpch.seed(source, data, anchor)
     warehouse.execute("DROP SCHEMA IF EXISTS tpch_cdc CASCADE; DROP SCHEMA IF EXISTS warehouse_sync CASCADE")
     warehouse.commit()
     yield data
@@ -51,15 +54,15 @@ def live_summary(conn, table: str):
     return row
 
 
-def test_cdc_dag_snapshots_then_applies_rf1_updates_and_rf2_deletes_in_the_next_run(cdc_dags, tpch_cdc_source,
+def test_cdc_dag_snapshots_then_applies_rf1_updates_and_rf2_deletes_in_the_next_run(anchor, cdc_dags, tpch_cdc_source,
                                                                                     source, warehouse):
     dag = cdc_dags["sync_orders_cdc"]
-    first = runner.run_window(dag, ANCHOR)
+    first = runner.run_window(dag, anchor)
     assert str(first.state) == "success", runner.task_states(first)
     assert live_summary(warehouse, "tpch_cdc.orders") == live_summary(source, "tpch.orders")
     workload = tpch.apply_workload(source, tpch_cdc_source, refresh_set=1, deletes=True)
     assert workload.deleted["orders"] > 0
-    second = runner.run_window(dag, ANCHOR + runner.WINDOW)
+    second = runner.run_window(dag, anchor + runner.WINDOW)
     assert str(second.state) == "success", runner.task_states(second)
     live = "(SELECT * FROM tpch_cdc.orders WHERE _deleted_at IS NULL) AS live"
     assert live_summary(warehouse, live) == live_summary(source, "tpch.orders")

@@ -15,7 +15,6 @@ from warehouse_sync.target.ddl import ensure_target
 
 pytestmark = pytest.mark.airflow
 SF = 0.01
-ANCHOR = runner.floor_window(datetime.now(timezone.utc))
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +33,16 @@ def dags(airflow_db, tmp_path_factory):
 
 
 @pytest.fixture
-def tpch_source(source, warehouse):
-    """TPC-H SF 0.01 in the source, updated_at spread over the 24 h before ANCHOR; empty warehouse."""
+def anchor():
+    """The current window's start, taken when the test runs (not at import) with time left before its end."""
+    return runner.window_with_time_left()
+
+
+@pytest.fixture
+def tpch_source(anchor, source, warehouse):
+    """TPC-H SF 0.01 in the source, updated_at spread over the 24 h before anchor; empty warehouse."""
     data = tpch.generate(SF)
-    tpch.seed(source, data, ANCHOR)
+    tpch.seed(source, data, anchor)
     warehouse.execute("DROP SCHEMA IF EXISTS tpch CASCADE")
     warehouse.commit()
     return data
@@ -55,17 +60,17 @@ def assert_success(dag_run):
     assert str(dag_run.state) == "success", runner.task_states(dag_run)
 
 
-def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_sync(dags, tpch_source, source,
-                                                                                    warehouse):
+def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_sync(anchor, dags, tpch_source,
+                                                                                    source, warehouse):
     orders, lineitem = dags["sync_orders"], dags["sync_lineitem"]
     for dag in (orders, lineitem):
-        assert_success(runner.run_window(dag, ANCHOR - runner.WINDOW, {"full_snapshot": True}))
-        assert_success(runner.run_window(dag, ANCHOR))
+        assert_success(runner.run_window(dag, anchor - runner.WINDOW, {"full_snapshot": True}))
+        assert_success(runner.run_window(dag, anchor))
     workload = tpch.apply_workload(source, tpch_source, refresh_set=1, deletes=True)
     assert workload.inserted["orders"] > 0 and workload.updated["orders"] > 0 and workload.deleted["orders"] > 0
     new_keys = [int(line.split("|")[0]) for line in (tpch_source / "orders.tbl.u1").read_text().splitlines()]
     for dag in (orders, lineitem):
-        dag_run = runner.run_window(dag, ANCHOR + runner.WINDOW)
+        dag_run = runner.run_window(dag, anchor + runner.WINDOW)
         assert_success(dag_run)
         assert sum(1 for ti in dag_run.get_task_instances() if ti.task_id == "extract") >= 2  # fanned out
     found = warehouse.execute("SELECT count(*) FROM tpch.orders WHERE o_orderkey = ANY(%s)", (new_keys,)).fetchone()
@@ -79,11 +84,11 @@ def test_snapshot_then_incremental_windows_bring_tpch_and_its_refresh_set_into_s
     checks = warehouse.execute(
         "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "
         "WHERE step IN ('reconcile_window', 'reconcile_keys') AND window_end = %s",
-        (ANCHOR + runner.WINDOW,)).fetchone()
+        (anchor + runner.WINDOW,)).fetchone()
     assert checks == (2, 4)  # windows match; the tables' key sets drifted (RF2 deletes) ...
     after = warehouse.execute(
         "SELECT count(*) FILTER (WHERE status = 'ok'), count(*) FROM warehouse_sync.audit "
-        "WHERE step LIKE 'reconcile%%after_repair' AND window_end = %s", (ANCHOR + runner.WINDOW,)).fetchone()
+        "WHERE step LIKE 'reconcile%%after_repair' AND window_end = %s", (anchor + runner.WINDOW,)).fetchone()
     assert after == (2, 2)  # ... and match after the repair
 
 
@@ -107,7 +112,7 @@ END $$;
 """
 
 
-def test_a_retried_extract_and_a_retried_load_leave_no_duplicates(dags, tpch_source, source, warehouse):
+def test_a_retried_extract_and_a_retried_load_leave_no_duplicates(anchor, dags, tpch_source, source, warehouse):
     pipeline_dag = dags["sync_orders"]
     warehouse.execute("DROP SEQUENCE IF EXISTS public.fail_extract_attempts, public.fail_load_attempts")
     # The extract fails after its Parquet file is written (its audit row is refused once) ...
@@ -126,7 +131,7 @@ def test_a_retried_extract_and_a_retried_load_leave_no_duplicates(dags, tpch_sou
                       "FOR EACH STATEMENT EXECUTE FUNCTION public.fail_load()")
     warehouse.commit()
     try:
-        dag_run = runner.run_window(pipeline_dag, ANCHOR, {"full_snapshot": True})
+        dag_run = runner.run_window(pipeline_dag, anchor, {"full_snapshot": True})
     finally:
         warehouse.execute("DROP TRIGGER IF EXISTS fail_extract ON warehouse_sync.audit; "
                           "DROP TRIGGER IF EXISTS fail_load ON tpch.orders")

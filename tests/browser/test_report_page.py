@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ pytestmark = pytest.mark.airflow
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("WAREHOUSE_SYNC_TEST_ARTIFACTS", REPO / "test-artifacts"))
-ANCHOR = runner.floor_window(datetime.now(timezone.utc))
 USER, PASSWORD = "analyst", "analyst-test-password"
 # Skipped only where Chromium is absent, and never in CI (.ci/run installs it and sets the variable).
 needs_chromium = pytest.mark.skipif(
@@ -46,21 +44,22 @@ def synced(airflow_db, db_uris, tmp_path_factory):
     os.environ["WAREHOUSE_SYNC_REPORTS_ROOT"] = f"file://{reports}"
     os.environ["WAREHOUSE_SYNC_STAGING_ROOT"] = f"file://{tmp_path_factory.mktemp('staging')}"
     os.environ.pop("WAREHOUSE_SYNC_CONFIG", None)  # the shipped include/pipelines.yaml, with its expectations
+    anchor = runner.window_with_time_left()  # the broken row, written now, falls in the last window
     source = connect_uri(db_uris[SOURCE_CONN_ID])
     warehouse = connect_uri(db_uris[WAREHOUSE_CONN_ID])
     warehouse.execute("DROP SCHEMA IF EXISTS tpch CASCADE; DROP SCHEMA IF EXISTS warehouse_sync CASCADE")
     warehouse.commit()
     data = tpch.generate(0.01)
-    tpch.seed(source, data, ANCHOR)
+    tpch.seed(source, data, anchor)
     dags = runner.load_dags()
     states = {}
     for name in ("sync_tpch_orders", "sync_tpch_lineitem"):
-        runner.run_window(dags[name], ANCHOR - runner.WINDOW, {"full_snapshot": True})
-        runner.run_window(dags[name], ANCHOR)
+        runner.run_window(dags[name], anchor - runner.WINDOW, {"full_snapshot": True})
+        runner.run_window(dags[name], anchor)
     tpch.apply_workload(source, data, refresh_set=1, deletes=True)
     broken = tpch.insert_broken_order(source)
     for name in ("sync_tpch_orders", "sync_tpch_lineitem"):
-        states[name] = runner.task_states(runner.run_window(dags[name], ANCHOR + runner.WINDOW))
+        states[name] = runner.task_states(runner.run_window(dags[name], anchor + runner.WINDOW))
     source.close()
     warehouse.close()
     yield {"broken": broken, "reports": reports, "states": states}

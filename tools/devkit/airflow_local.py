@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,22 @@ def floor_window(moment: datetime) -> datetime:
     """The two-hour schedule boundary at or before ``moment`` (UTC)."""
     moment = moment.astimezone(timezone.utc)
     return moment.replace(hour=moment.hour - moment.hour % 2, minute=0, second=0, microsecond=0)
+
+
+def window_with_time_left(margin: timedelta = timedelta(minutes=10)) -> datetime:
+    """The start of the current two-hour window (UTC), with at least ``margin`` of it still to come.
+
+    A test or demo that seeds rows before this start, writes more rows now and then syncs the window
+    ``[start, start + 2 h)`` needs its writes to land inside that window. Taken at import time, or
+    within ``margin`` of the next boundary, the writes could fall past its end; so within ``margin``
+    of the boundary this sleeps past it first (at most ``margin``).
+    """
+    now = datetime.now(timezone.utc)
+    left = floor_window(now) + WINDOW - now
+    if left < margin:
+        log.warning("%.0f s to the next two-hour boundary: waiting past it", left.total_seconds())
+        time.sleep(left.total_seconds() + 1)
+    return floor_window(datetime.now(timezone.utc))
 
 
 def run_window(dag: Any, window_end: datetime, conf: dict[str, Any] | None = None) -> Any:
