@@ -1,32 +1,43 @@
 """``make bench-cdc``: CDC mode against cursor mode on the same TPC-H change workloads.
 
 On TPC-H orders at ``$BENCH_SF`` (default 1) in ``bench_source``/``bench_warehouse``, through the task
-functions the DAG calls (plan + extract + load, no Airflow overhead, no reconcile):
+functions the DAG calls (plan + extract + load, then reconcile timed apart; no Airflow overhead):
 
-1. the initial snapshot in each mode (cursor: keyset batches; cdc: one exported snapshot of a new slot);
+0. the **limit**: one binary COPY pipe of the table into an empty copy (:func:`sync_bench.measure_limit`);
+1. the initial snapshot in each mode (both: parallel keyset batches, run here one after the other);
 2. per change volume (``$BENCH_CDC_VOLUMES``, default ``1000,10000,100000`` orders updated in
-   transactions of 5 000): one run in each mode, timed, and CDC's lag (seconds from the oldest
-   change's source commit to the warehouse commit) and retained WAL;
+   transactions of 5 000): one run in each mode, timed, with its reconcile (cursor mode's includes the
+   key check that finds hard deletes), CDC's lag (seconds from the oldest change's source commit to the
+   warehouse commit), the slot's retained WAL after the run against the WAL written since the run
+   began, and the slot's spilled bytes;
 3. TPC-H refresh set 1 (RF1 inserts, updates of 1 % of orders, RF2 hard deletes: the workload of
    ``make bench``): one run in each mode, and whether the RF2 deletes arrived in that run.
 
-Records (``mode`` in each) go to ``bench/results/cdc_sf<scale>.json`` and ``.md``.
+Each record also has the task process's CPU seconds (``getrusage``, this process runs every step), the
+server's CPU seconds (the embedded server's processes, source and warehouse together, when the server
+runs on this machine) and the one-minute load average when the step began. Records (``mode`` in each)
+go to ``bench/results/cdc_sf<scale>.json`` and ``.md``, with the goal ratios of issue 23 at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import psutil
 from psycopg import sql
 
 import common
+import sync_bench
 from devkit import airflow_local as runner
 from devkit import tpch
 from devkit.paths import REPO as REPO_ROOT
+from warehouse_sync import tasks
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.config import Pipeline
 from warehouse_sync.inline import run_window
@@ -60,20 +71,95 @@ def reset(src: Any, wh: Any) -> None:
     src.commit()
 
 
-def run(src: Any, wh: Any, pipeline: Pipeline, label: str) -> dict[str, Any]:
-    """plan -> extract (each batch) -> load, timed (seconds); CDC adds the slot's figures."""
+def server_process(src: Any) -> psutil.Process | None:
+    """The source server's postmaster when it runs on this machine (its ``postmaster.pid``), else None."""
+    try:
+        (directory,) = src.execute("SHOW data_directory").fetchone()  # type: ignore[misc]
+        src.commit()
+        return psutil.Process(int((Path(directory) / "postmaster.pid").read_text().split()[0]))
+    except Exception:  # a remote server, or no right to read its settings: the figure is left out
+        src.rollback()
+        return None
+
+
+def server_cpu(postmaster: psutil.Process | None) -> float | None:
+    """CPU seconds (user + system) of the server: its live processes and the children it has reaped."""
+    if postmaster is None:
+        return None
+    total = 0.0
+    for process in [postmaster, *postmaster.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + (times.children_user + times.children_system
+                                              if process.pid == postmaster.pid else 0.0)
+    return total
+
+
+def task_cpu() -> float:
+    """CPU seconds (user + system) of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def slot_figures(src: Any, slot: str) -> dict[str, int]:
+    """The slot's retained WAL (bytes from ``restart_lsn`` to the current LSN) and its spill and decoded
+    totals (``pg_stat_replication_slots``, cumulative bytes)."""
+    row = src.execute(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, coalesce(st.spill_bytes, 0), "
+        "coalesce(st.total_bytes, 0) FROM pg_replication_slots s "
+        "LEFT JOIN pg_stat_replication_slots st USING (slot_name) WHERE s.slot_name = %s", (slot,)).fetchone()
+    src.commit()
+    return {} if row is None else {"retained_wal_bytes": row[0], "spill_bytes": row[1], "decoded_bytes": row[2]}
+
+
+def current_lsn(src: Any) -> str:
+    (lsn,) = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()  # type: ignore[misc]
+    src.commit()
+    return str(lsn)
+
+
+def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Process | None,
+        reconcile: bool = True) -> dict[str, Any]:
+    """plan -> extract (each batch) -> load, timed (seconds), then the reconcile timed apart; CDC adds the
+    slot's figures after the run."""
     run_id = f"bench-{pipeline.mode}-{label}-{time.time_ns()}"
+    load_average = os.getloadavg()[0]
+    slot_before = slot_figures(src, pipeline.cdc_slot) if pipeline.mode == "cdc" else {}
+    start_lsn = current_lsn(src)
+    cpu, server = task_cpu(), server_cpu(postmaster)
     started = time.monotonic()
-    result = run_window(Run(pipeline, src, wh, run_id), RunStart(None, None, None, datetime.now(timezone.utc),
-                                                                 manual=True), STAGING, reconcile=False)
-    record = {"mode": pipeline.mode, "step": label, "seconds": round(time.monotonic() - started, 3),
-              "rows_read": sum(e.rows for e in result.extracted), "rows_merged": result.loaded.merged,
-              "run_id": run_id, "phases": result.phases}
+    the_run = Run(pipeline, src, wh, run_id)
+    result = run_window(the_run, RunStart(None, None, None, datetime.now(timezone.utc), manual=True), STAGING,
+                        reconcile=False)
+    moved = time.monotonic() - started
+    if reconcile:
+        tasks.reconcile(the_run, result.planned)
+    total = time.monotonic() - started
+    server_after = server_cpu(postmaster)
+    record: dict[str, Any] = {
+        "mode": pipeline.mode, "step": label, "seconds": round(moved, 3),
+        "reconcile_seconds": round(total - moved, 3), "total_seconds": round(total, 3),
+        "task_cpu_seconds": round(task_cpu() - cpu, 3),
+        "server_cpu_seconds": None if server is None or server_after is None else round(server_after - server, 3),
+        "load_average": round(load_average, 2),
+        "rows_read": sum(e.rows for e in result.extracted), "rows_merged": result.loaded.merged,
+        "phases": result.phases, **sync_bench.reconcile_steps(wh, pipeline.name)}
     if "slot" in result.loaded.facts:
         slot = result.loaded.facts["slot"]
-        record.update({k: slot[k] for k in ("lag_seconds", "freshest_lag_seconds", "retained_wal_bytes")})
-    print(f"[bench-cdc] {label:<16} {pipeline.mode:<6} {record['seconds']:7.2f} s, {record['rows_read']} read, "
-          f"{record['rows_merged']} merged"
+        record.update({k: slot[k] for k in ("lag_seconds", "freshest_lag_seconds")})
+    if pipeline.mode == "cdc":
+        after = slot_figures(src, pipeline.cdc_slot)
+        (since,) = src.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint",
+                               (start_lsn,)).fetchone()  # type: ignore[misc]
+        src.commit()
+        record.update({"retained_wal_bytes": after.get("retained_wal_bytes"), "wal_since_run_start_bytes": since,
+                       "spill_bytes": after.get("spill_bytes", 0) - slot_before.get("spill_bytes", 0),
+                       "decoded_bytes": after.get("decoded_bytes", 0) - slot_before.get("decoded_bytes", 0)})
+    print(f"[bench-cdc] {label:<16} {pipeline.mode:<6} {record['seconds']:7.2f} s + reconcile "
+          f"{record['reconcile_seconds']:.2f} s, {record['rows_read']} read, {record['rows_merged']} merged, "
+          f"task CPU {record['task_cpu_seconds']:.2f} s"
           + (f", lag {record['lag_seconds']:.1f} s" if "lag_seconds" in record else ""),
           flush=True)
     return record
@@ -91,18 +177,24 @@ def main() -> int:
     print(f"[bench-cdc] TPC-H SF {scale:g}: generating and seeding orders …", flush=True)
     reset(src, wh)
     data, counts = common.seed_source(src, scale, anchor, tables=(tpch.ORDERS, tpch.LINEITEM))
-    records = [{**run(src, wh, p, "snapshot"), "rows": counts["orders"]} for p in PIPELINES.values()]
+    postmaster = server_process(src)
+    limit = sync_bench.measure_limit(src, wh, BASE["source"])
+    print(f"[bench-cdc] limit (binary COPY pipe) {limit:.2f} s", flush=True)
+    records: list[dict[str, Any]] = [{"mode": "limit", "step": "snapshot", "seconds": round(limit, 3),
+                                      "rows": counts["orders"]}]
+    records += [{**run(src, wh, p, "snapshot", postmaster, reconcile=False), "rows": counts["orders"]}
+                for p in PIPELINES.values()]
     for volume in volumes:
         volume = min(volume, counts["orders"])
         for offset in range(0, volume, 5000):
             src.execute(UPDATE_ORDERS, (f"v{volume}", offset, min(5000, volume - offset)))
             src.commit()
-        records += [{**run(src, wh, p, f"updates {volume}"), "changes": volume} for p in PIPELINES.values()]
+        records += [{**run(src, wh, p, f"updates {volume}", postmaster), "changes": volume} for p in PIPELINES.values()]
     workload = tpch.apply_workload(src, data, refresh_set=1, update_every=100, deletes=True)
     changes = workload.inserted["orders"] + workload.updated["orders"] + workload.deleted["orders"]
     deleted = tpch.deleted_keys(data, 1)
     for p in PIPELINES.values():
-        record = {**run(src, wh, p, "tpch rf1+rf2"), "changes": changes}
+        record = {**run(src, wh, p, "tpch rf1+rf2", postmaster), "changes": changes}
         target = sql.Identifier(p.target.schema, p.target.name)
         (marked,) = wh.execute(sql.SQL("SELECT count(*) FROM {} WHERE _deleted_at IS NOT NULL AND o_orderkey = ANY(%s)")
                                .format(target), (sorted(deleted),)).fetchone()  # type: ignore[misc]
@@ -119,18 +211,68 @@ def write_results(records: list[dict[str, Any]], scale: float) -> None:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for r in records:
         r.update({"scale": scale, "measured_at": stamp})
-        r.pop("run_id", None)
     (common.RESULTS_DIR / f"cdc_sf{scale:g}.json").write_text(json.dumps(records, indent=2) + "\n")
+    (common.RESULTS_DIR / f"cdc_sf{scale:g}.md").write_text("\n".join(report(records, scale, stamp)) + "\n")
+    print("\n".join(report(records, scale, stamp)))
+
+
+def _figure(value: Any, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def report(records: list[dict[str, Any]], scale: float, stamp: str) -> list[str]:
+    """The Markdown page: every record, then the goal ratios of issue 23 (CDC against cursor mode)."""
     lines = [f"# CDC mode against cursor mode, TPC-H orders SF {scale:g} ({stamp})", "",
-             "| step | mode | changes | rows read | rows merged | seconds (plan+extract+load) | lag s (oldest/newest) "
-             "| retained WAL | RF2 deletes in the run |", "|---|---|---|---|---|---|---|---|---|"]
+             "Seconds are wall time of one run (plan + extract + load; the reconcile apart). Task CPU is this "
+             "process's; server CPU is the one embedded server's (source and warehouse). Retained WAL is the "
+             "slot's after the run, beside the WAL written since the run began (the warehouse shares the server).",
+             "", "| step | mode | changes | rows read | rows merged | s (p+e+l) | reconcile s (key check) | task CPU s "
+             "| server CPU s | lag s (oldest/newest) | retained WAL / since run start (MiB) | spill B | load avg "
+             "| RF2 deletes in the run |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    mib = 1 << 20
     for r in records:
+        if r["mode"] == "limit":
+            lines.append(f"| {r['step']} | limit (binary COPY) | {r['rows']} | - | - | {r['seconds']:.2f} "
+                         "| - | - | - | - | - | - | - | - |")
+            continue
         lag = f"{r['lag_seconds']:.1f} / {r['freshest_lag_seconds']:.1f}" if "lag_seconds" in r else "-"
-        wal = f"{r['retained_wal_bytes']:,} B" if "retained_wal_bytes" in r else "-"
-        lines.append(f"| {r['step']} | {r['mode']} | {r.get('changes', r.get('rows', '-'))} | {r['rows_read']} | "
-                     f"{r['rows_merged']} | {r['seconds']:.2f} | {lag} | {wal} | {r.get('rf2_deletes_in_run', '-')} |")
-    (common.RESULTS_DIR / f"cdc_sf{scale:g}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        wal = (f"{r['retained_wal_bytes'] / mib:,.1f} / {r['wal_since_run_start_bytes'] / mib:,.1f}"
+               if r.get("retained_wal_bytes") is not None else "-")
+        keys = r.get("ours_reconcile_keys_s")
+        lines.append(
+            f"| {r['step']} | {r['mode']} | {r.get('changes', r.get('rows', '-'))} | {r['rows_read']} | "
+            f"{r['rows_merged']} | {r['seconds']:.2f} | {r.get('reconcile_seconds', 0):.2f}"
+            f"{'' if keys is None else f' ({keys:.2f})'} | {_figure(r.get('task_cpu_seconds'))} | "
+            f"{_figure(r.get('server_cpu_seconds'))} | {lag} | {wal} | {_figure(r.get('spill_bytes'), '{:,}')} | "
+            f"{_figure(r.get('load_average'))} | {r.get('rf2_deletes_in_run', '-')} |")
+    by = {(r["step"], r["mode"]): r for r in records}
+    lines += ["", "## Goals (issue 23)", "", "| goal | figure | met |", "|---|---|---|"]
+    limit = by.get(("snapshot", "limit"))
+    for mode in ("cursor", "cdc"):
+        if limit and ("snapshot", mode) in by:
+            ratio = by[("snapshot", mode)]["seconds"] / limit["seconds"]
+            lines.append(f"| {mode} snapshot <= 1.5x the binary COPY pipe | {ratio:.2f}x | "
+                         f"{'met' if ratio <= 1.5 else 'missed'} |")
+    for step in sorted({s for s, m in by if s.startswith("updates")}, key=lambda s: int(s.split()[1])):
+        cdc, cursor = by.get((step, "cdc")), by.get((step, "cursor"))
+        if cdc and cursor:
+            ratio = cdc["total_seconds"] / cursor["total_seconds"]
+            goal = " (goal at 100 000: <= 0.5)" if step == "updates 100000" else ""
+            lines.append(f"| {step}: CDC / cursor incl. reconcile and key check{goal} | {ratio:.2f} "
+                         f"({cdc['total_seconds']:.2f} s / {cursor['total_seconds']:.2f} s) | "
+                         f"{('met' if ratio <= 0.5 else 'missed') if goal else '-'} |")
+            lag = cdc.get("lag_seconds")
+            if lag is not None:
+                lines.append(f"| {step}: CDC lag <= run time + 2 s | {lag:.1f} s against {cdc['seconds'] + 2:.1f} s | "
+                             f"{'met' if lag <= cdc['seconds'] + 2 else 'missed'} |")
+    for (step, mode), r in by.items():
+        if mode == "cdc" and r.get("retained_wal_bytes") is not None and step != "snapshot":
+            bound = r["wal_since_run_start_bytes"] + 16 * mib
+            met = r["retained_wal_bytes"] <= bound and not r["spill_bytes"]
+            lines.append(f"| {step}: retained WAL <= WAL since the run began + 16 MiB, spill 0 | "
+                         f"{r['retained_wal_bytes'] / mib:,.1f} MiB against {bound / mib:,.1f} MiB; spill "
+                         f"{r['spill_bytes']:,} B | {'met' if met else 'missed'} |")
+    return lines
 
 
 if __name__ == "__main__":
