@@ -135,7 +135,7 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Pr
                         reconcile=False)
     moved = time.monotonic() - started
     if reconcile:
-        tasks.reconcile(the_run, result.planned)
+        tasks.reconcile(the_run, result.plan)
     total = time.monotonic() - started
     server_after = server_cpu(postmaster)
     record: dict[str, Any] = {

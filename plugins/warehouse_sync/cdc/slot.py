@@ -26,6 +26,7 @@ the LSN version guard (:mod:`.apply`) makes harmless.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +49,9 @@ DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slot
 ADVANCE_SLOT = "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)"
 COPY_SLOT = "SELECT pg_copy_logical_replication_slot(%s, %s)"
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text, clock_timestamp()"
+FLUSHED_PAST = "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn"
+FLUSH_WAIT_SECONDS = 2.0
+"""How long :func:`log_running_transactions` waits for the source to flush its record (seconds)."""
 MIN_ADVANCE_BYTES = 1 << 20
 """The smallest step (bytes of WAL) :func:`confirm` advances in after ``statement_timeout`` cancelled bigger ones."""
 
@@ -139,27 +143,41 @@ def health(source: psycopg.Connection, slot: str) -> SlotHealth:
 
 
 def log_running_transactions(source: psycopg.Connection) -> bool:
-    """Writes a running-transactions record to the WAL now (``pg_log_standby_snapshot()``, PostgreSQL 16+).
+    """Writes a running-transactions record to the WAL now (``pg_log_standby_snapshot()``, PostgreSQL 16+), flushed.
 
-    It lets the confirm at the end of this run move the slot's ``restart_lsn`` (and free WAL) without waiting
-    for the server's own, logged every 15 s of activity. Optional: on an older server or without the privilege
-    this does nothing.
+    It lets the confirm at the end of this run move the slot's ``restart_lsn`` to this record (and free the WAL
+    before it) without waiting for the server's own, logged every 15 s of activity. The record must be flushed
+    before the plan reads its LSN: ``pg_current_wal_lsn()`` is the WAL *write* position, while decoding and
+    ``pg_replication_slot_advance`` stop at the *flush* position, so a record still in the WAL buffers was decoded
+    only by the next run's confirm, and ``restart_lsn`` stayed one run behind (measured on PostgreSQL 18:
+    ``restart_lsn`` equal to the previous run's LSN after every run). Nothing this function could commit would
+    flush it (a transaction that wrote no WAL commits asynchronously); the source's WAL writer flushes within
+    ``wal_writer_delay`` (200 ms by default; measured 0.01-0.16 s on an idle server), which is waited for here, up
+    to :data:`FLUSH_WAIT_SECONDS`.
+
+    Optional: on an older server or without the privilege this does nothing.
 
     Returns:
         Whether the record was written.
     """
     try:
         with source.transaction():
-            source.execute("SELECT pg_log_standby_snapshot()")
-        return True
+            (end,) = source.execute("SELECT pg_log_standby_snapshot()::text").fetchone()  # type: ignore[misc]
     except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
         return False
     finally:
         source.commit()
+    deadline = time.monotonic() + FLUSH_WAIT_SECONDS
+    while True:
+        (flushed,) = source.execute(FLUSHED_PAST, (end,)).fetchone()  # type: ignore[misc]
+        source.commit()
+        if flushed or time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
 
 
 def current_lsn(source: psycopg.Connection) -> tuple[str, datetime]:
-    """The source's WAL insert position now (``pg_lsn`` text) and its clock (UTC)."""
+    """The source's WAL write position now (``pg_current_wal_lsn()``, ``pg_lsn`` text) and its clock (UTC)."""
     lsn, now = source.execute(CURRENT_LSN).fetchone()  # type: ignore[misc]
     source.commit()
     return lsn, now
