@@ -73,6 +73,8 @@ SELECT (d.detail->>'changes_read')::bigint, (d.detail->>'changes_applied')::bigi
           AND a.step IN ('plan', 'extract', 'load'))
 FROM warehouse_sync.audit d
 WHERE d.pipeline = %(pipeline)s AND d.run_id = %(run_id)s AND d.step = 'cdc_slot'
+  AND d.detail ? 'changes_read'  -- the load's row; the daily health task's of the same run id has none
+ORDER BY d.id DESC LIMIT 1
 """
 
 

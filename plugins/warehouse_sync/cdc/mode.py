@@ -185,6 +185,8 @@ class CdcMode:
         # in steps through the slices' ends: one advance over the whole backlog could exceed the statement timeout
         steps = [lsn for e in extracted for lsn in e.facts.get("checkpoints") or ()] + [upto] if upto else []
         moved = any([slots.confirm(run.source, pipeline.cdc_slot, lsn) for lsn in steps])
+        if moved and upto:
+            slots.release_wal(run.source, pipeline.cdc_slot, upto)
         measured = slots.health(run.source, pipeline.cdc_slot)
         oldest = min((datetime.fromisoformat(e.facts["oldest_commit"]) for e in extracted
                       if e.facts.get("oldest_commit")), default=None)

@@ -332,6 +332,28 @@ def create_slot(source: psycopg.Connection, pipeline: Pipeline, slot: str | None
     return str(point)
 
 
+def release_wal(source: psycopg.Connection, slot: str, lsn: str) -> None:
+    """Advances the slot once more to ``lsn``, where :func:`confirm` put it: ``restart_lsn`` reaches the plan's record.
+
+    The plan's record is the last running-transactions record before ``lsn`` (:func:`log_running_transactions`).
+
+    PostgreSQL takes a slot's next ``restart_lsn`` from the running-transactions records an advance decodes
+    (``LogicalIncreaseRestartDecodingForSlot`` in ``src/backend/replication/logical/logical.c``): of the records
+    past the confirmed position when the advance began, only the first; of those at or before it, the latest. So
+    the confirm to ``lsn`` leaves ``restart_lsn`` at the first record after the previous run's LSN (the server logs
+    one every 15 s of activity), and a second advance to the same ``lsn`` finds the plan's record at or before the
+    confirmed position and moves ``restart_lsn`` to it (measured on PostgreSQL 18: the WAL kept after a run is then
+    what was written since its plan). It decodes in fast-forward mode, without output, about the WAL of this run.
+    A cancel by ``statement_timeout`` only leaves that WAL for the next run to release.
+    """
+    try:
+        source.execute(ADVANCE_SLOT, (slot, lsn))
+        source.commit()
+    except psycopg.errors.QueryCanceled:
+        source.rollback()
+        log.warning("slot %s: releasing WAL up to %s ran past statement_timeout; the next run releases it", slot, lsn)
+
+
 def confirm(source: psycopg.Connection, slot: str, lsn: str) -> bool:
     """Confirms that everything that committed before ``lsn`` is in the warehouse.
 
