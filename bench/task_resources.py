@@ -153,6 +153,7 @@ def measure(scale: float) -> dict[str, Any]:
                                                            STATE / pipeline.name / "incremental")
     src.close()
     wh.close()
+    result["measured"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return result
 
 
@@ -178,7 +179,35 @@ def markdown(results: dict[str, Any], measured: str) -> str:
         for table, f in entry["reconcile_table"].items():
             lines.append(f"| {float(scale):g} | {table} | daily | reconcile_table | {f['wall_s']:.2f} | "
                          f"{f['cpu_s']:.2f} | {f['peak_rss_mib']:.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + goals(results)) + "\n"
+
+
+def goals(results: dict[str, Any]) -> list[str]:
+    """Issue 22's goals read off ``results``: snapshot validate against plan + extract + load, validate's
+    peak RSS, and every task's peak RSS at the largest scale factor against SF 1; each scale factor's
+    measurement time."""
+    lines = ["", "## Goals (issue 22)", "", "| SF | measured | table | snapshot validate / (plan + extract + load) "
+             "| validate peak RSS MiB (snapshot / incremental) |", "|---:|---|---|---:|---:|"]
+    for scale in sorted(results, key=float):
+        entry = results[scale]
+        for table, figures in entry["snapshot"].items():
+            moved = sum(figures[t]["wall_s"] for t in ("plan", "extract", "load"))
+            ratio = figures["validate"]["wall_s"] / moved
+            lines.append(f"| {float(scale):g} | {entry.get('measured', 'an earlier run')} | {table} | "
+                         f"{ratio:.2f} ({figures['validate']['wall_s']:.1f} s / {moved:.1f} s) "
+                         f"{'met' if ratio <= 0.3 else 'missed'} | {figures['validate']['peak_rss_mib']:.0f} / "
+                         f"{entry['incremental'][table]['validate']['peak_rss_mib']:.0f} |")
+    largest = max(results, key=float)
+    if "1" in results and largest != "1":
+        lines += ["", f"Peak RSS at SF {float(largest):g} against SF 1 (goal: within 1.2x):", "",
+                  "| run | task | table | SF 1 MiB | largest MiB | ratio |", "|---|---|---|---:|---:|---:|"]
+        for run in ("snapshot", "incremental"):
+            for table, figures in results["1"][run].items():
+                for task in STEPS:
+                    small, big = figures[task]["peak_rss_mib"], results[largest][run][table][task]["peak_rss_mib"]
+                    lines.append(f"| {run} | {task} | {table} | {small:.0f} | {big:.0f} | {big / small:.2f}"
+                                 f"{'' if big / small <= 1.2 else ' (over 1.2)'} |")
+    return lines
 
 
 def main() -> int:
