@@ -39,6 +39,7 @@ from devkit import tpch
 from devkit.paths import REPO as REPO_ROOT
 from warehouse_sync import tasks
 from warehouse_sync.bookkeeping.migrate import ensure_tables
+from warehouse_sync.cdc import slot as slots
 from warehouse_sync.config import Pipeline
 from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart, TableRef
@@ -114,12 +115,6 @@ def slot_figures(src: Any, slot: str) -> dict[str, int]:
     return {} if row is None else {"retained_wal_bytes": row[0], "spill_bytes": row[1], "decoded_bytes": row[2]}
 
 
-def current_lsn(src: Any) -> str:
-    (lsn,) = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()  # type: ignore[misc]
-    src.commit()
-    return str(lsn)
-
-
 def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Process | None,
         reconcile: bool = True) -> dict[str, Any]:
     """plan -> extract (each batch) -> load, timed (seconds), then the reconcile timed apart; CDC adds the
@@ -127,7 +122,7 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Pr
     run_id = f"bench-{pipeline.mode}-{label}-{time.time_ns()}"
     load_average = os.getloadavg()[0]
     slot_before = slot_figures(src, pipeline.cdc_slot) if pipeline.mode == "cdc" else {}
-    start_lsn = current_lsn(src)
+    start_lsn, _ = slots.current_lsn(src)
     cpu, server = task_cpu(), server_cpu(postmaster)
     started = time.monotonic()
     the_run = Run(pipeline, src, wh, run_id)

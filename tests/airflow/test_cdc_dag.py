@@ -25,12 +25,6 @@ def cdc_dags(airflow_db, tmp_path_factory):
 
 
 @pytest.fixture
-def anchor():
-    """The current window's start, taken when the test runs (not at import) with time left before its end."""
-    return runner.window_with_time_left()
-
-
-@pytest.fixture
 def tpch_cdc_source(anchor, source, warehouse):
     (level,) = source.execute("SHOW wal_level").fetchone()
     source.commit()

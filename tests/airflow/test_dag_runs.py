@@ -33,12 +33,6 @@ def dags(airflow_db, tmp_path_factory):
 
 
 @pytest.fixture
-def anchor():
-    """The current window's start, taken when the test runs (not at import) with time left before its end."""
-    return runner.window_with_time_left()
-
-
-@pytest.fixture
 def tpch_source(anchor, source, warehouse):
     """TPC-H SF 0.01 in the source, updated_at spread over the 24 h before anchor; empty warehouse."""
     data = tpch.generate(SF)
