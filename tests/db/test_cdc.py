@@ -138,11 +138,11 @@ def test_a_killed_snapshot_batch_is_read_again_alone_and_finished_batches_are_no
     done = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches[:2]]
     read, real = [], changes.read_snapshot
 
-    def dies_once(source, pipeline, columns, point, batch, window, root):
+    def dies_once(source, pipeline, columns, point, batch, window, root, **build):
         read.append(batch.index)
         if len(read) == 1:
             raise ConnectionError("worker killed")  # the task process dies mid-batch
-        return real(source, pipeline, columns, point, batch, window, root)
+        return real(source, pipeline, columns, point, batch, window, root, **build)
 
     monkeypatch.setattr(cdc_mode, "read_snapshot", dies_once)
     with pytest.raises(ConnectionError):
@@ -157,6 +157,35 @@ def test_a_killed_snapshot_batch_is_read_again_alone_and_finished_batches_are_no
         "AND xact_start IS NOT NULL").fetchone()
     cdc_source.commit()
     assert open_xacts == 0  # no batch left a transaction (or a replication connection) open
+
+
+def test_a_snapshot_into_a_new_target_is_copied_by_its_batches_into_a_build_table_renamed_at_load(
+        cdc_source, warehouse, tmp_path):
+    pipeline = docs_pipeline(snapshot_batch_size=7)
+    s1 = Run(pipeline, cdc_source, warehouse, "s1")
+    planned = tasks.plan(s1, RunStart(None, None, None, _now(), manual=True))
+    assert planned.facts["build_table"] == "t_dst._ws_build_docs"
+    version = slots.snapshot_version(planned.facts["consistent_point"])
+    done = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches]
+    again = tasks.extract(s1, planned, planned.batches[1], tmp_path)  # a retry after its attempt committed
+    assert again.rows == done[1].rows == 7
+    (rows, keys, versions), = warehouse.execute(
+        "SELECT count(*), count(DISTINCT id), array_agg(DISTINCT _lsn) FROM t_dst._ws_build_docs").fetchall()
+    warehouse.commit()
+    assert (rows, keys, versions) == (20, 20, [version])  # the retry replaced its batch's rows
+    loaded = tasks.load(s1, planned, [done[0], again, done[2]], open_path=Path)
+    assert loaded.merged == 20 and "build_finish" in loaded.phases and "merge" not in loaded.phases
+    assert live_rows(warehouse) == source_rows(cdc_source)
+    (build, default), = warehouse.execute(
+        "SELECT to_regclass('t_dst._ws_build_docs'), (SELECT column_default FROM information_schema.columns "
+        "WHERE table_schema = 't_dst' AND table_name = 'docs' AND column_name = '_lsn')").fetchall()
+    warehouse.commit()
+    assert build is None and default is None  # renamed; a later insert never gets the snapshot's version
+    cdc_source.execute("UPDATE t_src.docs SET qty = -1 WHERE id = 9")
+    cdc_source.commit()
+    follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
+    assert follow["loaded"]["merged"] == 1 and follow["reconciled"]["drift"] is None
+    assert live_rows(warehouse) == source_rows(cdc_source)
 
 
 def _now():

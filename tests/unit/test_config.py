@@ -342,6 +342,20 @@ def test_each_run_checks_the_table_by_keys_unless_configured_otherwise(tmp_path)
     assert orders.per_run_table_check == "keys" and lineitem.per_run_table_check == "none"
 
 
+def test_a_cdc_pipeline_checks_no_keys_per_run_unless_configured_since_its_deletes_come_through_the_slot(tmp_path):
+    doc = good()
+    doc["pipelines"][0]["mode"] = "cdc"
+    doc["pipelines"][1].update(mode="cdc", per_run_table_check="keys")
+    orders, lineitem = load_config(write(tmp_path, doc)).pipelines
+    assert (orders.per_run_table_check, lineitem.per_run_table_check) == ("none", "keys")
+    doc = good()
+    doc["defaults"]["per_run_table_check"] = "full"
+    doc["pipelines"][0]["mode"] = "cdc"
+    assert load_config(write(tmp_path, doc)).pipelines[0].per_run_table_check == "full"
+    assert Pipeline(name="p", source=TableRef("s", "t"), target=TableRef("w", "t"), primary_key=("id",),
+                    cursor="updated_at", mode="cdc").per_run_table_check == "none"
+
+
 @pytest.mark.parametrize(("where", "old", "new"), [("pipeline", True, "full"), ("pipeline", False, "none"),
                                                    ("defaults", True, "full")])
 def test_old_reconcile_full_table_key_still_loads_with_a_deprecation_warning(tmp_path, where, old, new):

@@ -18,8 +18,9 @@ import pytest
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import arrow_type
+from warehouse_sync.db.csv_text import parse_csv_page
 from warehouse_sync.model import TableRef, Window
-from warehouse_sync.sync.extract import batch_path, parse_csv_page
+from warehouse_sync.sync.extract import batch_path
 
 SCHEMA = pa.schema([
     pa.field("tenant", pa.string(), nullable=False),

@@ -1,5 +1,9 @@
 """CDC load: COPY a run's staged changes into a temporary table and merge them with the LSN as version.
 
+A snapshot into a new target was copied into the run's build table by its extracts already: the load
+indexes it and renames it to the target (:mod:`warehouse_sync.target.build`, as in cursor mode), and
+merges the files as below only when the build table cannot become the target.
+
 In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.target.schema`, run
 by :mod:`warehouse_sync.target.ddl` as in a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
 column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, and one ``MERGE``
@@ -9,7 +13,8 @@ column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, an
   one below the slot's consistent point). A change replaces a row only when its LSN is greater, so a
   replayed run (killed before the slot was confirmed) changes nothing;
 * **several changes of one key in a run** collapse to the last (by stream order), each column taking
-  the newest value any of them carried;
+  the newest value any of them carried (when every change carried every column, the common case, the
+  newest change of each key as it is: ``cdc/latest_rows.sql``, without per-column aggregates);
 * **unchanged TOAST values** (``u`` in pgoutput) and columns a change did not have (a relation from
   before an ``ADD COLUMN``) keep the target's value; they are never set to NULL. An update that changed
   the key (staged as ``D`` of the old key, then ``K`` of the new one) takes them from the old key's row
@@ -45,7 +50,9 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import COPY_CSV, idents, load_sql, table_ident
 from warehouse_sync.run import Run
-from warehouse_sync.target.ddl import SchemaChangeHandler, alter_target, ensure_target, reject, report
+from warehouse_sync.target.build import finish as finish_build
+from warehouse_sync.target.bulk_copy import file_rows
+from warehouse_sync.target.ddl import SchemaChangeHandler, alter_target, analyze, ensure_target, reject, report
 from warehouse_sync.target.schema import ColumnChange
 from warehouse_sync.timing import Phases
 
@@ -56,6 +63,8 @@ ADD_VERSION = sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS _lsn bigint"
 CREATE_STAGING = sql.SQL("CREATE TEMP TABLE {staging} (_op text, _lsn bigint, _seq bigint, _commit_time timestamptz, "
                          "_unchanged text[], {columns}) ON COMMIT DROP")
 READ_ROWS = 50_000
+# Whether a staged change lacks a column (unchanged TOAST value, or a column its relation did not have).
+PARTIAL_CHANGES = sql.SQL("SELECT EXISTS (SELECT FROM {staging} WHERE cardinality(_unchanged) > 0)")
 STAGING_KEY_INDEX = sql.SQL("CREATE INDEX ON {staging} ({keys}, _seq)")
 SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::text[] AS _missing FROM {staging}")
 
@@ -156,7 +165,7 @@ def _fill_key_changes(cur: psycopg.Cursor, pipeline: Pipeline, columns: list[Col
 
 
 def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Identifier,
-                     snapshot: bool = False) -> sql.Composed | sql.SQL:
+                     snapshot: bool = False, whole: bool = False) -> sql.Composed | sql.SQL:
     keys = [c for c in columns if c.name in pipeline.primary_key]
     others = [c for c in columns if c.name not in pipeline.primary_key]
     sent = "_unchanged IS NULL OR NOT {lit} = ANY(_unchanged)"
@@ -176,6 +185,9 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
     changes: sql.Composable
     if snapshot:  # one row per key already: no aggregation
         changes = SNAPSHOT_ROWS.format(columns=idents([c.name for c in columns]), staging=staging)
+    elif whole:  # every change carried every column: the newest per key as it is, no per-column aggregates
+        changes = load_sql("cdc/latest_rows.sql", keys=idents([k.name for k in keys]),
+                           columns=idents([c.name for c in columns]), staging=staging)
     else:
         changes = load_sql("cdc/latest_changes.sql", keys=idents([k.name for k in keys]), aggregates=aggregates,
                            missing=missing or sql.SQL("NULL"), staging=staging)
@@ -202,7 +214,8 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
         paths: Staged files, in stream order.
         on_schema_change: Called with the schema changes recorded (applied, kept, ignored or rejected):
             ``{"table", "source", "policy", "changes": [...]}``.
-        snapshot: The files hold a snapshot (one row per key): merged without collapsing changes.
+        snapshot: The files hold a snapshot (one row per key): the run's build table becomes the target,
+            or the files are merged without collapsing changes.
 
     Returns:
         Rows staged, keys merged, seconds, schema changes recorded.
@@ -212,6 +225,16 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
     """
     started, phases = time.monotonic(), Phases()
     conn, pipeline, run_id, source = run.warehouse, run.pipeline, run.run_id, run.source
+    if snapshot:
+        paths = list(paths)
+        with phases.timed("build_finish"), conn.transaction():
+            built = finish_build(run, source_columns)
+        if built:  # the extracts copied the snapshot into the build table, now the target
+            rows = file_rows(paths)
+            with phases.timed("analyze"):
+                analyze(conn, pipeline)
+            log.info("%s: %d snapshot rows: the build table became the target", pipeline.target, rows)
+            return ApplyResult(rows, rows, time.monotonic() - started, (), phases.to_dict())
     with phases.timed("ensure_target"):
         decision = ensure_target(conn, pipeline, source_columns)
     if decision.rejected:
@@ -235,8 +258,9 @@ def apply_changes(run: Run, source_columns: list[Column], paths: Iterable[Any],
                 with phases.timed("fill"):
                     _fill_key_changes(cur, pipeline, columns, staging)
             if staged:
+                whole = not snapshot and cur.execute(PARTIAL_CHANGES.format(staging=staging)).fetchone() == (False,)
                 with phases.timed("merge"):
-                    cur.execute(_merge_statement(pipeline, columns, staging, snapshot), {"run_id": run_id})
+                    cur.execute(_merge_statement(pipeline, columns, staging, snapshot, whole), {"run_id": run_id})
                 merged = max(cur.rowcount, 0)
         recorded = tuple(schema_history.record(conn, pipeline.name, run_id, str(pipeline.target), decision.policy,
                                                decision.changes)) if decision.changes else ()

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.reader import slot_messages
@@ -46,8 +47,10 @@ from warehouse_sync.cdc.slot import resnapshot_path, snapshot_version
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.batches import key_range_filter
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import table_ident, text_of
-from warehouse_sync.model import Batch, StagedFile, Window
+from warehouse_sync.db.csv_text import parse_csv_page
+from warehouse_sync.db.statements import idents, table_ident
+from warehouse_sync.model import Batch, StagedFile, TableRef, Window
+from warehouse_sync.target.build import clear_batch
 from warehouse_sync.target.parquet import write_table
 from warehouse_sync.target.staging import batch_file_name, window_folder_name
 
@@ -56,7 +59,8 @@ log = logging.getLogger(__name__)
 META_FIELDS = [pa.field("_op", pa.string()), pa.field("_lsn", pa.int64()), pa.field("_seq", pa.int64()),
                pa.field("_commit_time", pa.timestamp("us", tz="UTC")), pa.field("_unchanged", pa.string())]
 META_NAMES = [f.name for f in META_FIELDS]
-SNAPSHOT_SELECT = sql.SQL("SELECT {columns} FROM {table} WHERE {where}")
+COPY_SNAPSHOT = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {where}) TO STDOUT (FORMAT csv)")
+COPY_BUILD = sql.SQL("COPY {build} ({columns}) FROM STDIN (FORMAT csv)")
 
 
 class TruncateSeen(RuntimeError):
@@ -117,13 +121,22 @@ class _Writer:
         if not self.rows:
             return
         schema = pa.schema([*META_FIELDS, *(pa.field(c, pa.string()) for c in self.columns)])
-        table = pa.Table.from_arrays([pa.array(values, type=f.type) for f, values in zip(schema, zip(*self.rows))],
-                                     schema=schema)
+        rows, self.rows = self.rows, []
+        self.write(pa.Table.from_arrays([pa.array(values, type=f.type) for f, values in zip(schema, zip(*rows))],
+                                        schema=schema))
+
+    def write(self, table: pa.Table) -> None:
+        """Writes ``table`` (the staged layout) as the next file, after the rows buffered before it."""
+        self.flush()
         index = len(self.written)
         path = self.folder / batch_file_name(index)
         size = write_table(path, table)
-        self.written.append(StagedFile(str(path), len(self.rows), size, index))
-        self.rows = []
+        self.written.append(StagedFile(str(path), table.num_rows, size, index))
+
+    @property
+    def staged(self) -> int:
+        """Rows written to files so far."""
+        return sum(f.rows for f in self.written)
 
 
 def _folder(root: Any, pipeline: Pipeline, window: Window) -> Any:
@@ -133,47 +146,90 @@ def _folder(root: Any, pipeline: Pipeline, window: Window) -> Any:
 
 
 def read_snapshot(source: psycopg.Connection, pipeline: Pipeline, columns: list[Column], consistent_point: str,
-                  batch: Batch, window: Window, root: Any) -> StagedChanges:
-    """Reads one batch (a key range) of the source table, as it is now, into staged files.
+                  batch: Batch, window: Window, root: Any, warehouse: psycopg.Connection | None = None,
+                  build: TableRef | None = None) -> StagedChanges:
+    """Reads one batch (a key range) of the source table, as it is now, into staged files (and the build table).
 
-    One short transaction per batch, in parallel with the others, none held across tasks: a retried
-    batch reads its range again, finished batches are not read again. Rows are ``I`` with the
-    version one below the slot's consistent point (:func:`warehouse_sync.cdc.slot.snapshot_version`),
-    created before any batch was read: every change the slot decodes is newer, so the next run's
-    changes, applied over rows read at any time after the slot was created, win (the watermark rule
-    of Netflix's DBLog and Debezium's incremental snapshots, with the LSN version guard as the
-    watermark). A row changed while the batches ran is read as it was then and set right by its
-    change in the next run; until then the reconcile counts its key as pending, not drift.
+    One ``COPY (SELECT …) TO STDOUT (FORMAT csv)`` in one short transaction per batch, in parallel
+    with the others, none held across tasks: a retried batch reads its range again, finished batches
+    are not read again. Rows are ``I`` with the version one below the slot's consistent point
+    (:func:`warehouse_sync.cdc.slot.snapshot_version`), created before any batch was read: every
+    change the slot decodes is newer, so the next run's changes, applied over rows read at any time
+    after the slot was created, win (the watermark rule of Netflix's DBLog and Debezium's
+    incremental snapshots, with the LSN version guard as the watermark). A row changed while the
+    batches ran is read as it was then and set right by its change in the next run; until then the
+    reconcile counts its key as pending, not drift.
+
+    Each page of at most ``cdc.chunk_changes`` rows (and about ``page_bytes`` of CSV text) becomes one
+    staged file and, with ``build``, is sent as the source's own CSV text into the run's build table
+    (:mod:`warehouse_sync.target.build`: the warehouse's input functions read the source's text form,
+    as the merge's casts do), in one warehouse transaction that commits after the last file has its
+    name. A retry first deletes what an earlier attempt of the batch copied.
 
     Args:
         source: Source connection.
-        pipeline: The table's configuration (``cdc.chunk_changes`` rows per file).
+        pipeline: The table's configuration (``cdc.chunk_changes`` rows per file, ``page_bytes``).
         columns: The columns to read (the pipeline's selection).
         consistent_point: The slot's consistent point (``pg_lsn`` text), from the plan.
         batch: The key range (:func:`warehouse_sync.db.batches.key_batches`).
         window: The run's window (names the staging folder).
         root: The staging root.
+        warehouse: Warehouse connection, with ``build`` (left with no open transaction).
+        build: The run's build table (:func:`warehouse_sync.target.build.build_for`), or ``None``.
+
+    Raises:
+        ValueError: ``build`` without ``warehouse``.
     """
+    if build is not None and warehouse is None:
+        raise ValueError("a build table needs the warehouse connection")
     started = time.monotonic()
     names = tuple(c.name for c in columns)
     folder = _folder(root, pipeline, window) / f"snapshot-{batch.index:05d}"
     folder.mkdir(parents=True, exist_ok=True)
     writer = _Writer(folder, pipeline.cdc.chunk_changes)
-    version, seq = snapshot_version(consistent_point), 0
+    version = snapshot_version(consistent_point)
     ranges, params = key_range_filter(pipeline.primary_key, batch)
-    select = SNAPSHOT_SELECT.format(columns=text_of(names), table=table_ident(pipeline.source),
-                                    where=sql.SQL(" AND ").join([sql.SQL("TRUE"), *ranges]))
+    where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *ranges])
+    query = COPY_SNAPSHOT.format(columns=idents(names), table=table_ident(pipeline.source), where=where)
+    strings = pa.schema([pa.field(n, pa.string()) for n in names])
     source.commit()
-    with source.transaction(), source.cursor(name=f"ws_snapshot_{uuid.uuid4().hex[:8]}") as cur:
-        cur.itersize = pipeline.cdc.chunk_changes
-        cur.execute(select, params)  # a cursor reads in one snapshot; the transaction ends with the batch
-        for values in cur:
-            writer.add(names, ("I", version, seq, None, None, *values))
-            seq += 1
-    writer.flush()
-    log.info("%s: snapshot batch %d (slot at %s): %d rows in %d file(s)", pipeline.name, batch.index,
-             consistent_point, seq, len(writer.written))
+    with ExitStack() as stack:
+        into = None
+        if build is not None and warehouse is not None:
+            warehouse.commit()
+            stack.enter_context(warehouse.transaction())  # commits after the last file has its name
+            if (folder / batch_file_name(0)).exists():  # an earlier attempt may have committed its copy
+                clear_batch(warehouse, build, where, params, f"{pipeline.name} snapshot batch {batch.index}")
+            wcur = stack.enter_context(warehouse.cursor())
+            into = stack.enter_context(wcur.copy(COPY_BUILD.format(build=table_ident(build), columns=idents(names)),
+                                                 writer=QueuedLibpqWriter(wcur)))
+        with source.transaction(), source.cursor() as cur, cur.copy(query, params) as out:
+            page, rows = bytearray(), 0
+            for row in out:  # one CopyData message per row
+                page += row
+                rows += 1
+                if rows >= writer.chunk or len(page) >= pipeline.page_bytes:
+                    _snapshot_page(bytes(page), strings, version, writer, into)
+                    page, rows = bytearray(), 0
+            if rows:
+                _snapshot_page(bytes(page), strings, version, writer, into)
+    seq = writer.staged
+    log.info("%s: snapshot batch %d (slot at %s): %d rows in %d file(s)%s", pipeline.name, batch.index,
+             consistent_point, seq, len(writer.written), f" and build table {build}" if build else "")
     return StagedChanges(tuple(writer.written), seq, 0, None, None, time.monotonic() - started)
+
+
+def _snapshot_page(data: bytes, strings: pa.Schema, version: int, writer: _Writer, into: Any) -> None:
+    """One page of snapshot rows (CSV text): into the build table as it is, and into one staged file."""
+    if into is not None:
+        into.write(data)
+    values = parse_csv_page(data, strings)
+    rows, seq = values.num_rows, writer.staged
+    meta = [pa.repeat("I", rows), pa.repeat(pa.scalar(version, pa.int64()), rows),
+            pa.array(range(seq, seq + rows), pa.int64()), pa.nulls(rows, META_FIELDS[3].type),
+            pa.nulls(rows, pa.string())]
+    writer.write(pa.Table.from_arrays([*meta, *values.columns],
+                                      schema=pa.schema([*META_FIELDS, *strings])))
 
 
 def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, window: Window,
@@ -196,20 +252,12 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     oldest: datetime | None = None
     newest: datetime | None = None
     checkpoints: list[str] = []
+    kept_of: dict[int, tuple[list[int], tuple[str, ...]]] = {}
     for data in slot_messages(source, pipeline, upto_lsn, checkpoints):
         message = decode(data)
-        if isinstance(message, Begin):
-            commit_lsn, commit_time = message.final_lsn, message.commit_time
-            oldest = oldest or commit_time
-            newest = commit_time
-            transactions += 1
-        elif isinstance(message, Relation):
-            relations[message.oid] = message
-        elif isinstance(message, Change):
+        if isinstance(message, Change):
             relation = relations[message.relation_oid]
-            # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
-            kept = [i for i, c in enumerate(relation.columns) if pipeline.selects(c.name)]
-            names = tuple(relation.columns[i].name for i in kept)
+            kept, names = kept_of[message.relation_oid]
             key_changed = message.op == "U" and message.old is not None and _key_changed(relation, message)
             if message.op == "D" or key_changed:
                 assert message.old is not None  # a delete carries its old key
@@ -220,6 +268,16 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                 op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
                 writer.add(names, _row(op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
                 seq += 1
+        elif isinstance(message, Begin):
+            commit_lsn, commit_time = message.final_lsn, message.commit_time
+            oldest = oldest or commit_time
+            newest = commit_time
+            transactions += 1
+        elif isinstance(message, Relation):
+            relations[message.oid] = message
+            # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
+            kept = [i for i, c in enumerate(message.columns) if pipeline.selects(c.name)]
+            kept_of[message.oid] = kept, tuple(message.columns[i].name for i in kept)
         elif isinstance(message, Truncate):
             raise TruncateSeen(
                 f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
@@ -264,11 +322,13 @@ def _key_changed(relation: Relation, change: Change) -> bool:
 
 def _only(values: tuple[object, ...], kept: list[int]) -> tuple[object, ...]:
     """The values at the positions ``kept`` (the synced columns of the relation)."""
-    return tuple(values[i] for i in kept)
+    return values if len(kept) == len(values) else tuple(values[i] for i in kept)
 
 
 def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ...],
          names: tuple[str, ...] = ()) -> tuple:
+    if UNCHANGED not in values:  # the common case: every value sent
+        return (op, lsn, seq, commit_time, None, *values)
     unchanged = [names[i] for i, v in enumerate(values) if v is UNCHANGED] if names else []
     clean = tuple(None if v is UNCHANGED else v for v in values)
     return (op, lsn, seq, commit_time, pg_text_array(unchanged), *clean)

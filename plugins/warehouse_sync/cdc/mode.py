@@ -9,15 +9,17 @@ both modes.
   LSN (``pg_current_wal_lsn()``): the run applies exactly the transactions that committed before it.
   Its window is ``[high watermark, plan time)``, which the reconcile and validate tasks use as in
   cursor mode. A first run (no sync state) or ``full_snapshot`` is a *snapshot* run.
-* **extract**: a snapshot run's plan creates publication and slot and cuts the table's key order into
-  batches (:func:`warehouse_sync.db.batches.key_batches`, as cursor mode's snapshot), and one mapped
-  extract per batch reads its key range as it is then, in a transaction of its own
-  (:func:`.changes.read_snapshot`: the slot's changes, all newer, win in the next run); any other run
-  has one extract, which decodes the slot's changes up to the plan's LSN. Both write Parquet files of
-  at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
-* **load** merges them with the LSN version guard (:mod:`.apply`), then, only after the warehouse
-  commit, confirms the slot at the plan's LSN (:func:`.slot.confirm`), in steps through the ends of
-  the extract's slices (:mod:`.reader`): advancing a logical slot decodes the WAL it passes.
+* **extract**: a snapshot run's plan creates publication and slot, cuts the table's key order into
+  batches (:func:`warehouse_sync.db.batches.key_batches`) and, for a target that does not exist yet,
+  makes the build table (:mod:`warehouse_sync.target.build`), as cursor mode's snapshot does; one
+  mapped extract per batch reads its key range as it is then, in a transaction of its own, and
+  copies it into the build table too (:func:`.changes.read_snapshot`: the slot's changes, all
+  newer, win in the next run); any other run has one extract, which decodes the slot's changes up to
+  the plan's LSN. Both write Parquet files of at most ``cdc.chunk_changes`` rows (:mod:`.changes`).
+* **load** renames a snapshot's build table to the target, or merges the files with the LSN version
+  guard (:mod:`.apply`), then, only after the warehouse commit, confirms the slot at the plan's LSN
+  (:func:`.slot.confirm`), in steps through the ends of the extract's slices (:mod:`.reader`):
+  advancing a logical slot decodes the WAL it passes.
 * **health** measures the slot (retained WAL, lag, changes applied) with alerts over the
   thresholds: after each load, and daily in the reconcile DAG's ``health`` task, so a paused sync
   DAG whose slot keeps WAL still alerts.
@@ -44,6 +46,7 @@ from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
 from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
+from warehouse_sync.target import build as build_table
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
 
@@ -127,7 +130,9 @@ class CdcMode:
             with phases.timed("boundaries"):
                 batches = tuple(key_batches(source, pipeline, pipeline.snapshot_batch_size, max_map_length())) \
                     or batches
-            slot_facts = {"consistent_point": point, "slot": read_slot}
+            with phases.timed("build_table"):  # None when the target exists: the load then merges the files
+                build = build_table.prepare(run, columns, version=slots.snapshot_version(point))
+            slot_facts = {"consistent_point": point, "slot": read_slot, "build_table": str(build) if build else None}
         log.info("%s: %s, window %s, %d batch(es)", pipeline.name, why, window, len(batches))
         facts = {"mode": self.name, "kind": SNAPSHOT if snapshot else CHANGES,
                  "upto_lsn": None if snapshot else upto_lsn, "plan_lsn": upto_lsn,
@@ -149,7 +154,10 @@ class CdcMode:
         kind, consistent_point, read_slot = plan.facts["kind"], None, pipeline.cdc_slot
         if kind == SNAPSHOT:
             consistent_point, read_slot = plan.facts["consistent_point"], plan.facts["slot"]
-            staged = read_snapshot(source, pipeline, columns, consistent_point, batch, plan.window, root)
+            build = build_table.build_for(run) if plan.facts.get("build_table") else None
+            run.warehouse.commit()
+            staged = read_snapshot(source, pipeline, columns, consistent_point, batch, plan.window, root,
+                                   warehouse=run.warehouse if build else None, build=build)
         else:
             staged = read_changes(source, pipeline, plan.facts["upto_lsn"], plan.window, root)
         facts = {"kind": kind, "upto_lsn": plan.facts["upto_lsn"], "consistent_point": consistent_point,

@@ -150,11 +150,12 @@ class Pipeline(BaseModel):
         lookback_minutes: Minutes re-read before each window start (>= 0; an overlap: the merge is
             idempotent, so re-reading costs only time).
         per_run_table_check: What each sync run checks of the whole table besides its window
-            (docs/reconciliation.md): ``keys`` (default: the primary keys of both sides,
-            from the key indexes only; finds deletes and lost keys), ``full`` (every column of every
-            row, as the daily reconcile does; cost grows with the table) or ``none`` (deletes wait for
-            the daily reconcile). Replaces the deprecated ``reconcile_full_table`` (true = ``full``,
-            false = ``none``).
+            (docs/reconciliation.md): ``keys`` (the default in cursor mode: the primary keys of both
+            sides, from the key indexes only; finds deletes and lost keys), ``full`` (every column of
+            every row, as the daily reconcile does; cost grows with the table) or ``none`` (the default
+            in CDC mode, whose deletes arrive through the slot; in cursor mode deletes wait for the
+            daily reconcile). The daily reconcile compares every key in both modes. Replaces the
+            deprecated ``reconcile_full_table`` (true = ``full``, false = ``none``).
         key_check_slices: How many slices of the first key column's range the per-run key check
             (``per_run_table_check: keys``) rotates through, one per scheduled window (>= 1; 1: the
             whole key range every run). With ``N`` slices each run reads 1/N of both key indexes, and a
@@ -293,6 +294,14 @@ class Pipeline(BaseModel):
                           DeprecationWarning, stacklevel=3)  # 3: past pydantic's frame, to the caller of Pipeline()
             nested[new] = data[old]
         return {**{k: v for k, v in data.items() if k not in DEPRECATED_CDC_KEYS}, "cdc": nested}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_check_of_the_mode(cls, data: Any) -> Any:
+        """``per_run_table_check`` not given: ``none`` in CDC mode (deletes come through the slot), else ``keys``."""
+        if isinstance(data, dict) and data.get("mode") == "cdc" and "per_run_table_check" not in data:
+            return {**data, "per_run_table_check": "none"}
+        return data
 
     @field_validator("cursor")
     @classmethod

@@ -69,7 +69,7 @@ def tombstone_index(table: TableRef) -> str:
 def cursor_index(table: TableRef, cursor: str) -> str:
     """Name of the target's cursor index (``<table>_<cursor>_idx``, at most 63 bytes).
 
-    Built by the first load (``sync.load``, ``sync.snapshot``), read by validate and the window comparison.
+    Built by the first load (``sync.load``, ``target.build``), read by validate and the window comparison.
     """
     return f"{table.name}_{cursor}_idx"[:63]
 

@@ -13,7 +13,7 @@ row kept). The next page's ``LIMIT`` is then the rows that fitted, growing back 
 ``page_size``) while pages stay under the byte bound, so little is sent twice.
 
 In a snapshot into a new target, the extract also copies each page into the run's build table in
-the warehouse as it writes it (:mod:`.snapshot`): the warehouse transaction commits after the
+the warehouse as it writes it (:mod:`warehouse_sync.target.build`): the warehouse transaction commits after the
 file has its final name, so a build table never holds rows of a batch that has no file.
 
 The file is written by the one staged-file writer (:func:`warehouse_sync.target.parquet.parquet_file`:
@@ -40,16 +40,16 @@ from typing import Any, Protocol
 
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column, arrow_schema
+from warehouse_sync.db.csv_text import parse_csv_page
 from warehouse_sync.db.statements import bind_row, idents, load_sql, placeholders, row_of, table_ident
 from warehouse_sync.model import Batch, Extracted, StagedFile, TableRef, Window
 from warehouse_sync.sync.keyset import batch_filter, keyset_columns
-from warehouse_sync.sync.snapshot import clear_batch
+from warehouse_sync.target.build import clear_batch
 from warehouse_sync.target.bulk_copy import copy_batches
 from warehouse_sync.target.parquet import parquet_file
 from warehouse_sync.target.staging import batch_file_name, window_folder_name
@@ -80,27 +80,6 @@ def batch_path(root: StoragePath, pipeline: Pipeline, window: Window, batch_inde
     The location: ``<root>/<pipeline>/<start>__<end>/batch-NNNNN.parquet``.
     """
     return root / pipeline.name / window_folder_name(window) / batch_file_name(batch_index)
-
-
-def parse_csv_page(data: bytes, schema: pa.Schema) -> pa.Table:
-    """Parses one page of PostgreSQL ``COPY … (FORMAT csv)`` output into ``schema`` exactly.
-
-    Empty unquoted fields are NULL, ``""`` is the empty string, ``t``/``f`` are booleans.
-    """
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=schema.names, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={f.name: f.type for f in schema},
-            null_values=[""],  # PostgreSQL's CSV NULL; "NULL", "NA", "NaN" are values
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    )
-    return pa.Table.from_arrays(table.columns, schema=schema)
 
 
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
@@ -288,7 +267,7 @@ def extract_batch(
         batch: The keyset range to read.
         root: Staging root (``ObjectStoragePath``: a local folder, ``s3://…``, …).
         warehouse: Warehouse connection, with ``build`` (committed once the file has its name).
-        build: The run's snapshot build table (:func:`warehouse_sync.sync.snapshot.prepare`): the
+        build: The run's snapshot build table (:func:`warehouse_sync.target.build.prepare`): the
             batch's rows are also copied into it, after deleting what an earlier attempt copied.
 
     Returns:
@@ -331,7 +310,8 @@ def _extract_batch(conn: psycopg.Connection, pipeline: Pipeline, columns: list[C
                     rows = sum(page.num_rows for page in pages)
                 else:
                     if target.exists():  # an earlier attempt may have committed its copy
-                        clear_batch(warehouse, build, pipeline, window, batch)
+                        clear_batch(warehouse, build, *batch_filter(pipeline, window, batch),
+                                    f"{pipeline.target} batch {batch.index}")
                     upstream = Phases()
                     copy_started = time.perf_counter()
                     with warehouse.cursor() as cur:

@@ -3,7 +3,7 @@
 A window's rows are ordered by the keyset ``(cursor, pk...)`` (a snapshot's by ``(pk...)``); a batch
 is a half-open range ``[lower, upper)`` of that order. The plan cuts batches (:mod:`.plan`), the
 extract reads one page after another strictly after the last key read (:mod:`.extract`), and a
-retried snapshot extract clears its batch's range from the build table (:mod:`.snapshot`): all
+retried snapshot extract clears its batch's range from the build table (:mod:`warehouse_sync.target.build`): all
 three use these two functions, so they agree on what a batch holds. Never ``OFFSET`` (see
 use-the-index-luke.com/no-offset).
 """

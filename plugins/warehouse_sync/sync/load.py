@@ -1,7 +1,7 @@
 """Cursor mode's load: bulk-copy a window's Parquet files into a staging table and merge them into the target.
 
 A snapshot into a new target was already copied into its build table by the extracts: the load
-indexes it and renames it to the target (:mod:`.snapshot`). A snapshot into an existing empty
+indexes it and renames it to the target (:mod:`warehouse_sync.target.build`). A snapshot into an existing empty
 target copies its files straight into it; no staging table, no merge. The copy itself is
 :mod:`warehouse_sync.target.bulk_copy`'s (binary COPY encoded from Arrow by ``pgpq``, CSV for types
 without an exact binary form).
@@ -33,7 +33,7 @@ from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import CREATE_STAGING, idents, load_sql, table_ident
 from warehouse_sync.run import Run
-from warehouse_sync.sync.snapshot import finish as finish_build
+from warehouse_sync.target.build import finish as finish_build
 from warehouse_sync.target.bulk_copy import copy_files, file_rows
 from warehouse_sync.target.ddl import (
     SchemaChangeHandler,

@@ -6,7 +6,7 @@
 * **plan** checks the source, decides the run's window (:func:`.plan.run_window`; an integer
   cursor's values by :mod:`warehouse_sync.bookkeeping.marks`), waits out late commits
   (:func:`warehouse_sync.db.inflight.settle`), cuts keyset batches (:func:`.plan.plan_batches`) and,
-  for a snapshot into a new target, creates the run's build table (:func:`.snapshot.prepare`).
+  for a snapshot into a new target, creates the run's build table (:func:`warehouse_sync.target.build.prepare`).
 * **extract** reads one batch into its Parquet file (and the build table) (:func:`.extract.extract_batch`).
 * **load** merges the window's files into the target (:func:`.load.load_files`).
 * **health** has nothing to report: a cursor holds nothing at the source.
@@ -26,10 +26,10 @@ from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
 from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
-from warehouse_sync.sync import snapshot
 from warehouse_sync.sync.extract import extract_batch
 from warehouse_sync.sync.load import load_files
 from warehouse_sync.sync.plan import check_cursor_not_null, plan_batches, run_window
+from warehouse_sync.target import build as build_table
 from warehouse_sync.target.ddl import SchemaChangeHandler
 from warehouse_sync.timing import Phases
 
@@ -77,7 +77,7 @@ class CursorMode:
         build = None
         if window.is_snapshot and batches:
             with phases.timed("build_table"):
-                build = snapshot.prepare(run, columns)
+                build = build_table.prepare(run, columns)
         log.info("%s: window %s (%s): %d batch(es) of <= %d rows", pipeline.source, window, why, len(batches),
                  pipeline.snapshot_batch_size if window.is_snapshot else pipeline.batch_size)
         return Plan(window, why, tuple(batches), late_horizon,
@@ -87,11 +87,11 @@ class CursorMode:
     def extract(self, run: Run, plan: Plan, batch: Batch, root: Any) -> Extracted:
         """Writes one batch to its Parquet file under ``root``.
 
-        In a snapshot into a new target, also into the run's build table (:mod:`.snapshot`).
+        In a snapshot into a new target, also into the run's build table (:mod:`warehouse_sync.target.build`).
         """
         pipeline = run.pipeline
         columns = describe_pipeline_source(run.source, pipeline)
-        build = snapshot.build_for(run) if plan.window.is_snapshot else None
+        build = build_table.build_for(run) if plan.window.is_snapshot else None
         run.warehouse.commit()
         return extract_batch(run.source, pipeline, columns, plan.window, batch, root,
                              warehouse=run.warehouse if build else None, build=build)

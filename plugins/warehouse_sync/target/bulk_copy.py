@@ -15,7 +15,7 @@ server while this thread reads and encodes the next batch (its queue holds at mo
 
 Two users: the load copies a window's Parquet files (:func:`copy_files`) into its staging table or
 an empty target; a snapshot's extract copies each page it reads (:func:`copy_batches`) into the
-run's build table while it writes the page to Parquet (:mod:`warehouse_sync.sync.snapshot`).
+run's build table while it writes the page to Parquet (:mod:`warehouse_sync.target.build`).
 """
 
 from __future__ import annotations
