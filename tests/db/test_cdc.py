@@ -119,8 +119,10 @@ def test_snapshot_handoff_with_concurrent_writes_neither_loses_nor_doubles(cdc_s
     second_source.execute("INSERT INTO t_src.docs (id, title) VALUES (30, 'during')")
     second_source.commit()
     rest = [tasks.extract(s1, planned, batch, tmp_path) for batch in planned.batches[1:]]
-    # each batch read its range as it was then: id 3 before its delete, 18 after its, 30 after its insert
-    assert (first.rows, sum(e.rows for e in rest)) == (7, 13)
+    # 20 keys cut into 3 equal ranges (1-6, 7-13, 14-); each batch read its range as it was then:
+    # id 3 before its delete, 18 after its, 30 after its insert
+    assert [b.lower for b in planned.batches] == [None, ("7",), ("14",)]
+    assert (first.rows, sum(e.rows for e in rest)) == (6, 14)
     tasks.load(s1, planned, [first, *rest], open_path=Path)
     follow = run_once(cdc_source, warehouse, pipeline, tmp_path, "s2")
     assert follow["loaded"]["staged"] == 8  # every concurrent change once, applied over the batches' rows
