@@ -58,6 +58,35 @@ def test_the_first_level_cuts_parts_of_four_leaves_and_a_second_level_cuts_the_d
     assert lo <= 77 < hi and (hi - lo) * 4 <= 8 + 4  # one leaf of about 8 keys (4 lines per order)
 
 
+def test_a_level_read_in_groups_finds_the_same_keys_with_no_more_rows_per_query_than_its_bound(
+        source, warehouse, synced, monkeypatch):
+    """A big table's first level is read a group of parts at a time: the task's memory does not grow with it."""
+    from warehouse_sync.reconcile import keys
+
+    source.execute("DELETE FROM t_src.lines WHERE (order_id, line) IN ((77, 2), (300, 4))")
+    source.commit()
+    returned: list[int] = []
+    real = keys.query_both
+
+    def counting(pool, a, b, name, parts, params):
+        rows = real(pool, a, b, name, parts, params)
+        if name == "reconcile/key_segments.sql":
+            returned.append(max(len(rows[0]), len(rows[1])))
+        return rows
+
+    monkeypatch.setattr(keys, "query_both", counting)
+    columns = describe_source(source, synced.source, synced.primary_key, synced.cursor)
+    whole = check_keys(source, warehouse, synced, columns, UPTO, leaf_rows=8)
+    in_one = returned[0]
+    returned.clear()
+    grouped = check_keys(source, warehouse, synced, columns, UPTO, leaf_rows=8, level_parts=5)
+    assert in_one == 38 and max(returned) <= 5  # 1 200 keys in 38 first-level parts: 8 queries of at most 5
+    assert grouped.drift.extra == whole.drift.extra == [(77, 2), (300, 4)] and grouped.drift.missing == []
+    assert (grouped.comparison.source, grouped.comparison.warehouse) == (whole.comparison.source,
+                                                                         whole.comparison.warehouse)
+    assert grouped.levels == whole.levels and grouped.drift.segments == whole.drift.segments
+
+
 def test_the_re_check_after_a_repair_reads_only_the_ranges_that_differed(source, warehouse, synced):
     source.execute("DELETE FROM t_src.lines WHERE (order_id, line) = (77, 2)")
     source.commit()

@@ -15,6 +15,7 @@ from warehouse_sync.reconcile.keys import (
     live_keys,
     next_level,
     segment_bounds,
+    split_segments,
 )
 
 
@@ -28,6 +29,21 @@ def test_segment_bounds_tile_the_range_and_agree_with_the_sql_part_expression(lo
         part = (key - lo) * parts // (hi - lo)  # key_segments.sql
         start, end = bounds[part]
         assert start <= key < end
+
+
+def test_a_level_of_more_parts_than_one_query_may_return_is_read_in_groups_covering_the_same_keys():
+    # the first level of a big table: one segment of 131 072 parts, at most 16 384 per query
+    big = Segment(1, 600_000_001, 131_072)
+    groups = split_segments([big], 16_384)
+    assert len(groups) == 8 and all(len(g) == 1 and g[0].parts == 16_384 for g in groups)
+    pieces = [g[0] for g in groups]
+    assert pieces[0].lo == big.lo and pieces[-1].hi == big.hi
+    assert all(a.hi == b.lo for a, b in zip(pieces, pieces[1:]))  # no key in two pieces or none
+    # a later level's many small segments are packed into queries of at most that many parts
+    small = [Segment(i * 100, i * 100 + 64, 3) for i in range(10)]
+    packed = split_segments(small, 7)
+    assert [len(g) for g in packed] == [2, 2, 2, 2, 2] and [s for g in packed for s in g] == small
+    assert split_segments([], 7) == []
 
 
 @pytest.mark.parametrize(("estimate", "expected"), [(0, 32), (-1, 32), (1000, 32), (6_000_000, 93_750),
