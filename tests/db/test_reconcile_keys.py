@@ -189,12 +189,16 @@ def test_the_key_check_reads_only_key_indexes_never_the_heap(source, warehouse, 
         assert sum(n.get("Heap Fetches", 0) for n in scans) == 0, (table, scans)
 
 
+@pytest.mark.parametrize("slicing", [{"key_check_slices": 4},
+                                     {"key_check_slices": "auto", "key_check_slice_keys": 300}],
+                         ids=["four slices", "auto: 1 200 rows at 300 keys a slice"])
 def test_with_key_check_slices_a_delete_is_found_within_that_many_windows_each_reading_a_slice(
-        source, warehouse, synced, tmp_path):
-    from warehouse_sync.reconcile.keys import key_slice_of
+        source, warehouse, synced, tmp_path, slicing):
+    from warehouse_sync.reconcile.slices import key_slice_of
 
-    pipeline = lines_pipeline(key_check_slices=4, schedule="0 * * * *")
+    pipeline = lines_pipeline(schedule="0 * * * *", **slicing)
     source.execute("DELETE FROM t_src.lines WHERE order_id = 250")  # an old order: no window reads it again
+    source.execute("ANALYZE t_src.lines")  # auto reads the planner's row estimate
     source.commit()
     found_in, keys_read = None, []
     for k in range(4):
@@ -211,12 +215,3 @@ def test_with_key_check_slices_a_delete_is_found_within_that_many_windows_each_r
     assert all(rows <= 1200 // 4 + 8 for rows in keys_read) and sum(keys_read) <= 1200, keys_read
     tombstones = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 250 AND _deleted_at IS NOT NULL")
     assert tombstones.fetchone() == (4,)
-
-
-def test_consecutive_windows_take_consecutive_key_slices():
-    from warehouse_sync.reconcile.keys import key_slice_of
-
-    ends = [T0 + k * 2 * HOUR for k in range(12)]
-    slices = [key_slice_of(end, "0 */2 * * *", 12) for end in ends]
-    assert sorted(i for i, _ in slices) == list(range(12)) and {n for _, n in slices} == {12}
-    assert key_slice_of(T0, "0 */2 * * *", 1) == (0, 1)

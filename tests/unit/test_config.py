@@ -485,3 +485,15 @@ def test_flat_cdc_keyword_arguments_still_build_a_pipeline_with_a_deprecation_wa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Pipeline(**values, cdc={"chunk_changes": 3}).cdc.chunk_changes == 3
+
+
+def test_key_check_slices_defaults_to_auto_and_takes_a_count_or_auto_only(tmp_path):
+    orders, _ = load_config(write(tmp_path, GOOD)).pipelines
+    assert (orders.key_check_slices, orders.key_check_slice_keys) == ("auto", 4_000_000)
+    doc = good()
+    doc["pipelines"][0]["key_check_slices"] = 12
+    assert load_config(write(tmp_path, doc)).pipelines[0].key_check_slices == 12
+    for bad in ("fast", 0, "12"):
+        doc["pipelines"][0]["key_check_slices"] = bad
+        message = error_of(write(tmp_path, doc))
+        assert "pipelines.yaml" in message and "orders" in message and "key_check_slices" in message, message

@@ -158,9 +158,14 @@ class Pipeline(BaseModel):
             deprecated ``reconcile_full_table`` (true = ``full``, false = ``none``).
         key_check_slices: How many slices of the first key column's range the per-run key check
             (``per_run_table_check: keys``) rotates through, one per scheduled window (>= 1; 1: the
-            whole key range every run). With ``N`` slices each run reads 1/N of both key indexes, and a
-            key deleted at the source is found within ``N`` schedule intervals (12 on the two-hourly
-            schedule: one day); the daily reconcile checks every key besides.
+            whole key range every run), or ``auto`` (the default): 1 up to ``key_check_slice_keys``
+            rows, then the power of two that keeps a slice within that many keys, at most the
+            schedule's windows per day (:mod:`warehouse_sync.reconcile.slices`). With ``N`` slices
+            each run reads 1/N of both key indexes, and a key deleted at the source is found within
+            ``N`` schedule intervals (12 on the two-hourly schedule: one day); the daily reconcile
+            checks every key besides.
+        key_check_slice_keys: For ``key_check_slices: auto``: the most keys (rows) one run's key
+            check should read, per side (>= 1; default 4 000 000).
         delete_mode: ``soft`` (set ``_deleted_at``, keep the row) or ``hard`` (delete it) for rows
             deleted at the source.
         schema_changes: What a load does when the source's columns differ from the target's (the
@@ -242,7 +247,8 @@ class Pipeline(BaseModel):
     lock_timeout_seconds: int = Field(30, strict=True, ge=0)
     task_timeout_minutes: ExecutionTimeouts = ExecutionTimeouts()
     per_run_table_check: Literal["keys", "full", "none"] = "keys"
-    key_check_slices: int = Field(1, strict=True, ge=1, le=1000)
+    key_check_slices: Annotated[int, Field(strict=True, ge=1, le=1000)] | Literal["auto"] = "auto"
+    key_check_slice_keys: int = Field(4_000_000, strict=True, ge=1)
     delete_mode: Literal["soft", "hard"] = "soft"
     initial_load: Literal["snapshot", "window"] = "snapshot"
     schema_changes: Literal["evolve", "freeze", "discard"] = "evolve"

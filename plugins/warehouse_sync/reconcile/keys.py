@@ -34,7 +34,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -287,7 +286,7 @@ def check_keys(source: psycopg.Connection, warehouse: psycopg.Connection, pipeli
             repair: :attr:`KeyCheck.leaves` of the check that found the drift; the rest of the key
             space matched then). The comparison then covers those ranges only.
         key_slice: ``(i, n)``: compare only the ``i``-th of ``n`` equal slices of the first key column's
-            range (:func:`key_slice_of`); ``(0, 1)``, the default, is the whole range.
+            range (:func:`.slices.key_slice_of`); ``(0, 1)``, the default, is the whole range.
         bounded: Stop counting at the repair ceiling (module docstring); ``False``: find every key.
         level_parts: Most parts (rows per side) one ``key_segments.sql`` query returns: a level of more
             is read in groups (:func:`split_segments`), so the process's memory does not grow with the table.
@@ -407,22 +406,6 @@ def _read_leaves(pool: ThreadPoolExecutor, src: SnapshotSide, wh: SnapshotSide, 
         if len(found.missing) + len(found.extra) > limit:
             break
     return found
-
-
-def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int, int]:
-    """Which slice of the key range a run's key check compares: ``(i, slices)``.
-
-    ``i`` counts the schedule's intervals since the epoch up to ``window_end`` (UTC), modulo ``slices``:
-    consecutive scheduled windows take consecutive slices, so ``slices`` windows in a row cover the
-    whole key range, and a retried or re-run window checks the same slice again.
-    """
-    if slices <= 1:
-        return (0, 1)
-    from croniter import croniter
-
-    previous = croniter(schedule, window_end).get_prev(datetime)
-    interval = max((window_end - previous).total_seconds(), 1.0)
-    return (int(window_end.timestamp() // interval) % slices, slices)
 
 
 def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:

@@ -1,0 +1,85 @@
+"""Key check slices: which part of the key range a sync run's key check compares.
+
+The per-run key check (:mod:`.keys`) reads both primary-key indexes; on a large table that is the
+run's largest cost and grows with the table. ``key_check_slices: N`` cuts the first key column's
+range into ``N`` equal slices and each scheduled window compares one of them in turn, so a run reads
+about 1/N of both key indexes and a key deleted at the source is found within ``N`` schedule
+intervals. The daily reconcile still compares every key, so no delete waits longer than a day.
+
+``key_check_slices: auto`` (the default) picks ``N`` from the table's size: one slice (every key,
+every run) up to ``key_check_slice_keys`` keys (4 000 000 by default), then the smallest power of
+two that keeps a slice within that many keys, but never more slices than scheduled windows in a day.
+A run's key check then reads at most ``key_check_slice_keys`` keys up to ``key_check_slice_keys x
+windows per day`` rows (48 M on the two-hourly schedule) and a delete is found within ``N`` windows,
+at most one day. Powers of two keep ``N`` from moving back and forth when the planner's row estimate
+hovers near a boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+AUTO = "auto"
+AUTO_SLICE_KEYS = 4_000_000
+DAY_SECONDS = 86_400.0
+
+
+def interval_seconds(schedule: str, window_end: datetime) -> float:
+    """Seconds between ``window_end`` and the schedule's tick before it (at least 1).
+
+    Args:
+        schedule: A five-field cron expression or a preset croniter knows (``@hourly``).
+        window_end: A tick of the schedule (UTC).
+    """
+    from croniter import croniter
+
+    previous = croniter(schedule, window_end).get_prev(datetime)
+    return max((window_end - previous).total_seconds(), 1.0)
+
+
+def windows_per_day(schedule: str, window_end: datetime) -> int:
+    """How many windows of ``schedule`` one day holds, at least 1 (12 for ``0 */2 * * *``)."""
+    return max(int(DAY_SECONDS // interval_seconds(schedule, window_end)), 1)
+
+
+def slice_count(setting: int | str, table_rows: float | None, schedule: str, window_end: datetime,
+                slice_keys: int = AUTO_SLICE_KEYS) -> int:
+    """How many slices the key check rotates through for this window.
+
+    Args:
+        setting: The pipeline's ``key_check_slices``: a count (>= 1) or ``"auto"``.
+        table_rows: The source table's planner estimate (``pg_class.reltuples``, rows); ``None`` or
+            negative (never analyzed) counts as small.
+        schedule: The sync schedule (cron expression or preset).
+        window_end: The window's end (UTC), a tick of ``schedule``.
+        slice_keys: For ``"auto"``: the most keys one slice should hold.
+
+    Returns:
+        ``N`` >= 1; for ``"auto"``, ``min(2 ** ceil(log2(rows / slice_keys)), windows per day)``, 1 for
+        a table of at most ``slice_keys`` rows.
+    """
+    if setting != AUTO:
+        return max(int(setting), 1)
+    rows = table_rows or 0.0
+    if rows <= slice_keys:
+        return 1
+    wanted = 2 ** math.ceil(math.log2(rows / slice_keys))
+    return max(min(wanted, windows_per_day(schedule, window_end)), 1)
+
+
+def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int, int]:
+    """Which slice of the key range a run's key check compares: ``(i, slices)``.
+
+    ``i`` counts the schedule's intervals since the epoch up to ``window_end`` (UTC), modulo ``slices``:
+    consecutive scheduled windows take consecutive slices, so ``slices`` windows in a row cover the
+    whole key range, and a retried or re-run window checks the same slice again.
+    """
+    if slices <= 1:
+        return (0, 1)
+    return (int(window_end.timestamp() // interval_seconds(schedule, window_end)) % slices, slices)
+
+
+def found_within(slices: int, schedule: str, window_end: datetime) -> timedelta:
+    """The longest a key deleted at the source waits for the key check: ``slices`` windows, at most a day."""
+    return min(timedelta(seconds=slices * interval_seconds(schedule, window_end)), timedelta(days=1))
