@@ -1,11 +1,12 @@
 """``make bench-cdc``: CDC mode against cursor mode on the same TPC-H change workloads.
 
-On TPC-H orders at ``$BENCH_SF`` (default 1) in ``bench_source``/``bench_warehouse``, through the task
+On TPC-H ``$BENCH_CDC_TABLE`` (``orders``, the default, or ``lineitem``) at ``$BENCH_SF`` (default 1) in
+``bench_source``/``bench_warehouse``, through the task
 functions the DAG calls (plan + extract + load, then reconcile timed apart; no Airflow overhead):
 
 0. the **limit**: one binary COPY pipe of the table into an empty copy (:func:`sync_bench.measure_limit`);
 1. the initial snapshot in each mode (both: parallel keyset batches, run here one after the other);
-2. per change volume (``$BENCH_CDC_VOLUMES``, default ``1000,10000,100000`` orders updated in
+2. per change volume (``$BENCH_CDC_VOLUMES``, default ``1000,10000,100000`` rows updated in
    transactions of 5 000): one run in each mode, timed, with its reconcile (cursor mode's includes the
    key check that finds hard deletes), CDC's lag (seconds from the oldest change's source commit to the
    warehouse commit), the slot's retained WAL after the run against the WAL written since the run
@@ -16,7 +17,8 @@ functions the DAG calls (plan + extract + load, then reconcile timed apart; no A
 Each record also has the task process's CPU seconds (``getrusage``, this process runs every step), the
 server's CPU seconds (the embedded server's processes, source and warehouse together, when the server
 runs on this machine) and the one-minute load average when the step began. Records (``mode`` in each)
-go to ``bench/results/cdc_sf<scale>.json`` and ``.md``, with the goal ratios of issue 23 at the end.
+go to ``bench/results/cdc_sf<scale>.json`` and ``.md`` (``cdc_sf<scale>_lineitem.*`` for lineitem), with the
+goal ratios of issue 23 at the end.
 """
 
 from __future__ import annotations
@@ -41,32 +43,47 @@ from warehouse_sync import tasks
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.config import Pipeline
+from warehouse_sync.db.catalog import row_estimate
 from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart, TableRef
+from warehouse_sync.reconcile.slices import key_slice_of, slice_count
 from warehouse_sync.run import Run
 
 STAGING = REPO_ROOT / ".bench" / "staging-cdc"
-BASE = dict(source=TableRef("tpch", "orders"), primary_key=("o_orderkey",), cursor="updated_at",
-            settle_timeout_seconds=5)
-PIPELINES = {
-    "cursor": Pipeline(name="bench_orders_cursor", target=TableRef("bench_cursor", "orders"), **BASE),
-    "cdc": Pipeline(name="bench_orders_cdc", target=TableRef("bench_cdc", "orders"), mode="cdc", **BASE),
+# Each benchmarked table: its key, the column the volume updates rewrite, and that column's width.
+TABLES = {
+    "orders": (("o_orderkey",), "o_comment", 40),
+    "lineitem": (("l_orderkey", "l_linenumber"), "l_comment", 20),
 }
-UPDATE_ORDERS = sql.SQL("UPDATE tpch.orders SET o_comment = left(md5(o_comment || %s), 40) "
-                        "WHERE o_orderkey IN (SELECT o_orderkey FROM tpch.orders ORDER BY o_orderkey "
-                        "OFFSET %s LIMIT %s)")
 
 
-def reset(src: Any, wh: Any) -> None:
+def pipelines(table: str) -> dict[str, Pipeline]:
+    """The cursor-mode and CDC-mode pipelines over ``tpch.<table>``, each into its own target schema."""
+    key = TABLES[table][0]
+    base = dict(source=TableRef("tpch", table), primary_key=key, cursor="updated_at", settle_timeout_seconds=5)
+    return {"cursor": Pipeline(name=f"bench_{table}_cursor", target=TableRef("bench_cursor", table), **base),
+            "cdc": Pipeline(name=f"bench_{table}_cdc", target=TableRef("bench_cdc", table), mode="cdc", **base)}
+
+
+def update_rows(table: str) -> sql.Composed:
+    """Rewrites the comment of ``%s`` rows from key position ``%s`` on (a workload, not a sync: OFFSET is fine)."""
+    key, column, width = TABLES[table]
+    keys = sql.SQL(", ").join(map(sql.Identifier, key))
+    return sql.SQL("UPDATE {table} SET {column} = left(md5({column} || %s), {width}) WHERE ({keys}) IN "
+                   "(SELECT {keys} FROM {table} ORDER BY {keys} OFFSET %s LIMIT %s)").format(
+        table=sql.Identifier("tpch", table), column=sql.Identifier(column), width=sql.Literal(width), keys=keys)
+
+
+def reset(src: Any, wh: Any, pipes: dict[str, Pipeline]) -> None:
     """Empty targets and bookkeeping for both pipelines, no slot or publication, no staged files."""
     ensure_tables(wh)
-    for p in PIPELINES.values():
+    for p in pipes.values():
         wh.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(p.target.schema)))
         for table in ("audit", "sync_state", "drift_history"):
             wh.execute(sql.SQL("DELETE FROM {} WHERE pipeline = %s").format(sql.Identifier("warehouse_sync", table)),
                        [p.name])
     wh.commit()
-    slot = PIPELINES["cdc"].cdc_slot
+    slot = pipes["cdc"].cdc_slot
     src.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
     src.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(slot)))
     src.commit()
@@ -141,6 +158,12 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Pr
         "load_average": round(load_average, 2),
         "rows_read": sum(e.rows for e in result.extracted), "rows_merged": result.loaded.merged,
         "phases": result.phases, **sync_bench.reconcile_steps(wh, pipeline.name)}
+    if pipeline.mode == "cursor" and reconcile:  # which key slice this run's key check read (reconcile/slices.py)
+        slices = slice_count(pipeline.key_check_slices, row_estimate(src, pipeline.source), pipeline.schedule,
+                             result.plan.window.end, pipeline.key_check_slice_keys)
+        src.commit()
+        index, slices = key_slice_of(result.plan.window.end, pipeline.schedule, slices)
+        record["key_slice"] = f"{index + 1}/{slices}"
     if "slot" in result.loaded.facts:
         slot = result.loaded.facts["slot"]
         record.update({k: slot[k] for k in ("lag_seconds", "freshest_lag_seconds")})
@@ -162,68 +185,77 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Pr
 
 def main() -> int:
     scale = float(os.environ.get("BENCH_SF", "1"))
+    table = os.environ.get("BENCH_CDC_TABLE", "orders")
+    if table not in TABLES:
+        raise SystemExit(f"BENCH_CDC_TABLE={table!r}: one of {', '.join(TABLES)}")
     volumes = [int(v) for v in os.environ.get("BENCH_CDC_VOLUMES", "1000,10000,100000").split(",")]
+    pipes = pipelines(table)
     src, wh = common.connect_both()
     (level,) = src.execute("SHOW wal_level").fetchone()  # type: ignore[misc]
     src.commit()
     if level != "logical":
         raise SystemExit(f"the benchmark source runs with wal_level={level}; CDC mode needs logical")
     anchor = runner.floor_window(datetime.now(timezone.utc))
-    print(f"[bench-cdc] TPC-H SF {scale:g}: generating and seeding orders …", flush=True)
-    reset(src, wh)
+    print(f"[bench-cdc] TPC-H SF {scale:g}: generating and seeding orders and lineitem; measuring {table} …",
+          flush=True)
+    reset(src, wh, pipes)
     data, counts = common.seed_source(src, scale, anchor, tables=(tpch.ORDERS, tpch.LINEITEM))
     postmaster = server_process(src)
-    limit = sync_bench.measure_limit(src, wh, BASE["source"])
+    limit = sync_bench.measure_limit(src, wh, pipes["cdc"].source)
     print(f"[bench-cdc] limit (binary COPY pipe) {limit:.2f} s", flush=True)
     records: list[dict[str, Any]] = [{"mode": "limit", "step": "snapshot", "seconds": round(limit, 3),
-                                      "rows": counts["orders"]}]
-    records += [{**run(src, wh, p, "snapshot", postmaster, reconcile=False), "rows": counts["orders"]}
-                for p in PIPELINES.values()]
+                                      "rows": counts[table]}]
+    records += [{**run(src, wh, p, "snapshot", postmaster, reconcile=False), "rows": counts[table]}
+                for p in pipes.values()]
     for volume in volumes:
-        volume = min(volume, counts["orders"])
+        volume = min(volume, counts[table])
         for offset in range(0, volume, 5000):
-            src.execute(UPDATE_ORDERS, (f"v{volume}", offset, min(5000, volume - offset)))
+            src.execute(update_rows(table), (f"v{volume}", offset, min(5000, volume - offset)))
             src.commit()
-        records += [{**run(src, wh, p, f"updates {volume}", postmaster), "changes": volume} for p in PIPELINES.values()]
+        records += [{**run(src, wh, p, f"updates {volume}", postmaster), "changes": volume} for p in pipes.values()]
     workload = tpch.apply_workload(src, data, refresh_set=1, update_every=100, deletes=True)
-    changes = workload.inserted["orders"] + workload.updated["orders"] + workload.deleted["orders"]
-    deleted = tpch.deleted_keys(data, 1)
-    for p in PIPELINES.values():
+    changes = workload.inserted[table] + workload.updated[table] + workload.deleted[table]
+    deleted = sorted(tpch.deleted_keys(data, 1))
+    for p in pipes.values():
         record = {**run(src, wh, p, "tpch rf1+rf2", postmaster), "changes": changes}
         target = sql.Identifier(p.target.schema, p.target.name)
-        (marked,) = wh.execute(sql.SQL("SELECT count(*) FROM {} WHERE _deleted_at IS NOT NULL AND o_orderkey = ANY(%s)")
-                               .format(target), (sorted(deleted),)).fetchone()  # type: ignore[misc]
+        (marked,) = wh.execute(sql.SQL("SELECT count(*) FROM {} WHERE _deleted_at IS NOT NULL AND {} = ANY(%s)")
+                               .format(target, sql.Identifier(p.primary_key[0])), (deleted,)).fetchone()  # type: ignore[misc]
         wh.commit()
-        record["rf2_deletes_in_run"] = f"{marked}/{len(deleted)}"
+        record["rf2_deletes_in_run"] = f"{marked}/{workload.deleted[table]}"
         records.append(record)
-    reset(src, wh)  # never leave a slot retaining WAL behind
-    write_results(records, scale)
+    reset(src, wh, pipes)  # never leave a slot retaining WAL behind
+    write_results(records, scale, table)
     return 0
 
 
-def write_results(records: list[dict[str, Any]], scale: float) -> None:
+def write_results(records: list[dict[str, Any]], scale: float, table: str = "orders") -> None:
+    """``bench/results/cdc_sf<scale>.json`` and ``.md`` (orders), ``cdc_sf<scale>_<table>.*`` for another table."""
     common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for r in records:
-        r.update({"scale": scale, "measured_at": stamp})
-    (common.RESULTS_DIR / f"cdc_sf{scale:g}.json").write_text(json.dumps(records, indent=2) + "\n")
-    (common.RESULTS_DIR / f"cdc_sf{scale:g}.md").write_text("\n".join(report(records, scale, stamp)) + "\n")
-    print("\n".join(report(records, scale, stamp)))
+        r.update({"scale": scale, "table": table, "measured_at": stamp})
+    name = f"cdc_sf{scale:g}" + ("" if table == "orders" else f"_{table}")
+    page = report(records, scale, stamp, table)
+    (common.RESULTS_DIR / f"{name}.json").write_text(json.dumps(records, indent=2) + "\n")
+    (common.RESULTS_DIR / f"{name}.md").write_text("\n".join(page) + "\n")
+    print("\n".join(page))
 
 
 def _figure(value: Any, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def report(records: list[dict[str, Any]], scale: float, stamp: str) -> list[str]:
+def report(records: list[dict[str, Any]], scale: float, stamp: str, table: str = "orders") -> list[str]:
     """The Markdown page: every record, then the goal ratios of issue 23 (CDC against cursor mode)."""
-    lines = [f"# CDC mode against cursor mode, TPC-H orders SF {scale:g} ({stamp})", "",
+    lines = [f"# CDC mode against cursor mode, TPC-H {table} SF {scale:g} ({stamp})", "",
              "Seconds are wall time of one run (plan + extract + load; the reconcile apart). Task CPU is this "
              "process's; server CPU is the one embedded server's (source and warehouse). Retained WAL is the "
              "slot's after the run, beside the WAL written since the run began (the warehouse shares the server).",
              "", "| step | mode | changes | rows read | rows merged | s (p+e+l) | reconcile s (key check) | task CPU s "
              "| server CPU s | lag s (oldest/newest) | retained WAL / since run start (MiB) | spill B | load avg "
-             "| RF2 deletes in the run |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| RF2 deletes in the run (cursor: the key slice its key check read) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     mib = 1 << 20
     for r in records:
         if r["mode"] == "limit":
@@ -234,12 +266,22 @@ def report(records: list[dict[str, Any]], scale: float, stamp: str) -> list[str]
         wal = (f"{r['retained_wal_bytes'] / mib:,.1f} / {r['wal_since_run_start_bytes'] / mib:,.1f}"
                if r.get("retained_wal_bytes") is not None else "-")
         keys = r.get("ours_reconcile_keys_s")
+        deletes = r.get("rf2_deletes_in_run", "-") + (f" (key slice {r['key_slice']})" if r.get("key_slice") else "")
         lines.append(
             f"| {r['step']} | {r['mode']} | {r.get('changes', r.get('rows', '-'))} | {r['rows_read']} | "
             f"{r['rows_merged']} | {r['seconds']:.2f} | {r.get('reconcile_seconds', 0):.2f}"
             f"{'' if keys is None else f' ({keys:.2f})'} | {_figure(r.get('task_cpu_seconds'))} | "
             f"{_figure(r.get('server_cpu_seconds'))} | {lag} | {wal} | {_figure(r.get('spill_bytes'), '{:,}')} | "
-            f"{_figure(r.get('load_average'))} | {r.get('rf2_deletes_in_run', '-')} |")
+            f"{_figure(r.get('load_average'))} | {deletes} |")
+    lines += ["", "## Where the time goes", "",
+              "Seconds by phase of each run (the steps' own phases, over 0.01 s): CDC's extract `read` is waiting "
+              "for the slot (the server's decoding and the transfer), `decode` the pgoutput messages into Python "
+              "values, `stage` rows into Arrow and Parquet; cursor mode's extract `read` is the keyset query.", "",
+              "| step | mode | phases (s) |", "|---|---|---|"]
+    for r in records:
+        if r["mode"] != "limit" and r.get("phases"):
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items() if v >= 0.01)
+            lines.append(f"| {r['step']} | {r['mode']} | {shown} |")
     by = {(r["step"], r["mode"]): r for r in records}
     lines += ["", "## Goals (issue 23)", "", "| goal | figure | met |", "|---|---|---|"]
     limit = by.get(("snapshot", "limit"))

@@ -267,7 +267,7 @@ class Extracted:
         rows: Rows (cursor mode) or changes (CDC) staged.
         seconds: Wall time (seconds).
         phases: ``{phase: seconds}`` (cursor mode: ``read``, ``csv_to_arrow``, ``wait_for_source``,
-            ``parquet_write``, ``build_copy``).
+            ``parquet_write``, ``build_copy``; CDC changes: ``read``, ``decode``, ``stage``).
         facts: The mode's own facts (CDC: ``kind``, ``upto_lsn``, ``consistent_point``, ``transactions``,
             ``oldest_commit``, ``newest_commit``); JSON-friendly.
     """

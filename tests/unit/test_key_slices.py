@@ -45,3 +45,16 @@ def test_a_delete_waits_at_most_its_slices_windows_and_never_more_than_a_day():
     assert found_within(1, TWO_HOURLY, T0) == timedelta(hours=2)
     assert found_within(8, TWO_HOURLY, T0) == timedelta(hours=16)
     assert found_within(48, "@hourly", T0) == timedelta(days=1)
+
+
+def test_a_manual_run_between_two_ticks_checks_the_slice_of_the_tick_before_it():
+    tick = T0 + timedelta(hours=6)
+    for offset in (timedelta(seconds=1), timedelta(minutes=37), timedelta(hours=1, minutes=59)):
+        assert key_slice_of(tick + offset, TWO_HOURLY, 8) == key_slice_of(tick, TWO_HOURLY, 8)
+    assert key_slice_of(tick + timedelta(hours=2), TWO_HOURLY, 8)[0] == (key_slice_of(tick, TWO_HOURLY, 8)[0] + 1) % 8
+
+
+def test_auto_counts_a_days_windows_from_the_schedule_not_from_a_manual_runs_end():
+    between = T0 + timedelta(hours=6, minutes=1)
+    assert slice_count("auto", 59_986_052.0, TWO_HOURLY, between) == 12
+    assert found_within(12, TWO_HOURLY, between) == timedelta(days=1)

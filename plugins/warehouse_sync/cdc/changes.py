@@ -79,6 +79,9 @@ class StagedChanges:
         seconds: Wall time.
         checkpoints: Where each slice but the last ended (``pg_lsn`` text, ascending): the load confirms
             the slot through them in steps (:mod:`.reader`).
+        phases: Seconds by phase of a change read: ``read`` (waiting for the slot's messages: the
+            server's decoding and the transfer), ``decode`` (pgoutput messages into Python values) and
+            ``stage`` (rows into Arrow and Parquet files); empty for a snapshot.
     """
 
     files: tuple[StagedFile, ...]
@@ -88,6 +91,7 @@ class StagedChanges:
     newest_commit: str | None
     seconds: float
     checkpoints: tuple[str, ...] = ()
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def pg_text_array(names: Iterable[str]) -> str | None:
@@ -253,8 +257,12 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     newest: datetime | None = None
     checkpoints: list[str] = []
     kept_of: dict[int, tuple[list[int], tuple[str, ...]]] = {}
+    clock, decoding, staging = time.perf_counter, 0.0, 0.0
     for data in slot_messages(source, pipeline, upto_lsn, checkpoints):
+        decoded = clock()
         message = decode(data)
+        staged = clock()
+        decoding += staged - decoded
         if isinstance(message, Change):
             relation = relations[message.relation_oid]
             kept, names = kept_of[message.relation_oid]
@@ -268,6 +276,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
                 op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
                 writer.add(names, _row(op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
                 seq += 1
+            staging += clock() - staged
         elif isinstance(message, Begin):
             commit_lsn, commit_time = message.final_lsn, message.commit_time
             oldest = oldest or commit_time
@@ -282,9 +291,14 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
             raise TruncateSeen(
                 f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
                 f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
+    flushed = clock()
     writer.flush()
+    staging += clock() - flushed
+    seconds = time.monotonic() - started
+    phases = {"read": round(max(seconds - decoding - staging, 0.0), 3), "decode": round(decoding, 3),
+              "stage": round(staging, 3)}
     return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
-                         newest.isoformat() if newest else None, time.monotonic() - started, tuple(checkpoints))
+                         newest.isoformat() if newest else None, seconds, tuple(checkpoints), phases)
 
 
 def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:

@@ -164,7 +164,7 @@ class CdcMode:
                  "slot": read_slot,
                  "transactions": staged.transactions, "oldest_commit": staged.oldest_commit,
                  "newest_commit": staged.newest_commit, "checkpoints": list(staged.checkpoints)}
-        return Extracted(batch.index, staged.files, staged.changes, staged.seconds, {}, facts)
+        return Extracted(batch.index, staged.files, staged.changes, staged.seconds, dict(staged.phases), facts)
 
     def load(self, run: Run, plan: Plan, extracted: Sequence[Extracted], open_path: Callable[[str], Any],
              on_schema_change: SchemaChangeHandler | None = None) -> Loaded:

@@ -40,7 +40,7 @@ def interval_seconds(schedule: str, window_end: datetime) -> float:
 
 def windows_per_day(schedule: str, window_end: datetime) -> int:
     """How many windows of ``schedule`` one day holds, at least 1 (12 for ``0 */2 * * *``)."""
-    return max(int(DAY_SECONDS // interval_seconds(schedule, window_end)), 1)
+    return max(int(DAY_SECONDS // interval_seconds(schedule, last_tick(schedule, window_end))), 1)
 
 
 def slice_count(setting: int | str, table_rows: float | None, schedule: str, window_end: datetime,
@@ -68,18 +68,29 @@ def slice_count(setting: int | str, table_rows: float | None, schedule: str, win
     return max(min(wanted, windows_per_day(schedule, window_end)), 1)
 
 
+def last_tick(schedule: str, at: datetime) -> datetime:
+    """The schedule's latest tick at or before ``at`` (``at`` itself when it is a tick)."""
+    from croniter import croniter
+
+    following = croniter(schedule, at - timedelta(seconds=1)).get_next(datetime)
+    return at if following == at else croniter(schedule, at).get_prev(datetime)
+
+
 def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int, int]:
     """Which slice of the key range a run's key check compares: ``(i, slices)``.
 
-    ``i`` counts the schedule's intervals since the epoch up to ``window_end`` (UTC), modulo ``slices``:
-    consecutive scheduled windows take consecutive slices, so ``slices`` windows in a row cover the
-    whole key range, and a retried or re-run window checks the same slice again.
+    ``i`` counts the schedule's intervals since the epoch up to the last tick at or before
+    ``window_end`` (UTC), modulo ``slices``: consecutive scheduled windows take consecutive slices, so
+    ``slices`` windows in a row cover the whole key range, a retried or re-run window checks the same
+    slice again, and a manual run ending between two ticks checks the slice of the tick before it.
     """
     if slices <= 1:
         return (0, 1)
-    return (int(window_end.timestamp() // interval_seconds(schedule, window_end)) % slices, slices)
+    tick = last_tick(schedule, window_end)
+    return (int(tick.timestamp() // interval_seconds(schedule, tick)) % slices, slices)
 
 
 def found_within(slices: int, schedule: str, window_end: datetime) -> timedelta:
     """The longest a key deleted at the source waits for the key check: ``slices`` windows, at most a day."""
-    return min(timedelta(seconds=slices * interval_seconds(schedule, window_end)), timedelta(days=1))
+    interval = interval_seconds(schedule, last_tick(schedule, window_end))
+    return min(timedelta(seconds=slices * interval), timedelta(days=1))
