@@ -140,6 +140,18 @@ def start_seaweedfs(folder: Path, bucket: str, timeout: float = 60.0) -> ServerP
     check = subprocess.run([weed, "version"], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         raise ServerUnavailable(f"{weed} cannot run here: {check.stdout}{check.stderr}")
+    for attempt in range(3):
+        try:
+            return _start_weed(weed, folder, bucket, timeout)
+        except ServerUnavailable as error:
+            # A port free when picked may be taken before weed binds it (other servers start meanwhile).
+            if "address already in use" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_weed(weed: str, folder: Path, bucket: str, timeout: float) -> ServerProcess:
+    """One try of :func:`start_seaweedfs`, on freshly picked ports."""
     ports = {flag: free_port() for flag in (
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
         "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "metricsPort")}
