@@ -43,10 +43,9 @@ from warehouse_sync import tasks
 from warehouse_sync.bookkeeping.migrate import ensure_tables
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.catalog import row_estimate
 from warehouse_sync.inline import run_window
 from warehouse_sync.model import RunStart, TableRef
-from warehouse_sync.reconcile.slices import key_slice_of, slice_count
+from warehouse_sync.reconcile.slices import run_key_slice
 from warehouse_sync.run import Run
 
 STAGING = REPO_ROOT / ".bench" / "staging-cdc"
@@ -159,10 +158,8 @@ def run(src: Any, wh: Any, pipeline: Pipeline, label: str, postmaster: psutil.Pr
         "rows_read": sum(e.rows for e in result.extracted), "rows_merged": result.loaded.merged,
         "phases": result.phases, **sync_bench.reconcile_steps(wh, pipeline.name)}
     if pipeline.mode == "cursor" and reconcile:  # which key slice this run's key check read (reconcile/slices.py)
-        slices = slice_count(pipeline.key_check_slices, row_estimate(src, pipeline.source), pipeline.schedule,
-                             result.plan.window.end, pipeline.key_check_slice_keys)
+        index, slices = run_key_slice(src, pipeline, result.plan.window.end)
         src.commit()
-        index, slices = key_slice_of(result.plan.window.end, pipeline.schedule, slices)
         record["key_slice"] = f"{index + 1}/{slices}"
     if "slot" in result.loaded.facts:
         slot = result.loaded.facts["slot"]

@@ -65,7 +65,7 @@ def steps(monkeypatch):
                         lambda source, warehouse, pipeline, columns, as_of, only=None, key_slice=(0, 1):
                         calls["keys"].pop(0))
     monkeypatch.setattr(loop, "has_integer_key", lambda pipeline, columns: True)
-    monkeypatch.setattr(loop, "row_estimate", lambda conn, table: 1200.0)
+    monkeypatch.setattr(loop, "run_key_slice", lambda source, pipeline, window_end: (0, 1))
     monkeypatch.setattr(loop.audit, "record",
                         lambda conn, pipeline, run_id, step, window, **kw: calls["audit"].append((step, kw["status"])))
     monkeypatch.setattr(loop.audit, "record_drift",

@@ -34,13 +34,13 @@ from typing import Any, Callable
 
 from warehouse_sync.bookkeeping import audit, marks
 from warehouse_sync.bookkeeping.state import read_state
-from warehouse_sync.db.catalog import Column, describe_pipeline_source, integer_cursor, read_columns, row_estimate
+from warehouse_sync.db.catalog import Column, describe_pipeline_source, integer_cursor, read_columns
 from warehouse_sync.model import Window
 from warehouse_sync.reconcile.compare import Comparison, DriftDetected, compare
 from warehouse_sync.reconcile.keys import check_keys, has_integer_key
 from warehouse_sync.reconcile.locate import Drift, locate
 from warehouse_sync.reconcile.repair import RepairRefused, repair
-from warehouse_sync.reconcile.slices import key_slice_of, slice_count
+from warehouse_sync.reconcile.slices import run_key_slice
 from warehouse_sync.run import Run
 
 log = logging.getLogger(__name__)
@@ -166,9 +166,7 @@ def reconcile(run: Run, window: Window, scope: str, table_check: str,
             residual = locate(source, warehouse, pipeline, columns, window)
     elif table_check == "keys" and window.start is not None and not any(c.deferred for c in comparisons):
         # A snapshot's window is the whole table already; a deferred window waits for a caught-up run.
-        slices = slice_count(pipeline.key_check_slices, row_estimate(source, pipeline.source), pipeline.schedule,
-                             window.end, pipeline.key_check_slice_keys)
-        key_slice = key_slice_of(window.end, pipeline.schedule, slices)
+        key_slice = run_key_slice(source, pipeline, window.end)
         checked = check_keys(source, warehouse, pipeline, columns, window, key_slice=key_slice)
         if checked.drift.truncated and pending is not None and pending():
             # Keys a pending change explains do not count against the ceiling: tell them apart, all of them.

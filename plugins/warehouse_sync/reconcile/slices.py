@@ -17,8 +17,19 @@ hovers near a boundary.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from warehouse_sync.db.catalog import row_estimate
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from warehouse_sync.config import Pipeline
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 AUTO_SLICE_KEYS = 4_000_000
@@ -52,7 +63,7 @@ def slice_count(setting: int | str, table_rows: float | None, schedule: str, win
         table_rows: The source table's planner estimate (``pg_class.reltuples``, rows); ``None`` or
             negative (never analyzed) counts as small.
         schedule: The sync schedule (cron expression or preset).
-        window_end: The window's end (UTC), a tick of ``schedule``.
+        window_end: The window's end (UTC); a manual run's may fall between two ticks.
         slice_keys: For ``"auto"``: the most keys one slice should hold.
 
     Returns:
@@ -94,3 +105,19 @@ def found_within(slices: int, schedule: str, window_end: datetime) -> timedelta:
     """The longest a key deleted at the source waits for the key check: ``slices`` windows, at most a day."""
     interval = interval_seconds(schedule, last_tick(schedule, window_end))
     return min(timedelta(seconds=slices * interval), timedelta(days=1))
+
+
+def run_key_slice(source: psycopg.Connection, pipeline: Pipeline, window_end: datetime) -> tuple[int, int]:
+    """The slice ``(i, n)`` the key check of the window ending at ``window_end`` compares.
+
+    ``n`` from the pipeline's ``key_check_slices`` (``auto``: from the source's row estimate,
+    :func:`slice_count`), ``i`` by :func:`key_slice_of`; logs the bound a delete waits within.
+    """
+    slices = slice_count(pipeline.key_check_slices, row_estimate(source, pipeline.source), pipeline.schedule,
+                         window_end, pipeline.key_check_slice_keys)
+    index, slices = key_slice_of(window_end, pipeline.schedule, slices)
+    if slices > 1:
+        log.info("%s: key check slice %d of %d (key_check_slices: %s); a delete at the source is found within %s",
+                 pipeline.source, index + 1, slices, pipeline.key_check_slices,
+                 found_within(slices, pipeline.schedule, window_end))
+    return index, slices
