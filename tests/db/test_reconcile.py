@@ -215,3 +215,42 @@ def test_runs_under_a_writer_that_keeps_inserting_updating_and_deleting_all_succ
     live = "SELECT order_id, line, qty, updated_at FROM {} {} ORDER BY 1, 2"
     assert warehouse.execute(live.format("t_dst.lines", "WHERE _deleted_at IS NULL")).fetchall() == \
         source.execute(live.format("t_src.lines", "")).fetchall()
+
+
+def test_with_key_check_slices_runs_under_a_live_writer_succeed_and_one_window_per_slice_converges(
+        source, second_source, warehouse, synced, tmp_path, monkeypatch):
+    """Each run's key check compares one of four slices while a writer inserts at the top of the key range
+    (moving its end every run), updates and deletes: every run succeeds on its first try, and once the
+    writer stops, four windows, one per slice, leave source and warehouse equal (the documented bound:
+    a delete is found within four windows)."""
+    pipeline = lines_pipeline(repair_max_fraction=1.0, key_check_slices=4)
+    turn = {"slice": (0, 4)}  # consecutive scheduled windows take consecutive slices; these end within one tick
+    monkeypatch.setattr(loop, "run_key_slice", lambda source, pipeline, window_end: turn["slice"])
+    statements = {
+        "insert": ("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'new', now())", lambda n: (1_000 + 40 * n,)),
+        "update": ("UPDATE t_src.lines SET qty = qty + 1, updated_at = now() WHERE order_id = %s",
+                   lambda n: (n % 300 + 1,)),
+        "delete": ("DELETE FROM t_src.lines WHERE order_id = (SELECT min(order_id) FROM t_src.lines "
+                   "WHERE order_id > %s)", lambda n: (n * 37 % 290,)),
+    }
+    ends: list = []
+
+    def run(k: int, run_id: str) -> dict:
+        end = source.execute("SELECT now() + interval '1 millisecond'").fetchone()[0]
+        source.commit()
+        turn["slice"] = (k % 4, 4)
+        result = sync_window(source, warehouse, pipeline, ends[-1] if ends else AS_OF, end, tmp_path,
+                             run_id=run_id)  # raises on drift
+        ends.append(end)
+        return result["reconciled"]
+
+    with live_writer(second_source, statements) as (done, settle):
+        for k in range(4):
+            settle(15)
+            run(k, f"sliced-live{k}")
+    assert min(done.values()) >= 20, done
+    found = [run(k, f"sliced-after{k}") for k in range(4)]
+    assert all(r["in_flight"] == 0 for r in found), found
+    live = "SELECT order_id, line, qty, updated_at FROM {} {} ORDER BY 1, 2"
+    assert warehouse.execute(live.format("t_dst.lines", "WHERE _deleted_at IS NULL")).fetchall() == \
+        source.execute(live.format("t_src.lines", "")).fetchall()

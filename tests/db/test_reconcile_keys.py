@@ -194,7 +194,7 @@ def test_the_key_check_reads_only_key_indexes_never_the_heap(source, warehouse, 
                          ids=["four slices", "auto: 1 200 rows at 300 keys a slice"])
 def test_with_key_check_slices_a_delete_is_found_within_that_many_windows_each_reading_a_slice(
         source, warehouse, synced, tmp_path, slicing):
-    from warehouse_sync.reconcile.slices import key_slice_of
+    from warehouse_sync.reconcile.slices import key_slice_of, slice_of_key
 
     pipeline = lines_pipeline(schedule="0 * * * *", **slicing)
     source.execute("DELETE FROM t_src.lines WHERE order_id = 250")  # an old order: no window reads it again
@@ -211,7 +211,25 @@ def test_with_key_check_slices_a_delete_is_found_within_that_many_windows_each_r
             assert found_in is None and reconciled["drift"]["extra"] == 4
             found_in = key_slice_of(start + HOUR, pipeline.schedule, 4)[0]
     assert found_in is not None, "four consecutive windows cover every key slice"
-    assert (250 - 1) * 4 // 300 == found_in, "the slice holding order 250 (of 1..300) found it"
+    assert slice_of_key(250, 1, 301, 4) == found_in, "the slice holding order 250 (of 1..300) found it"
     assert all(rows <= 1200 // 4 + 8 for rows in keys_read) and sum(keys_read) <= 1200, keys_read
     tombstones = warehouse.execute("SELECT count(*) FROM t_dst.lines WHERE order_id = 250 AND _deleted_at IS NOT NULL")
     assert tombstones.fetchone() == (4,)
+
+
+def test_with_key_check_slices_every_delete_is_found_within_that_many_windows_while_keys_arrive_at_the_top(
+        source, warehouse, synced, tmp_path):
+    """The key range's top moves every window (new orders), as on any OLTP table: the four windows still
+    compare every key once between them, so every order deleted before them is tombstoned by the fourth.
+    (Four contiguous slices of each run's own range tombstoned 27 of them.)"""
+    pipeline = lines_pipeline(schedule="0 * * * *", key_check_slices=4, repair_max_fraction=1.0)
+    source.execute("DELETE FROM t_src.lines WHERE order_id % 10 = 0")  # 30 old orders, spread over the range
+    source.commit()
+    for k, top in enumerate((360, 420, 480, 510)):
+        start = AS_OF + k * HOUR
+        source.execute("INSERT INTO t_src.lines VALUES (%s, 1, 1, 'new', %s)", (top, start + timedelta(minutes=1)))
+        source.commit()
+        sync_window(source, warehouse, pipeline, start, start + HOUR, tmp_path, run_id=f"top-{k}")
+    tombstoned = warehouse.execute(
+        "SELECT count(DISTINCT order_id) FROM t_dst.lines WHERE _deleted_at IS NOT NULL").fetchone()[0]
+    assert tombstoned == 30

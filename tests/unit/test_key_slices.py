@@ -6,7 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from warehouse_sync.reconcile.slices import found_within, key_slice_of, slice_count
+from warehouse_sync.reconcile.slices import (
+    found_within,
+    key_slice_of,
+    slice_count,
+    slice_of_key,
+    slice_ranges,
+    stripe_width,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 TWO_HOURLY = "0 */2 * * *"
@@ -58,3 +65,49 @@ def test_auto_counts_a_days_windows_from_the_schedule_not_from_a_manual_runs_end
     between = T0 + timedelta(hours=6, minutes=1)
     assert slice_count("auto", 59_986_052.0, TWO_HOURLY, between) == 12
     assert found_within(12, TWO_HOURLY, between) == timedelta(days=1)
+
+
+def covered(lo: int, hi: int, slices: int) -> list[int]:
+    """Each key of ``[lo, hi)`` once per slice whose ranges hold it."""
+    return sorted(k for i in range(slices) for a, b in slice_ranges(lo, hi, (i, slices)) for k in range(a, b))
+
+
+@pytest.mark.parametrize(("lo", "hi", "slices"), [(1, 301, 4), (0, 10_000, 12), (-5_000, 7_919, 8), (7, 9, 4),
+                                                 (1, 2, 3)])
+def test_the_slices_of_one_key_range_cover_every_key_exactly_once(lo, hi, slices):
+    assert covered(lo, hi, slices) == list(range(lo, hi))
+    for i in range(slices):
+        assert all(slice_of_key(k, lo, hi, slices) == i for a, b in slice_ranges(lo, hi, (i, slices))
+                   for k in range(a, b))
+
+
+def test_a_keys_slice_stays_put_when_keys_are_added_at_the_top_or_deleted_at_the_bottom():
+    """Contiguous slices would move with the range's ends and leave a gap between two windows."""
+    n, keys = 12, range(100_000, 160_000, 7)
+    before = {k: slice_of_key(k, 100_000, 160_000, n) for k in keys}
+    for lo, hi in [(100_000, 175_000), (110_000, 160_000), (130_000, 185_000)]:  # grown, shrunk, moved
+        assert stripe_width(hi - lo, n) == stripe_width(60_000, n)
+        assert {k: slice_of_key(k, lo, hi, n) for k in keys if lo <= k < hi} == \
+            {k: i for k, i in before.items() if lo <= k < hi}
+
+
+def test_consecutive_windows_cover_every_key_while_the_range_grows_each_window():
+    n, lo, hi, seen = 12, 1, 60_000_001, set()
+    for k in range(n):  # a window's slice, the top 1 M keys higher each window
+        seen.update(slice_ranges(lo, hi + k * 1_000_000, (k, n)))
+    at = lo
+    for a, b in sorted(seen):
+        if at >= hi:  # keys added since are compared from the next round on
+            break
+        assert a <= at, f"keys [{at}, {a}) were in no window's slice"
+        at = max(at, b)
+    assert at >= hi
+
+
+def test_slices_are_even_and_made_of_sixteen_to_about_thirty_two_stripes():
+    lo, hi, n = 1, 59_986_053, 12  # SF 10 lineitem's order keys
+    widths = [sum(b - a for a, b in slice_ranges(lo, hi, (i, n))) for i in range(n)]
+    width = stripe_width(hi - lo, n)
+    assert max(widths) - min(widths) <= width and sum(widths) == hi - lo
+    assert all(16 <= len(slice_ranges(lo, hi, (i, n))) <= 33 for i in range(n))
+    assert slice_ranges(lo, hi, (0, 1)) == [(lo, hi)] and slice_ranges(5, 5, (0, 4)) == []

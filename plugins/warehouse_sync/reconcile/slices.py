@@ -13,6 +13,16 @@ A run's key check then reads at most ``key_check_slice_keys`` keys up to ``key_c
 windows per day`` rows (48 M on the two-hourly schedule) and a delete is found within ``N`` windows,
 at most one day. Powers of two keep ``N`` from moving back and forth when the planner's row estimate
 hovers near a boundary.
+
+A slice is not one contiguous part of the key range, whose bounds would move whenever the range's
+ends do (new keys at the top, old ones deleted at the bottom: every OLTP table), so that ``N``
+consecutive windows could leave a gap between two slices and a delete in it unfound. The range is cut
+into *stripes* of ``w`` first-key values, ``w`` a power of two (about 16 to 32 stripes per slice:
+:func:`stripe_width`); stripe ``j`` (keys ``[j*w, (j+1)*w)``) belongs to slice ``j mod N``
+(:func:`slice_ranges`). A stripe's slice depends on ``w`` and ``N`` only, not on where the range
+begins or ends, and both change only when the key range doubles or halves or the table's size moves
+``N``: between such changes any ``N`` consecutive windows compare every key, and across one the daily
+reconcile keeps the one-day bound. Round-robin stripes also keep the slices even (within one stripe).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 AUTO_SLICE_KEYS = 4_000_000
 DAY_SECONDS = 86_400.0
+STRIPES_PER_SLICE = 16
 
 
 def interval_seconds(schedule: str, window_end: datetime) -> float:
@@ -99,6 +110,51 @@ def key_slice_of(window_end: datetime, schedule: str, slices: int) -> tuple[int,
         return (0, 1)
     tick = last_tick(schedule, window_end)
     return (int(tick.timestamp() // interval_seconds(schedule, tick)) % slices, slices)
+
+
+def stripe_width(span: int, slices: int, stripes: int = STRIPES_PER_SLICE) -> int:
+    """Width (first-key values) of one stripe: the largest power of two <= ``span / (slices * stripes)``, at least 1.
+
+    Args:
+        span: The first key column's range ``hi - lo`` (values).
+        slices: ``N``.
+        stripes: Stripes per slice wanted at least (a slice gets ``stripes`` to about twice as many).
+    """
+    share = span // max(slices * stripes, 1)
+    return 1 << (share.bit_length() - 1) if share >= 1 else 1
+
+
+def slice_ranges(lo: int, hi: int, key_slice: tuple[int, int],
+                 stripes: int = STRIPES_PER_SLICE) -> list[tuple[int, int]]:
+    """The half-open ranges of the first key column that key slice ``(i, n)`` compares within ``[lo, hi)``.
+
+    Stripe ``j`` (values ``[j*w, (j+1)*w)``, ``w`` = :func:`stripe_width`) belongs to slice ``j mod n``
+    (module docstring), so the ``n`` slices of one ``[lo, hi)`` cover it exactly once, and a key stays
+    in its slice while ``w`` does.
+
+    Args:
+        lo: The lowest first-key value of either side.
+        hi: One past the highest.
+        key_slice: ``(i, n)``, ``0 <= i < n`` (:func:`key_slice_of`); ``(0, 1)`` is ``[(lo, hi)]``.
+        stripes: Stripes per slice wanted at least.
+
+    Returns:
+        Disjoint ranges ``(a, b)`` in key order (none when ``hi <= lo``).
+    """
+    index, slices = key_slice
+    if hi <= lo:
+        return []
+    if slices <= 1:
+        return [(lo, hi)]
+    width = stripe_width(hi - lo, slices, stripes)
+    first = lo // width
+    return [(max(j * width, lo), min((j + 1) * width, hi))
+            for j in range(first + (index - first) % slices, (hi - 1) // width + 1, slices)]
+
+
+def slice_of_key(key: int, lo: int, hi: int, slices: int, stripes: int = STRIPES_PER_SLICE) -> int:
+    """The slice (``0 <= i < slices``) whose :func:`slice_ranges` within ``[lo, hi)`` hold ``key``."""
+    return (key // stripe_width(hi - lo, slices, stripes)) % slices if slices > 1 else 0
 
 
 def found_within(slices: int, schedule: str, window_end: datetime) -> timedelta:
