@@ -22,16 +22,6 @@ from warehouse_sync.run import Run
 from warehouse_sync.target.ddl import SchemaChangeHandler
 
 
-def max_map_length() -> int:
-    """Airflow's ``[core] max_map_length``: the most tasks one mapped task may expand into (default 1 024).
-
-    Both modes cut a snapshot into at most this many batches (:func:`warehouse_sync.db.batches.key_batches`).
-    """
-    from airflow.configuration import conf
-
-    return conf.getint("core", "max_map_length", fallback=1024)
-
-
 class Mode(Protocol):
     """What a sync mode implements: four steps and one question; each takes the :class:`~warehouse_sync.run.Run`.
 

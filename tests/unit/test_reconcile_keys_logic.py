@@ -7,12 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from warehouse_sync.reconcile.keys import (
+from warehouse_sync.reconcile.keys import classify, live_keys
+from warehouse_sync.reconcile.segments import (
     Segment,
-    classify,
     differing_parts,
     first_parts,
-    live_keys,
     next_level,
     segment_bounds,
     split_segments,

@@ -40,11 +40,10 @@ from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
 from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
 from warehouse_sync.config import Pipeline
-from warehouse_sync.db.batches import key_batches
+from warehouse_sync.db.batches import key_batches, max_map_length
 from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart, Window
-from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
 from warehouse_sync.target import build as build_table
 from warehouse_sync.target.ddl import SchemaChangeHandler

@@ -29,6 +29,16 @@ EVERY_ROW = sql.SQL("TRUE")
 COUNT_ROWS = sql.SQL("SELECT count(*) FROM {table} WHERE {window}")
 
 
+def max_map_length() -> int:
+    """Airflow's ``[core] max_map_length``: the most tasks one mapped task may expand into (default 1 024).
+
+    Both modes cut a snapshot into at most this many batches (:func:`key_batches`).
+    """
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
+
+
 def key_batches(conn: psycopg.Connection, pipeline: Pipeline, size: int, max_batches: int | None = None,
                 where: sql.Composable = EVERY_ROW, params: dict[str, Any] | None = None) -> list[Batch]:
     """Cuts the rows of ``pipeline.source`` matching ``where`` into key-order batches of about ``size`` rows.

@@ -2,8 +2,9 @@
 
 :mod:`.loop` owns the whole loop (compare → locate → repair → compare again → record → alert);
 :mod:`.compare` (counts and checksums), :mod:`.locate` (checksum bisection, after reladiff),
-:mod:`.keys` (the per-run key check: deletes found from the primary-key indexes), :mod:`.slices`
-(which slice of the key range a run checks) and
+:mod:`.keys` (the per-run key check: deletes found from the primary-key indexes), :mod:`.segments`
+(how the key check cuts the key range, level by level), :mod:`.slices` (which slice of the key
+range a run checks) and
 :mod:`.repair` (within a ceiling) are its parts.
 """
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from warehouse_sync.bookkeeping import marks, state
 from warehouse_sync.config import SYNC_SCHEDULE
+from warehouse_sync.db.batches import max_map_length
 from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
 from warehouse_sync.db.inflight import settle
 from warehouse_sync.model import Batch, Extracted, Health, Loaded, Plan, RunStart
-from warehouse_sync.modes import max_map_length
 from warehouse_sync.run import Run
 from warehouse_sync.sync.extract import extract_batch
 from warehouse_sync.sync.load import load_files
