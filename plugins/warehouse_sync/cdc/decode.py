@@ -15,6 +15,12 @@ still ``print``s a debug line); it has one release and no protocol version beyon
 psycopg 3's SQL functions and keep the server's exact text form (the warehouse casts it with the target
 column's type), so the ~150 lines of this documented format are ours, tested on bytes captured from a
 real server (``tests/unit/data/pgoutput_*.bin``).
+
+Insert, update and delete messages, nearly all of a run's, are read by offsets without a reader
+object (:func:`_change`): 100 000 update messages of TPC-H orders' ten columns take 0.73 s of CPU
+against 0.90 s through the general reader (2026-12-06, on a machine then ~1.7x slower than usual).
+Per change the cost is still the per-column loop in Python: what a columnar decode of a whole slice
+(value offsets gathered per column into Arrow arrays) would remove.
 """
 
 from __future__ import annotations
@@ -142,7 +148,8 @@ def lsn_to_text(value: int) -> str:
 
 
 _STRUCTS: dict[str, struct.Struct] = {}
-_COUNT, _LENGTH = struct.Struct(">h"), struct.Struct(">i")
+_COUNT, _LENGTH, _OID = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">I")
+_CHANGES = frozenset({b"I", b"U", b"D"})
 _NULL, _UNCHANGED, _TEXT = ord("n"), ord("u"), ord("t")
 
 
@@ -173,35 +180,39 @@ class _Reader:
     def time(self) -> datetime:
         return PG_EPOCH + timedelta(microseconds=self.int(">q"))
 
-    def tuple(self) -> tuple[object, ...]:
-        """A TupleData: column count, then per column ``n`` (NULL), ``u`` (unchanged TOAST) or ``t`` + length + text.
 
-        The hot loop of a CDC run (one call per change): offsets into the message, no call per column.
-        """
-        data, pos, end = self.data, self.pos, len(self.data)
-        try:
-            (count,) = _COUNT.unpack_from(data, pos)
-            pos += 2
-            values: list[object] = [None] * count
-            for i in range(count):
-                kind = data[pos]
+def _tuple_at(data: bytes, pos: int) -> tuple[tuple[object, ...], int]:
+    """A TupleData from byte ``pos``; returns the values and the position after them.
+
+    Column count, then per column ``n`` (NULL), ``u`` (unchanged TOAST) or ``t`` + length + text.
+
+    The hot loop of a CDC run (one call per change): offsets into the message, no call per column but
+    the value's UTF-8 decoding.
+    """
+    end, length = len(data), _LENGTH.unpack_from
+    try:
+        (count,) = _COUNT.unpack_from(data, pos)
+        pos += 2
+        values: list[object] = [None] * count
+        for i in range(count):
+            kind = data[pos]
+            if kind == _TEXT:
+                start = pos + 5
+                pos = start + length(data, pos + 1)[0]
+                if pos > end or pos < start:
+                    raise IndexError
+                values[i] = data[start:pos].decode()
+            elif kind == _NULL:
                 pos += 1
-                if kind == _TEXT:
-                    (size,) = _LENGTH.unpack_from(data, pos)
-                    pos += 4
-                    if pos + size > end:
-                        raise IndexError
-                    values[i] = data[pos:pos + size].decode("utf-8")
-                    pos += size
-                elif kind == _UNCHANGED:
-                    values[i] = UNCHANGED
-                elif kind != _NULL:
-                    raise DecodeError(f"message {data[:1]!r}: column kind {bytes([kind])!r} at byte {pos - 1} "
-                                      "(binary values are never requested)")
-        except (IndexError, struct.error):
-            raise DecodeError(f"message {data[:1]!r} ends at byte {end}, inside a column from byte {pos}") from None
-        self.pos = pos
-        return tuple(values)
+            elif kind == _UNCHANGED:
+                values[i] = UNCHANGED
+                pos += 1
+            else:
+                raise DecodeError(f"message {data[:1]!r}: column kind {bytes([kind])!r} at byte {pos} "
+                                  "(binary values are never requested)")
+    except (IndexError, struct.error):
+        raise DecodeError(f"message {data[:1]!r} ends at byte {end}, inside a column from byte {pos}") from None
+    return tuple(values), pos
 
 
 def decode(data: bytes) -> Message:
@@ -214,7 +225,10 @@ def decode(data: bytes) -> Message:
         DecodeError: An unknown message type (e.g. streaming messages of protocol version 2+, which
             are never requested), a truncated message or binary column values.
     """
-    reader = _Reader(bytes(data))
+    data = bytes(data)
+    if data[:1] in _CHANGES:
+        return _change(data)
+    reader = _Reader(data)
     kind = reader.take(1).decode("ascii", "replace")
     if kind == "B":
         return Begin(final_lsn=reader.int(">Q"), commit_time=reader.time(), xid=reader.int(">I"))
@@ -230,25 +244,6 @@ def decode(data: bytes) -> Message:
             columns.append(RelationColumn(name=reader.string(), type_oid=reader.int(">I"),
                                           type_modifier=reader.int(">i"), is_key=bool(flags & 1)))
         return Relation(oid, schema, name, identity, tuple(columns))
-    if kind == "I":
-        oid = reader.int(">I")
-        _expect(reader, b"N")
-        return Change("I", oid, reader.tuple(), None)
-    if kind == "U":
-        oid = reader.int(">I")
-        marker, old = reader.take(1), None
-        if marker in (b"K", b"O"):
-            old = reader.tuple()
-            marker = reader.take(1)
-        if marker != b"N":
-            raise DecodeError(f"message 'U': expected 'N' at byte {reader.pos - 1}, got {marker!r}")
-        return Change("U", oid, reader.tuple(), old)
-    if kind == "D":
-        oid = reader.int(">I")
-        marker = reader.take(1)
-        if marker not in (b"K", b"O"):
-            raise DecodeError(f"message 'D': expected 'K' or 'O' at byte {reader.pos - 1}, got {marker!r}")
-        return Change("D", oid, None, reader.tuple())
     if kind == "T":
         count, options = reader.int(">i"), reader.int(">b")
         return Truncate(tuple(reader.int(">I") for _ in range(count)), options)
@@ -257,8 +252,26 @@ def decode(data: bytes) -> Message:
     raise DecodeError(f"unknown pgoutput message type {kind!r} (protocol version 1 without streaming expected)")
 
 
-def _expect(reader: _Reader, marker: bytes) -> None:
-    got = reader.take(1)
-    if got != marker:
-        raise DecodeError(f"message {reader.data[:1]!r}: expected {marker!r} at byte {reader.pos - 1}, got {got!r}")
+def _change(data: bytes) -> Change:
+    """``I``, ``U`` or ``D`` (the messages of nearly every call), read by offsets without a :class:`_Reader`."""
+    kind = data[:1]
+    if len(data) < 6:
+        raise DecodeError(f"message {kind!r} ends at byte {len(data)}, needed 6")
+    (oid,) = _OID.unpack_from(data, 1)
+    marker, old = data[5:6], None
+    if kind == b"I":
+        if marker != b"N":
+            raise DecodeError(f"message 'I': expected b'N' at byte 5, got {marker!r}")
+        return Change("I", oid, _tuple_at(data, 6)[0], None)
+    if kind == b"D":
+        if marker not in (b"K", b"O"):
+            raise DecodeError(f"message 'D': expected 'K' or 'O' at byte 5, got {marker!r}")
+        return Change("D", oid, None, _tuple_at(data, 6)[0])
+    at = 6
+    if marker in (b"K", b"O"):
+        old, at = _tuple_at(data, 6)
+        marker, at = data[at:at + 1], at + 1
+    if marker != b"N":
+        raise DecodeError(f"message 'U': expected 'N' at byte {at - 1}, got {marker!r}")
+    return Change("U", oid, _tuple_at(data, at)[0], old)
 
