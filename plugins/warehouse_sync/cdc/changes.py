@@ -41,6 +41,7 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from warehouse_sync.cdc.columnar import stage_messages
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.reader import slot_messages
 from warehouse_sync.cdc.slot import resnapshot_path, snapshot_version
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 META_FIELDS = [pa.field("_op", pa.string()), pa.field("_lsn", pa.int64()), pa.field("_seq", pa.int64()),
                pa.field("_commit_time", pa.timestamp("us", tz="UTC")), pa.field("_unchanged", pa.string())]
 META_NAMES = [f.name for f in META_FIELDS]
+CHANGE_KINDS = frozenset({b"I", b"U", b"D"})
+PASSED_KINDS = frozenset({b"C", b"O", b"Y"})
 COPY_SNAPSHOT = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {where}) TO STDOUT (FORMAT csv)")
 COPY_BUILD = sql.SQL("COPY {build} ({columns}) FROM STDIN (FORMAT csv)")
 
@@ -252,76 +255,115 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     started = time.monotonic()
     writer = _Writer(_folder(root, pipeline, window), pipeline.cdc.chunk_changes)
     relations: dict[int, Relation] = {}
-    commit_lsn, commit_time, seq, transactions = 0, None, 0, 0
+    kept_of: dict[int, tuple[list[int], tuple[str, ...]]] = {}
+    commit: tuple[int, Any] = (0, None)  # the current transaction's commit LSN and time
+    seq, transactions = 0, 0
     oldest: datetime | None = None
     newest: datetime | None = None
     checkpoints: list[str] = []
-    kept_of: dict[int, tuple[list[int], tuple[str, ...]]] = {}
-    clock, decoding, staging = time.perf_counter, 0.0, 0.0
+    clock, timed = time.perf_counter, {"decode": 0.0, "stage": 0.0}
+    relation: Relation | None = None  # the last Relation message's
+    run: list[bytes] = []  # change messages not staged yet, all after that Relation message
+    begins: list[tuple[int, int, Any]] = []  # transactions that began inside the run: (index in run, LSN, time)
+    run_commit = commit
+
+    def stage_run() -> None:
+        nonlocal seq, run, begins
+        if not run:
+            return
+        at = clock()
+        table = None
+        if relation is not None and relation.oid in kept_of:
+            kept, names = kept_of[relation.oid]
+            table = stage_messages(run, begins, run_commit, relation, kept, META_FIELDS, names, seq)
+        if table is not None:
+            timed["decode"] += clock() - at
+            at = clock()
+            writer.write(table)
+            seq += table.num_rows
+            timed["stage"] += clock() - at
+        else:  # not the common shape (module docstring of .columnar): message by message
+            seq = _stage_each(run, begins, run_commit, relations, kept_of, writer, seq, timed)
+        run, begins = [], []
+
     for data in slot_messages(source, pipeline, upto_lsn, checkpoints):
-        decoded = clock()
-        message = decode(data)
-        staged = clock()
-        decoding += staged - decoded
-        if isinstance(message, Change):
-            relation = relations[message.relation_oid]
-            kept, names = kept_of[message.relation_oid]
-            key_changed = message.op == "U" and message.old is not None and _key_changed(relation, message)
-            if message.op == "D" or key_changed:
-                assert message.old is not None  # a delete carries its old key
-                writer.add(names, _row("D", commit_lsn, seq, commit_time, _only(message.old, kept)))
-                seq += 1
-            if message.op != "D":
-                assert message.new is not None  # an insert or update carries its new tuple
-                op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
-                writer.add(names, _row(op, commit_lsn, seq, commit_time, _only(message.new, kept), names))
-                seq += 1
-            staging += clock() - staged
-        elif isinstance(message, Begin):
-            commit_lsn, commit_time = message.final_lsn, message.commit_time
-            oldest = oldest or commit_time
-            newest = commit_time
+        kind = data[:1]
+        if kind in CHANGE_KINDS:
+            if not run:
+                run_commit = commit
+            run.append(data)
+            if len(run) >= pipeline.cdc.chunk_changes:
+                stage_run()
+            continue
+        if kind == b"B":
+            message = decode(data)
+            assert isinstance(message, Begin)
+            commit = (message.final_lsn, message.commit_time)
+            if run:
+                begins.append((len(run), *commit))
+            oldest = oldest or message.commit_time
+            newest = message.commit_time
             transactions += 1
-        elif isinstance(message, Relation):
-            relations[message.oid] = message
+            continue
+        if kind in PASSED_KINDS:  # commit, origin, type: nothing to stage
+            continue
+        message = decode(data)  # Relation, Truncate, or a message the decoder does not know (DecodeError)
+        if isinstance(message, Relation) and message == relation:
+            continue  # sent again at the start of each slice (a new decoding session): the run goes on
+        stage_run()
+        if isinstance(message, Relation):
+            relations[message.oid] = relation = message
             # only the synced columns (the pipeline's ``columns:`` selection) reach a staged file
             kept = [i for i, c in enumerate(message.columns) if pipeline.selects(c.name)]
             kept_of[message.oid] = kept, tuple(message.columns[i].name for i in kept)
         elif isinstance(message, Truncate):
             raise TruncateSeen(
                 f"pipeline {pipeline.name}: {pipeline.source} was truncated at the source (transaction committed "
-                f"{commit_time}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
+                f"{commit[1]}); a truncate is not applied row by row. Re-snapshot: {resnapshot_path(pipeline)}.")
+    stage_run()
     flushed = clock()
     writer.flush()
-    staging += clock() - flushed
+    timed["stage"] += clock() - flushed
     seconds = time.monotonic() - started
-    phases = {"read": round(max(seconds - decoding - staging, 0.0), 3), "decode": round(decoding, 3),
-              "stage": round(staging, 3)}
+    phases = {"read": round(max(seconds - timed["decode"] - timed["stage"], 0.0), 3),
+              "decode": round(timed["decode"], 3), "stage": round(timed["stage"], 3)}
     return StagedChanges(tuple(writer.written), seq, transactions, oldest.isoformat() if oldest else None,
                          newest.isoformat() if newest else None, seconds, tuple(checkpoints), phases)
 
 
-def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:
-    """The primary keys (text form, key order) of every change waiting in the slot, not yet applied.
+def _stage_each(run: list[bytes], begins: list[tuple[int, int, Any]], commit: tuple[int, Any],
+                relations: dict[int, Relation], kept_of: dict[int, tuple[list[int], tuple[str, ...]]],
+                writer: _Writer, seq: int, timed: dict[str, float]) -> int:
+    """Decodes and stages a run of change messages one by one (any shape); returns the next ``_seq``.
 
-    After a run confirmed the slot at its plan's LSN, these are the changes committed since: a
-    difference they explain is in flight, and the next run applies it. The slot itself is not moved
-    (:mod:`.reader` reads a temporary copy).
+    An update that changed the key is staged as a delete of the old key followed by a ``K`` row of the new key.
     """
-    keys: set[tuple[str, ...]] = set()
-    relations: dict[int, Relation] = {}
-    for data in slot_messages(source, pipeline, None):
+    clock, starts = time.perf_counter, iter(begins)
+    following = next(starts, None)
+    lsn, commit_time = commit
+    for index, data in enumerate(run):
+        while following is not None and following[0] == index:  # the transaction this change is in
+            _, lsn, commit_time = following
+            following = next(starts, None)
+        decoded = clock()
         message = decode(data)
-        if isinstance(message, Relation):
-            relations[message.oid] = message
-        elif isinstance(message, Change):
-            names = [c.name for c in relations[message.relation_oid].columns]
-            where = [names.index(k) for k in pipeline.primary_key]
-            for values in (message.old, message.new):
-                if values is not None and all(isinstance(values[i], str) for i in where):
-                    keys.add(tuple(str(values[i]) for i in where))
-    source.commit()
-    return keys
+        staged = clock()
+        timed["decode"] += staged - decoded
+        assert isinstance(message, Change)
+        relation = relations[message.relation_oid]
+        kept, names = kept_of[message.relation_oid]
+        key_changed = message.op == "U" and message.old is not None and _key_changed(relation, message)
+        if message.op == "D" or key_changed:
+            assert message.old is not None  # a delete carries its old key
+            writer.add(names, _row("D", lsn, seq, commit_time, _only(message.old, kept)))
+            seq += 1
+        if message.op != "D":
+            assert message.new is not None  # an insert or update carries its new tuple
+            op = "K" if key_changed else message.op  # K: the new key of the delete just before (apply.py)
+            writer.add(names, _row(op, lsn, seq, commit_time, _only(message.new, kept), names))
+            seq += 1
+        timed["stage"] += clock() - staged
+    return seq
 
 
 def _key_changed(relation: Relation, change: Change) -> bool:
@@ -348,5 +390,5 @@ def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ..
     return (op, lsn, seq, commit_time, pg_text_array(unchanged), *clean)
 
 
-__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes", "pending_keys",
+__all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes",
            "pg_text_array"]

@@ -38,7 +38,8 @@ import psycopg
 from warehouse_sync.bookkeeping import marks, state
 from warehouse_sync.cdc import slot as slots
 from warehouse_sync.cdc.apply import apply_changes
-from warehouse_sync.cdc.changes import pending_keys, read_changes, read_snapshot
+from warehouse_sync.cdc.changes import read_changes, read_snapshot
+from warehouse_sync.cdc.reader import pending_keys
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.batches import key_batches, max_map_length
 from warehouse_sync.db.catalog import describe_pipeline_source, integer_cursor
@@ -245,7 +246,7 @@ class CdcMode:
     def pending_keys(self, run: Run) -> set[tuple[str, ...]]:
         """The keys of the changes waiting in the slot (committed after the last confirmed run's LSN).
 
-        Read from a temporary copy, never consumed (:func:`.changes.pending_keys`); none when the slot
+        Read from a temporary copy, never consumed (:func:`.reader.pending_keys`); none when the slot
         is missing (the next plan says so).
         """
         for attempt in range(PEEK_ATTEMPTS):

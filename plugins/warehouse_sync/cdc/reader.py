@@ -30,6 +30,7 @@ from collections.abc import Iterator
 
 import psycopg
 
+from warehouse_sync.cdc.decode import Change, Relation, decode
 from warehouse_sync.cdc.slot import CdcUnavailable, drop_slot, health
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.statements import load_sql
@@ -110,6 +111,29 @@ def slot_messages(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str 
              upto_lsn or "now", slices, bound)
 
 
+def pending_keys(source: psycopg.Connection, pipeline: Pipeline) -> set[tuple[str, ...]]:
+    """The primary keys (text form, key order) of every change waiting in the slot, not yet applied.
+
+    After a run confirmed the slot at its plan's LSN, these are the changes committed since: a
+    difference they explain is in flight, and the next run applies it. The slot itself is not moved
+    (:mod:`.reader` reads a temporary copy).
+    """
+    keys: set[tuple[str, ...]] = set()
+    relations: dict[int, Relation] = {}
+    for data in slot_messages(source, pipeline, None):
+        message = decode(data)
+        if isinstance(message, Relation):
+            relations[message.oid] = message
+        elif isinstance(message, Change):
+            names = [c.name for c in relations[message.relation_oid].columns]
+            where = [names.index(k) for k in pipeline.primary_key]
+            for values in (message.old, message.new):
+                if values is not None and all(isinstance(values[i], str) for i in where):
+                    keys.add(tuple(str(values[i]) for i in where))
+    source.commit()
+    return keys
+
+
 def _drop_copy(source: psycopg.Connection, copy: str) -> None:
     """Drops the temporary copy now (the session's end would too: a failure here only logs)."""
     try:
@@ -119,4 +143,4 @@ def _drop_copy(source: psycopg.Connection, copy: str) -> None:
         log.warning("temporary slot %s is dropped when this session ends (dropping it now failed: %s)", copy, exc)
 
 
-__all__ = ["read_slot_name", "slot_messages"]
+__all__ = ["read_slot_name", "slot_messages", "pending_keys"]
