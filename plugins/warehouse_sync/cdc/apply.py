@@ -66,6 +66,7 @@ READ_ROWS = 50_000
 # Whether a staged change lacks a column (unchanged TOAST value, or a column its relation did not have).
 PARTIAL_CHANGES = sql.SQL("SELECT EXISTS (SELECT FROM {staging} WHERE cardinality(_unchanged) > 0)")
 STAGING_KEY_INDEX = sql.SQL("CREATE INDEX ON {staging} ({keys}, _seq)")
+ASSIGN, ASSIGN_SENT = "{c} = {v}", "{c} = CASE WHEN {lit} = ANY(s._missing) THEN t.{c} ELSE {v} END"
 SNAPSHOT_ROWS = sql.SQL("SELECT _op, _lsn, _commit_time, {columns}, ARRAY[]::text[] AS _missing FROM {staging}")
 
 
@@ -186,8 +187,11 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
     if snapshot:  # one row per key already: no aggregation
         changes = SNAPSHOT_ROWS.format(columns=idents([c.name for c in columns]), staging=staging)
     elif whole:  # every change carried every column: the newest per key as it is, no per-column aggregates
-        changes = load_sql("cdc/latest_rows.sql", keys=idents([k.name for k in keys]),
-                           columns=idents([c.name for c in columns]), staging=staging)
+        # Staged keys are text: sorting them byte-wise (COLLATE "C") groups them the same, without the
+        # collation's rules.
+        changes = load_sql("cdc/latest_rows.sql", keys=sql.SQL(", ").join(
+            sql.SQL('{} COLLATE "C"').format(sql.Identifier(k.name)) for k in keys),
+            columns=idents([c.name for c in columns]), staging=staging)
     else:
         changes = load_sql("cdc/latest_changes.sql", keys=idents([k.name for k in keys]), aggregates=aggregates,
                            missing=missing or sql.SQL("NULL"), staging=staging)
@@ -195,8 +199,8 @@ def _merge_statement(pipeline: Pipeline, columns: list[Column], staging: sql.Ide
         "cdc/merge_changes.sql", table=table_ident(pipeline.target), changes=changes,
         join=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k.name), cast(k)) for k in keys),
         delete_action=delete_action,
-        assignments=sql.SQL(", ").join(
-            sql.SQL("{c} = CASE WHEN {lit} = ANY(s._missing) THEN t.{c} ELSE {v} END").format(
+        assignments=sql.SQL(", ").join(  # no column is missing when every change carried every column
+            sql.SQL(ASSIGN if snapshot or whole else ASSIGN_SENT).format(
                 c=sql.Identifier(c.name), lit=sql.Literal(c.name), v=cast(c)) for c in others),
         columns=idents([c.name for c in columns]),
         values=sql.SQL(", ").join(cast(c) for c in columns),
