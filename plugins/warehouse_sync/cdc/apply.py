@@ -6,8 +6,9 @@ merges the files as below only when the build table cannot become the target.
 
 In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.target.schema`, run
 by :mod:`warehouse_sync.target.ddl` as in a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
-column as ``text``, one ``COPY … FROM STDIN (FORMAT csv)`` per staged file, and one ``MERGE``
-(``warehouse_sync/sql/cdc/merge_changes.sql``):
+column as ``text``, one ``COPY … FROM STDIN`` per batch of a staged file (binary, encoded by pgpq, when
+every change in it carried every column; CSV otherwise: orders SF 1, 100 000 updates, 0.51-0.56 s
+as CSV, 0.21-0.29 s binary), and one ``MERGE`` (``warehouse_sync/sql/cdc/merge_changes.sql``):
 
 * **version guard**: the target keeps ``_lsn``, the commit LSN of the change it holds (snapshot rows:
   one below the slot's consistent point). A change replaces a row only when its LSN is greater, so a
@@ -51,7 +52,7 @@ from warehouse_sync.db.catalog import Column
 from warehouse_sync.db.statements import COPY_CSV, idents, load_sql, table_ident
 from warehouse_sync.run import Run
 from warehouse_sync.target.build import finish as finish_build
-from warehouse_sync.target.bulk_copy import file_rows
+from warehouse_sync.target.bulk_copy import COPY_BINARY, file_rows
 from warehouse_sync.target.ddl import SchemaChangeHandler, alter_target, analyze, ensure_target, reject, report
 from warehouse_sync.target.schema import ColumnChange
 from warehouse_sync.timing import Phases
@@ -114,17 +115,34 @@ def _batch_rows(parquet: pq.ParquetFile, max_bytes: int) -> int:
 
 def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths: Iterable[Any],
           max_bytes: int) -> int:
+    """COPYs the staged files into the staging table, one ``COPY`` per batch read, and returns the rows.
+
+    A batch in which every change carried every column (``_unchanged`` all NULL, the common case) goes
+    as binary COPY without that column (pgpq encodes it: no CSV written here nor parsed by the server);
+    any other as CSV, ``_unchanged`` being a ``text[]`` literal.
+    """
+    from pgpq import ArrowToPostgresBinaryEncoder
+
     rows = 0
-    with cur.copy(COPY_CSV.format(table=staging, columns=idents([*META_NAMES, *names]))) as copy:
-        for path in paths:
-            with path.open("rb") as handle:
-                parquet = pq.ParquetFile(handle)
-                wanted = [n for n in [*META_NAMES, *names] if n in parquet.schema_arrow.names]
-                for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, max_bytes), columns=wanted):
+    for path in paths:
+        with path.open("rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            wanted = [n for n in [*META_NAMES, *names] if n in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, max_bytes), columns=wanted):
+                batch = _conform(batch, names)
+                if batch.column("_unchanged").null_count == batch.num_rows:
+                    whole = batch.drop_columns(["_unchanged"])
+                    encoder = ArrowToPostgresBinaryEncoder(whole.schema)
+                    with cur.copy(COPY_BINARY.format(table=staging, columns=idents(whole.schema.names))) as copy:
+                        copy.write(encoder.write_header())
+                        copy.write(encoder.write_batch(whole))
+                        copy.write(encoder.finish())
+                else:
                     buffer = io.BytesIO()
-                    pacsv.write_csv(_conform(batch, names), buffer, pacsv.WriteOptions(include_header=False))
-                    copy.write(buffer.getbuffer())
-                    rows += batch.num_rows
+                    pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
+                    with cur.copy(COPY_CSV.format(table=staging, columns=idents([*META_NAMES, *names]))) as copy:
+                        copy.write(buffer.getbuffer())
+                rows += batch.num_rows
     return rows
 
 

@@ -35,7 +35,7 @@ from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import COPY_CSV, idents
 from warehouse_sync.target.schema import SchemaChanged
 
-__all__ = ["batch_rows", "binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
+__all__ = ["COPY_BINARY", "batch_rows", "binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
 
 COPY_ROWS = 50_000
 BINARY_TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
