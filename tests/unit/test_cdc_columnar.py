@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from warehouse_sync.cdc.changes import META_FIELDS, _stage_each, _Writer
-from warehouse_sync.cdc.columnar import stage_messages
+from warehouse_sync.cdc.columnar import RUN_BYTES, stage_messages
 from warehouse_sync.cdc.decode import Begin, Relation, RelationColumn, decode
 
 CAPTURED = Path(__file__).parent / "data" / "pgoutput_changes.bin"  # tests/unit/test_pgoutput_decode.py's
@@ -109,3 +109,11 @@ def test_the_captured_stream_stages_the_same_either_way_where_its_shape_allows(t
     update_with_toast = [m for m in messages if m[:1] == b"U"][:1]  # leaves its TOASTed value unchanged
     assert stage_messages(update_with_toast, [], commit, relation, kept, META_FIELDS,
                           tuple(c.name for c in relation.columns), 0) is None
+
+
+def test_a_run_of_more_than_twice_run_bytes_goes_message_by_message_to_bound_the_decodes_memory():
+    run = [change(b"I", ["1", "x" * (2 * RUN_BYTES), "1", "t"])]
+    assert stage_messages(run, [], (100, T0), RELATION, [0, 1, 2, 3], META_FIELDS,
+                          ("id", "note", "amount", "updated_at"), 0) is None
+    assert stage_messages([change(b"I", ["1", "x" * RUN_BYTES, "1", "t"])], [], (100, T0), RELATION,
+                          [0, 1, 2, 3], META_FIELDS, ("id", "note", "amount", "updated_at"), 0) is not None

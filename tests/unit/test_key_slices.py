@@ -13,6 +13,7 @@ from warehouse_sync.reconcile.slices import (
     slice_of_key,
     slice_ranges,
     stripe_width,
+    stripe_widths,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -111,3 +112,21 @@ def test_slices_are_even_and_made_of_sixteen_to_about_thirty_two_stripes():
     assert max(widths) - min(widths) <= width and sum(widths) == hi - lo
     assert all(16 <= len(slice_ranges(lo, hi, (i, n))) <= 33 for i in range(n))
     assert slice_ranges(lo, hi, (0, 1)) == [(lo, hi)] and slice_ranges(5, 5, (0, 4)) == []
+
+
+def test_a_range_hovering_at_a_width_boundary_reads_both_widths_so_a_flipping_width_leaves_no_gap():
+    """A table that deletes old keys as fast as it adds new ones keeps its range near one size; across a
+    power-of-two boundary its stripe width would flip from window to window and move keys between slices."""
+    n, spans = 4, [500, 530, 500, 530]  # share 7.8 and 8.3 of a 64-stripe round: widths 4 and 8
+    assert {stripe_width(span, n) for span in spans} == {4, 8}
+    assert set(stripe_widths(500, n)) == set(stripe_widths(530, n)) == {4, 8}
+
+    def uncovered(ranges_of) -> set[int]:
+        seen = {k for i, span in enumerate(spans) for a, b in ranges_of(span, i) for k in range(a, b)}
+        return set(range(0, 500)) - seen
+
+    assert uncovered(lambda span, i: slice_ranges(0, span, (i, n))) == set()
+    one_width = uncovered(lambda span, i: [(j * stripe_width(span, n), (j + 1) * stripe_width(span, n))
+                                           for j in range(i, span // stripe_width(span, n) + 1, n)])
+    assert one_width, "with one width per window the flip leaves keys in no window's slice"
+    assert stripe_widths(60_000, 12) == (256,) and len(stripe_widths(50_000, 12)) == 2

@@ -41,7 +41,7 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from warehouse_sync.cdc.columnar import stage_messages
+from warehouse_sync.cdc.columnar import RUN_BYTES, stage_messages
 from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.reader import slot_messages
 from warehouse_sync.cdc.slot import resnapshot_path, snapshot_version
@@ -265,7 +265,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
     relation: Relation | None = None  # the last Relation message's
     run: list[bytes] = []  # change messages not staged yet, all after that Relation message
     begins: list[tuple[int, int, Any]] = []  # transactions that began inside the run: (index in run, LSN, time)
-    run_commit = commit
+    run_commit, run_bytes = commit, 0
 
     def stage_run() -> None:
         nonlocal seq, run, begins
@@ -290,9 +290,10 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
         kind = data[:1]
         if kind in CHANGE_KINDS:
             if not run:
-                run_commit = commit
+                run_commit, run_bytes = commit, 0
             run.append(data)
-            if len(run) >= pipeline.cdc.chunk_changes:
+            run_bytes += len(data)
+            if len(run) >= pipeline.cdc.chunk_changes or run_bytes >= RUN_BYTES:
                 stage_run()
             continue
         if kind == b"B":

@@ -4,7 +4,8 @@
 work (a Python loop over each change's columns, then rows transposed into columns) was most of a CDC
 run's task CPU. This module takes a run of consecutive messages (:func:`stage_messages`: the
 messages between two ``Relation`` messages, at most ``cdc.chunk_changes``) and, when every change
-in it has the common shape, decodes the run column by column with numpy over one buffer:
+in it has the common shape, decodes the run column by column with numpy over one buffer (a run
+holds at most ``RUN_BYTES`` of messages, so its memory is bounded whatever the values' sizes):
 
 * every change is an insert (``I`` … ``N``), an update that sends no old tuple (``U`` … ``N``) or
   a delete of a key (``D`` … ``K``), of the run's one relation, and every value is text (``t``) or
@@ -34,7 +35,12 @@ import pyarrow as pa
 
 from warehouse_sync.cdc.decode import Relation
 
-__all__ = ["stage_messages"]
+__all__ = ["RUN_BYTES", "stage_messages"]
+
+RUN_BYTES = 8 << 20
+"""The bytes of messages one run holds at most (the caller stages a run once it reaches this): the
+gather's index takes 4 bytes per byte of one column's values, so a run's decode stays within about
+7x this. A run of more than twice this (a message of a very large value) is decoded message by message."""
 
 _I, _U, _D, _N, _K = (ord(c) for c in "IUDNK")
 _TEXT, _NULL = ord("t"), ord("n")
@@ -65,7 +71,7 @@ def stage_messages(changes: Sequence[bytes], begins: Sequence[tuple[int, int, da
     if count == 0:
         return None
     lengths = np.fromiter(map(len, changes), np.int64, count)
-    if lengths.min() < 8:
+    if lengths.min() < 8 or lengths.sum() > 2 * RUN_BYTES:
         return None
     starts = np.zeros(count, np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
@@ -140,7 +146,8 @@ def _strings(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, valid: np.n
     count = len(starts)
     offsets = np.zeros(count + 1, np.int64)
     np.cumsum(sizes, out=offsets[1:])
-    index = np.repeat(starts - offsets[:-1], sizes) + np.arange(offsets[-1], dtype=np.int64)
+    index = np.repeat((starts - offsets[:-1]).astype(np.int32), sizes)  # the run is under 2 GiB
+    index += np.arange(offsets[-1], dtype=np.int32)
     data = buf[index]
     validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
     binary = pa.Array.from_buffers(pa.large_binary(), count, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])

@@ -21,8 +21,12 @@ into *stripes* of ``w`` first-key values, ``w`` a power of two (about 16 to 32 s
 :func:`stripe_width`); stripe ``j`` (keys ``[j*w, (j+1)*w)``) belongs to slice ``j mod N``
 (:func:`slice_ranges`). A stripe's slice depends on ``w`` and ``N`` only, not on where the range
 begins or ends, and both change only when the key range doubles or halves or the table's size moves
-``N``: between such changes any ``N`` consecutive windows compare every key, and across one the daily
-reconcile keeps the one-day bound. Round-robin stripes also keep the slices even (within one stripe).
+``N``: between such changes any ``N`` consecutive windows compare every key. Near a width boundary,
+where a range that hovers (keys added at the top as fast as old ones are deleted at the bottom)
+would flip the width from window to window, a slice is read under both widths (:func:`stripe_widths`).
+Only a jump of the range across the whole band between two windows, or a change of ``N``, can skip
+a key for one round; the daily reconcile keeps the one-day bound. Round-robin stripes also keep the
+slices even (within one stripe).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ AUTO = "auto"
 AUTO_SLICE_KEYS = 4_000_000
 DAY_SECONDS = 86_400.0
 STRIPES_PER_SLICE = 16
+BAND = 1.15  # stripe_widths: within 15 % above a power-of-two boundary (13 % below it) both widths are read
 
 
 def interval_seconds(schedule: str, window_end: datetime) -> float:
@@ -124,13 +129,32 @@ def stripe_width(span: int, slices: int, stripes: int = STRIPES_PER_SLICE) -> in
     return 1 << (share.bit_length() - 1) if share >= 1 else 1
 
 
+def stripe_widths(span: int, slices: int, stripes: int = STRIPES_PER_SLICE) -> tuple[int, ...]:
+    """The stripe widths a slice is read under: :func:`stripe_width`, and its neighbour near a boundary.
+
+    When ``span / (slices * stripes)`` lies within ``BAND`` of a power of two, a window's width
+    could be either one depending on a few keys inserted or deleted, and a width that flips between
+    windows would move keys between slices. So both are read there (a slice's keys under either
+    width: up to about twice its share): whichever width a window picks, every key's slice under
+    both is compared in the round.
+    """
+    width = stripe_width(span, slices, stripes)
+    share = span / max(slices * stripes, 1)
+    if width > 1 and share < width * BAND:
+        return (width, width // 2)
+    if share >= 2 * width / BAND:
+        return (width, width * 2)
+    return (width,)
+
+
 def slice_ranges(lo: int, hi: int, key_slice: tuple[int, int],
                  stripes: int = STRIPES_PER_SLICE) -> list[tuple[int, int]]:
     """The half-open ranges of the first key column that key slice ``(i, n)`` compares within ``[lo, hi)``.
 
     Stripe ``j`` (values ``[j*w, (j+1)*w)``, ``w`` = :func:`stripe_width`) belongs to slice ``j mod n``
     (module docstring), so the ``n`` slices of one ``[lo, hi)`` cover it exactly once, and a key stays
-    in its slice while ``w`` does.
+    in its slice while ``w`` does. Near a width boundary the slice is read under both widths
+    (:func:`stripe_widths`), and the slices then overlap.
 
     Args:
         lo: The lowest first-key value of either side.
@@ -146,10 +170,18 @@ def slice_ranges(lo: int, hi: int, key_slice: tuple[int, int],
         return []
     if slices <= 1:
         return [(lo, hi)]
-    width = stripe_width(hi - lo, slices, stripes)
-    first = lo // width
-    return [(max(j * width, lo), min((j + 1) * width, hi))
-            for j in range(first + (index - first) % slices, (hi - 1) // width + 1, slices)]
+    ranges: list[tuple[int, int]] = []
+    for width in stripe_widths(hi - lo, slices, stripes):
+        first = lo // width
+        ranges += [(max(j * width, lo), min((j + 1) * width, hi))
+                   for j in range(first + (index - first) % slices, (hi - 1) // width + 1, slices)]
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def slice_of_key(key: int, lo: int, hi: int, slices: int, stripes: int = STRIPES_PER_SLICE) -> int:
