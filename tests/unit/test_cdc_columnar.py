@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse_sync.cdc.changes import META_FIELDS, _stage_each, _Writer
+from warehouse_sync.cdc.changes import _stage_each, _Writer, staged_schema
 from warehouse_sync.cdc.columnar import RUN_BYTES, stage_messages
 from warehouse_sync.cdc.decode import Begin, Relation, RelationColumn, decode
 
@@ -20,6 +20,7 @@ OID = 16_384
 RELATION = Relation(OID, "public", "items", "d", (
     RelationColumn("id", 20, -1, True), RelationColumn("note", 25, -1, False),
     RelationColumn("amount", 1700, -1, False), RelationColumn("updated_at", 1184, -1, False)))
+SCHEMA = staged_schema(c.name for c in RELATION.columns)
 T0 = datetime(2026, 12, 6, 3, 0, tzinfo=timezone.utc)
 
 
@@ -41,7 +42,7 @@ def staged(tmp_path, name: str, run, begins, commit, relation=RELATION, kept=(0,
     (tmp_path / name).mkdir()
     writer = _Writer(tmp_path / name, 1_000)
     if columnar:
-        table = stage_messages(run, begins, commit, relation, kept, META_FIELDS, names, 7)
+        table = stage_messages(run, begins, commit, relation, kept, staged_schema(names), 7)
         if table is None:
             return None
         writer.write(table)
@@ -87,8 +88,7 @@ def test_a_run_of_inserts_updates_and_key_deletes_stages_what_the_message_by_mes
         "not UTF-8", "columns"])
 def test_a_change_of_another_shape_sends_the_whole_run_message_by_message(message):
     run, begins = mixed_run()
-    assert stage_messages([*run, message], begins, (100, T0), RELATION, [0, 1, 2, 3], META_FIELDS,
-                          ("id", "note", "amount", "updated_at"), 0) is None
+    assert stage_messages([*run, message], begins, (100, T0), RELATION, [0, 1, 2, 3], SCHEMA, 0) is None
 
 
 def test_the_captured_stream_stages_the_same_either_way_where_its_shape_allows(tmp_path):
@@ -107,13 +107,12 @@ def test_the_captured_stream_stages_the_same_either_way_where_its_shape_allows(t
     assert columnar is not None and columnar.num_rows == 2
     assert columnar.equals(staged(tmp_path, "each", inserts, [], commit, relation, kept, columnar=False))
     update_with_toast = [m for m in messages if m[:1] == b"U"][:1]  # leaves its TOASTed value unchanged
-    assert stage_messages(update_with_toast, [], commit, relation, kept, META_FIELDS,
-                          tuple(c.name for c in relation.columns), 0) is None
+    assert stage_messages(update_with_toast, [], commit, relation, kept,
+                          staged_schema(c.name for c in relation.columns), 0) is None
 
 
 def test_a_run_of_more_than_twice_run_bytes_goes_message_by_message_to_bound_the_decodes_memory():
     run = [change(b"I", ["1", "x" * (2 * RUN_BYTES), "1", "t"])]
-    assert stage_messages(run, [], (100, T0), RELATION, [0, 1, 2, 3], META_FIELDS,
-                          ("id", "note", "amount", "updated_at"), 0) is None
+    assert stage_messages(run, [], (100, T0), RELATION, [0, 1, 2, 3], SCHEMA, 0) is None
     assert stage_messages([change(b"I", ["1", "x" * RUN_BYTES, "1", "t"])], [], (100, T0), RELATION,
-                          [0, 1, 2, 3], META_FIELDS, ("id", "note", "amount", "updated_at"), 0) is not None
+                          [0, 1, 2, 3], SCHEMA, 0) is not None

@@ -6,8 +6,8 @@ merges the files as below only when the build table cannot become the target.
 
 In one warehouse transaction: the schema policy's decision (:mod:`warehouse_sync.target.schema`, run
 by :mod:`warehouse_sync.target.ddl` as in a cursor load), then ``CREATE TEMP TABLE … ON COMMIT DROP`` with every
-column as ``text``, one ``COPY … FROM STDIN`` per batch of a staged file (binary, encoded by pgpq, when
-every change in it carried every column; CSV otherwise: orders SF 1, 100 000 updates, 0.51-0.56 s
+column as ``text``, the staged files by ``COPY … FROM STDIN`` (binary, encoded by pgpq, for consecutive
+batches whose changes carried every column; CSV otherwise: orders SF 1, 100 000 updates, 0.51-0.56 s
 as CSV, 0.21-0.29 s binary), and one ``MERGE`` (``warehouse_sync/sql/cdc/merge_changes.sql``):
 
 * **version guard**: the target keeps ``_lsn``, the commit LSN of the change it holds (snapshot rows:
@@ -31,17 +31,16 @@ of :mod:`warehouse_sync.target.types`: an enum's label into ``text``, a domain's
 
 from __future__ import annotations
 
-import io
+import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -49,10 +48,10 @@ from warehouse_sync.bookkeeping import schema_history
 from warehouse_sync.cdc.changes import META_NAMES
 from warehouse_sync.config import Pipeline
 from warehouse_sync.db.catalog import Column
-from warehouse_sync.db.statements import COPY_CSV, idents, load_sql, table_ident
+from warehouse_sync.db.statements import idents, load_sql, table_ident
 from warehouse_sync.run import Run
 from warehouse_sync.target.build import finish as finish_build
-from warehouse_sync.target.bulk_copy import COPY_BINARY, file_rows
+from warehouse_sync.target.bulk_copy import copy_binary, copy_csv, file_rows
 from warehouse_sync.target.ddl import SchemaChangeHandler, alter_target, analyze, ensure_target, reject, report
 from warehouse_sync.target.schema import ColumnChange
 from warehouse_sync.timing import Phases
@@ -115,35 +114,34 @@ def _batch_rows(parquet: pq.ParquetFile, max_bytes: int) -> int:
 
 def _copy(cur: psycopg.Cursor, staging: sql.Identifier, names: list[str], paths: Iterable[Any],
           max_bytes: int) -> int:
-    """COPYs the staged files into the staging table, one ``COPY`` per batch read, and returns the rows.
+    """COPYs the staged files into the staging table and returns the rows.
 
-    A batch in which every change carried every column (``_unchanged`` all NULL, the common case) goes
-    as binary COPY without that column (pgpq encodes it: no CSV written here nor parsed by the server);
-    any other as CSV, ``_unchanged`` being a ``text[]`` literal.
+    Consecutive batches in which every change carried every column (``_unchanged`` all NULL, the
+    common case) go in one binary COPY without that column (:func:`~warehouse_sync.target.bulk_copy.copy_binary`:
+    no CSV written here nor parsed by the server); the others in one CSV COPY, ``_unchanged`` being
+    a ``text[]`` literal.
     """
-    from pgpq import ArrowToPostgresBinaryEncoder
-
     rows = 0
+    for whole, group in itertools.groupby(_batches(paths, names, max_bytes),
+                                          key=lambda b: b.column("_unchanged").null_count == b.num_rows):
+        if whole:
+            batches = (b.drop_columns(["_unchanged"]) for b in group)
+            first = next(batches)
+            rows += copy_binary(cur, staging, idents(first.schema.names), first.schema,
+                                itertools.chain([first], batches))
+            continue
+        rows += copy_csv(cur, staging, idents([*META_NAMES, *names]), group)
+    return rows
+
+
+def _batches(paths: Iterable[Any], names: list[str], max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The staged files' rows in stream order, in batches of about ``max_bytes`` (:func:`_conform`ed)."""
     for path in paths:
         with path.open("rb") as handle:
             parquet = pq.ParquetFile(handle)
             wanted = [n for n in [*META_NAMES, *names] if n in parquet.schema_arrow.names]
             for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, max_bytes), columns=wanted):
-                batch = _conform(batch, names)
-                if batch.column("_unchanged").null_count == batch.num_rows:
-                    whole = batch.drop_columns(["_unchanged"])
-                    encoder = ArrowToPostgresBinaryEncoder(whole.schema)
-                    with cur.copy(COPY_BINARY.format(table=staging, columns=idents(whole.schema.names))) as copy:
-                        copy.write(encoder.write_header())
-                        copy.write(encoder.write_batch(whole))
-                        copy.write(encoder.finish())
-                else:
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
-                    with cur.copy(COPY_CSV.format(table=staging, columns=idents([*META_NAMES, *names]))) as copy:
-                        copy.write(buffer.getbuffer())
-                rows += batch.num_rows
-    return rows
+                yield _conform(batch, names)
 
 
 def _fill_key_changes(cur: psycopg.Cursor, pipeline: Pipeline, columns: list[Column], staging: sql.Identifier) -> int:

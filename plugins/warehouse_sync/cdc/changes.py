@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from warehouse_sync.cdc.columnar import RUN_BYTES, stage_messages
-from warehouse_sync.cdc.decode import UNCHANGED, Begin, Change, Relation, Truncate, decode
+from warehouse_sync.cdc.decode import CHANGE_KINDS, UNCHANGED, Begin, Change, Relation, Truncate, decode
 from warehouse_sync.cdc.reader import slot_messages
 from warehouse_sync.cdc.slot import resnapshot_path, snapshot_version
 from warehouse_sync.config import Pipeline
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 META_FIELDS = [pa.field("_op", pa.string()), pa.field("_lsn", pa.int64()), pa.field("_seq", pa.int64()),
                pa.field("_commit_time", pa.timestamp("us", tz="UTC")), pa.field("_unchanged", pa.string())]
 META_NAMES = [f.name for f in META_FIELDS]
-CHANGE_KINDS = frozenset({b"I", b"U", b"D"})
 PASSED_KINDS = frozenset({b"C", b"O", b"Y"})
 COPY_SNAPSHOT = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {where}) TO STDOUT (FORMAT csv)")
 COPY_BUILD = sql.SQL("COPY {build} ({columns}) FROM STDIN (FORMAT csv)")
@@ -97,6 +96,11 @@ class StagedChanges:
     phases: dict[str, float] = field(default_factory=dict)
 
 
+def staged_schema(names: Iterable[str]) -> pa.Schema:
+    """The staged files' Arrow schema: the metadata fields, then each of ``names`` as text."""
+    return pa.schema([*META_FIELDS, *(pa.field(n, pa.string()) for n in names)])
+
+
 def pg_text_array(names: Iterable[str]) -> str | None:
     """A PostgreSQL ``text[]`` literal of ``names`` (``None`` when empty)."""
     quoted = ['"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names]
@@ -127,7 +131,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.rows:
             return
-        schema = pa.schema([*META_FIELDS, *(pa.field(c, pa.string()) for c in self.columns)])
+        schema = staged_schema(self.columns)
         rows, self.rows = self.rows, []
         self.write(pa.Table.from_arrays([pa.array(values, type=f.type) for f, values in zip(schema, zip(*rows))],
                                         schema=schema))
@@ -235,8 +239,7 @@ def _snapshot_page(data: bytes, strings: pa.Schema, version: int, writer: _Write
     meta = [pa.repeat("I", rows), pa.repeat(pa.scalar(version, pa.int64()), rows),
             pa.array(range(seq, seq + rows), pa.int64()), pa.nulls(rows, META_FIELDS[3].type),
             pa.nulls(rows, pa.string())]
-    writer.write(pa.Table.from_arrays([*meta, *values.columns],
-                                      schema=pa.schema([*META_FIELDS, *strings])))
+    writer.write(pa.Table.from_arrays([*meta, *values.columns], schema=staged_schema(strings.names)))
 
 
 def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, window: Window,
@@ -275,7 +278,7 @@ def read_changes(source: psycopg.Connection, pipeline: Pipeline, upto_lsn: str, 
         table = None
         if relation is not None and relation.oid in kept_of:
             kept, names = kept_of[relation.oid]
-            table = stage_messages(run, begins, run_commit, relation, kept, META_FIELDS, names, seq)
+            table = stage_messages(run, begins, run_commit, relation, kept, staged_schema(names), seq)
         if table is not None:
             timed["decode"] += clock() - at
             at = clock()
@@ -392,4 +395,4 @@ def _row(op: str, lsn: int, seq: int, commit_time: Any, values: tuple[object, ..
 
 
 __all__ = ["StagedChanges", "TruncateSeen", "META_NAMES", "read_snapshot", "read_changes",
-           "pg_text_array"]
+           "pg_text_array", "staged_schema"]

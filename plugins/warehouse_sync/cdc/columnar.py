@@ -48,8 +48,8 @@ _OPS = np.array(["", "D", "I", "U"], dtype=object)  # by (kind == D) + 2 * (kind
 
 
 def stage_messages(changes: Sequence[bytes], begins: Sequence[tuple[int, int, datetime]],
-                   commit: tuple[int, datetime | None], relation: Relation, kept: list[int], meta: list[pa.Field],
-                   names: tuple[str, ...], seq: int) -> pa.Table | None:
+                   commit: tuple[int, datetime | None], relation: Relation, kept: list[int], schema: pa.Schema,
+                   seq: int) -> pa.Table | None:
     """The staged rows of a run of change messages, or ``None`` when a change in it is not of the common shape.
 
     Args:
@@ -59,8 +59,8 @@ def stage_messages(changes: Sequence[bytes], begins: Sequence[tuple[int, int, da
         commit: ``(commit LSN, commit time)`` of the transaction the run starts in.
         relation: The relation every change in the run must be of (the last ``R`` before the run).
         kept: The positions of the synced columns in the relation (the pipeline's ``columns:``).
-        meta: The staged layout's metadata fields (``_op``, ``_lsn``, ``_seq``, ``_commit_time``, ``_unchanged``).
-        names: The synced columns' names (the staged value columns, in order).
+        schema: The staged files' schema (:func:`.changes.staged_schema`: ``_op``, ``_lsn``, ``_seq``,
+            ``_commit_time``, ``_unchanged``, then the synced columns as text, in ``kept``'s order).
         seq: The ``_seq`` of the run's first change.
 
     Returns:
@@ -86,13 +86,12 @@ def stage_messages(changes: Sequence[bytes], begins: Sequence[tuple[int, int, da
     firsts = np.fromiter((at for at, _, _ in begins), np.int64, len(begins))
     transaction = np.searchsorted(firsts, np.arange(count), side="right")  # 0: the one the run started in
     lsns = np.fromiter((commit[0], *(lsn for _, lsn, _ in begins)), np.int64, len(begins) + 1)
-    times = pa.array([commit[1], *(time for _, _, time in begins)], meta[3].type)
+    times = pa.array([commit[1], *(time for _, _, time in begins)], schema.field("_commit_time").type)
     ops = _OPS[(kinds == _D) + 2 * (kinds == _I) + 3 * (kinds == _U)]
     arrays = [pa.array(ops, pa.string()), pa.array(lsns[transaction], pa.int64()),
               pa.array(np.arange(seq, seq + count, dtype=np.int64), pa.int64()), times.take(pa.array(transaction)),
               pa.nulls(count, pa.string())]
-    return pa.Table.from_arrays([*arrays, *values],
-                                schema=pa.schema([*meta, *(pa.field(c, pa.string()) for c in names)]))
+    return pa.Table.from_arrays([*arrays, *values], schema=schema)
 
 
 def _columns(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, kinds: np.ndarray, relation: Relation,

@@ -19,8 +19,8 @@ real server (``tests/unit/data/pgoutput_*.bin``).
 Insert, update and delete messages, nearly all of a run's, are read by offsets without a reader
 object (:func:`_change`): 100 000 update messages of TPC-H orders' ten columns take 0.73 s of CPU
 against 0.90 s through the general reader (2026-12-06, on a machine then ~1.7x slower than usual).
-Per change the cost is still the per-column loop in Python: what a columnar decode of a whole slice
-(value offsets gathered per column into Arrow arrays) would remove.
+That is the path of changes of other shapes; a run of common ones is decoded column by column
+(:mod:`.columnar`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["UNCHANGED", "RelationColumn", "Relation", "Begin", "Commit", "Change", "Truncate",
+__all__ = ["CHANGE_KINDS", "UNCHANGED", "RelationColumn", "Relation", "Begin", "Commit", "Change", "Truncate",
            "DecodeError", "decode", "lsn_to_int", "lsn_to_text"]
 
 # Microseconds in pgoutput timestamps count from PostgreSQL's epoch.
@@ -149,7 +149,7 @@ def lsn_to_text(value: int) -> str:
 
 _STRUCTS: dict[str, struct.Struct] = {}
 _COUNT, _LENGTH, _OID = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">I")
-_CHANGES = frozenset({b"I", b"U", b"D"})
+CHANGE_KINDS = frozenset({b"I", b"U", b"D"})  # first bytes of insert, update, delete
 _NULL, _UNCHANGED, _TEXT = ord("n"), ord("u"), ord("t")
 
 
@@ -226,7 +226,7 @@ def decode(data: bytes) -> Message:
             are never requested), a truncated message or binary column values.
     """
     data = bytes(data)
-    if data[:1] in _CHANGES:
+    if data[:1] in CHANGE_KINDS:
         return _change(data)
     reader = _Reader(data)
     kind = reader.take(1).decode("ascii", "replace")

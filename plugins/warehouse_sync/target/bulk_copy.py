@@ -35,7 +35,8 @@ from warehouse_sync.db.catalog import Column, arrow_schema
 from warehouse_sync.db.statements import COPY_CSV, idents
 from warehouse_sync.target.schema import SchemaChanged
 
-__all__ = ["COPY_BINARY", "batch_rows", "binary_ready", "copy_batches", "copy_files", "file_batches", "file_rows"]
+__all__ = ["batch_rows", "binary_ready", "copy_batches", "copy_binary", "copy_csv", "copy_files", "file_batches",
+           "file_rows"]
 
 COPY_ROWS = 50_000
 BINARY_TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
@@ -128,6 +129,30 @@ def _exact(batch: pa.RecordBatch, columns: list[Column]) -> bool:
     return batch.schema.types[:len(columns)] == arrow_schema(columns).types
 
 
+def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: sql.Composable, schema: pa.Schema,
+                batches: Iterable[pa.RecordBatch]) -> int:
+    """One binary ``COPY … FROM STDIN`` of record batches of ``schema``, encoded by pgpq; returns the rows.
+
+    Args:
+        cur: Cursor of the caller's open transaction.
+        table: The table identifier.
+        columns: The table's columns the batches fill, in the batches' order (composed identifiers).
+        schema: The batches' Arrow schema, whose types pgpq encodes exactly (:func:`binary_ready`).
+        batches: Consumed lazily, so memory stays one batch.
+    """
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    rows = 0
+    encoder = ArrowToPostgresBinaryEncoder(schema)
+    with cur.copy(COPY_BINARY.format(table=table, columns=columns), writer=QueuedLibpqWriter(cur)) as copy:
+        copy.write(encoder.write_header())
+        for batch in batches:
+            copy.write(encoder.write_batch(batch))
+            rows += batch.num_rows
+        copy.write(encoder.finish())
+    return rows
+
+
 def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Column],
                  batches: Iterable[pa.RecordBatch], with_run_id: bool = False) -> int:
     """Copies record batches into ``table`` with one ``COPY … FROM STDIN``.
@@ -148,24 +173,24 @@ def copy_batches(cur: psycopg.Cursor, table: sql.Composable, columns: list[Colum
     """
     names = [c.name for c in columns]
     target_columns = idents([*names, RUN_ID] if with_run_id else names)
-    rows = 0
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
         return 0
     batches = itertools.chain([first], batches)
     if binary_ready(columns) and _exact(first, columns):
-        from pgpq import ArrowToPostgresBinaryEncoder
+        return copy_binary(cur, table, target_columns, first.schema, batches)
+    return copy_csv(cur, table, target_columns, batches)
 
-        encoder = ArrowToPostgresBinaryEncoder(first.schema)
-        with cur.copy(COPY_BINARY.format(table=table, columns=target_columns), writer=QueuedLibpqWriter(cur)) as copy:
-            copy.write(encoder.write_header())
-            for batch in batches:
-                copy.write(encoder.write_batch(batch))
-                rows += batch.num_rows
-            copy.write(encoder.finish())
-        return rows
-    with cur.copy(COPY_CSV.format(table=table, columns=target_columns), writer=QueuedLibpqWriter(cur)) as copy:
+
+def copy_csv(cur: psycopg.Cursor, table: sql.Composable, columns: sql.Composable,
+             batches: Iterable[pa.RecordBatch]) -> int:
+    """One CSV ``COPY … FROM STDIN`` of record batches (written by Arrow's CSV writer); returns the rows.
+
+    For columns staged as their text form, which binary COPY cannot carry (:func:`binary_ready`).
+    """
+    rows = 0
+    with cur.copy(COPY_CSV.format(table=table, columns=columns), writer=QueuedLibpqWriter(cur)) as copy:
         for batch in batches:
             buffer = io.BytesIO()
             pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
